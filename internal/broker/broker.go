@@ -1,0 +1,159 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+)
+
+// Room names an audience. A subscription joins the rooms its principal
+// belongs to: [UserRoom], [HouseholdRoom] and [BroadcastRoom].
+type Room string
+
+// BroadcastRoom is joined by every subscription.
+const BroadcastRoom Room = "broadcast"
+
+// UserRoom is the room of every stream of one user.
+func UserRoom(userID string) Room { return Room("user:" + userID) }
+
+// HouseholdRoom is the room of every member of one household.
+func HouseholdRoom(householdID string) Room { return Room("household:" + householdID) }
+
+// Target is where a published event goes.
+type Target struct {
+	// Room is the audience.
+	Room Room
+	// ExceptUserID, when set, leaves that user's streams out (Socket.io's
+	// toOthers).
+	ExceptUserID string
+}
+
+// Message is a published event as subscribers receive it. Messages are
+// shared between subscribers and history: treat every field as read-only.
+type Message struct {
+	// Position is the event's place in the broker's log.
+	Position Position
+	// Target is where the event was published.
+	Target Target
+	// Event is the event with id, cursor and time assigned.
+	Event *realtimev1.Event
+	// Wire is Event in protobuf binary encoding, made once per publish.
+	Wire []byte
+}
+
+// ResumeStatus says what became of a subscription's resume request.
+type ResumeStatus int
+
+const (
+	// ResumeNone: the subscription asked for live events only.
+	ResumeNone ResumeStatus = iota
+	// ResumeOK: every event after the requested position follows, in order,
+	// with no gap and no duplicate.
+	ResumeOK
+	// ResumeExpired: events after the requested position have left history;
+	// the subscription starts live and the client must refetch its state.
+	ResumeExpired
+	// ResumeEpochChanged: the position belongs to a history that no longer
+	// exists (e.g. an in-memory broker restarted); live only, refetch state.
+	ResumeEpochChanged
+)
+
+// String returns a short name for logs.
+func (s ResumeStatus) String() string {
+	switch s {
+	case ResumeNone:
+		return "none"
+	case ResumeOK:
+		return "resumed"
+	case ResumeExpired:
+		return "expired"
+	case ResumeEpochChanged:
+		return "epoch-changed"
+	}
+	return "unknown"
+}
+
+// SubscribeOptions describes a new subscription.
+type SubscribeOptions struct {
+	// UserID is the subscriber; events whose target excepts this user are
+	// not delivered to it.
+	UserID string
+	// Rooms are the rooms to join. At least one is required.
+	Rooms []Room
+	// Since, when non-nil, asks for every event after that position (in the
+	// subscription's rooms) before live events. Nil means live only.
+	Since *Position
+	// QueueSize bounds the live events waiting for the subscriber; when a
+	// publish would exceed it, the subscription ends with [ErrSlowConsumer].
+	// Replayed history does not count against it. Zero means 1024.
+	QueueSize int
+}
+
+// DefaultQueueSize is the queue bound used when SubscribeOptions.QueueSize
+// is zero.
+const DefaultQueueSize = 1024
+
+// Broker orders events and delivers them to subscriptions.
+//
+// Guarantees: events published to one room are delivered to each of its
+// subscriptions in publish order; a subscription that resumes within the
+// history window receives every event it missed exactly once, then live
+// events with no gap and no duplicate at the seam.
+type Broker interface {
+	// Publish assigns ev a position, a cursor, a time and (if empty) an id,
+	// appends it to history and delivers it to the target's subscriptions.
+	// It returns once the event is durable in the backend's sense (in memory
+	// for Memory) and never waits for a subscriber.
+	Publish(ctx context.Context, target Target, ev *realtimev1.Event) (*Message, error)
+	// Subscribe joins the rooms in opts and, if opts.Since is set, queues the
+	// history after it first. The caller must Close the subscription.
+	Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscription, error)
+}
+
+// Closer is implemented by brokers that hold resources. Close ends every
+// subscription with [ErrClosed].
+type Closer interface {
+	Close() error
+}
+
+var (
+	// ErrSlowConsumer ends a subscription whose queue overflowed.
+	ErrSlowConsumer = errors.New("broker: slow consumer: subscriber queue overflowed")
+	// ErrClosed is returned by a broker that was closed, and ends its
+	// subscriptions.
+	ErrClosed = errors.New("broker: closed")
+	// ErrInvalidCursor is returned for a cursor that does not parse, or that
+	// points past the end of the log.
+	ErrInvalidCursor = errors.New("broker: invalid cursor")
+	// ErrInvalidEvent is returned by Publish for an event without payload or
+	// with fields only the broker may set.
+	ErrInvalidEvent = errors.New("broker: invalid event")
+	// ErrUnavailable is returned when the backend cannot be reached.
+	ErrUnavailable = errors.New("broker: backend unavailable")
+)
+
+// HistoryLimits bound the history a broker keeps for resumes. Whichever limit
+// is reached first evicts the oldest events.
+type HistoryLimits struct {
+	// MaxAge is how long an event stays resumable. Zero means 2 minutes.
+	MaxAge time.Duration
+	// MaxEvents caps the number of events kept. Zero means 100,000.
+	MaxEvents int
+	// MaxBytes caps the encoded size of the events kept. Zero means 64 MiB.
+	MaxBytes int64
+}
+
+func (l HistoryLimits) withDefaults() HistoryLimits {
+	if l.MaxAge <= 0 {
+		l.MaxAge = 2 * time.Minute
+	}
+	if l.MaxEvents <= 0 {
+		l.MaxEvents = 100_000
+	}
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = 64 << 20
+	}
+	return l
+}

@@ -1,0 +1,15 @@
+// Package broker routes events to rooms and keeps the history that lets a
+// subscriber resume after a disconnect.
+//
+// A [Broker] has two jobs: it orders published events into one log whose
+// positions become cursors, and it fans each event out to the subscriptions
+// that joined its room. [Memory] does both in process; other backends (NATS
+// JetStream) keep the log elsewhere and reuse the in-process fan-out.
+//
+// Concurrency: every exported method of a Broker and of a [Subscription] may
+// be called from any goroutine. Publish never blocks on a subscriber: each
+// subscription has a bounded queue, and one that overflows is ended with
+// [ErrSlowConsumer] while the others go on. A published [realtimev1.Event]
+// belongs to the broker from then on and must not be modified; the broker
+// encodes it once and shares the bytes with every subscriber.
+package broker

@@ -1,0 +1,51 @@
+package broker
+
+import (
+	"context"
+	"errors"
+
+	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+)
+
+// Emitter is the typed API modules use to send events from inside the
+// server process: the Go counterpart of Socket.io's toUser, toHousehold,
+// toOthers and broadcast. The Publish RPC maps onto the same calls.
+//
+// Set ev.SenderUserId to the user whose action caused the event. An Emitter
+// is safe for concurrent use.
+type Emitter struct {
+	broker Broker
+}
+
+// NewEmitter returns an Emitter that publishes through b.
+func NewEmitter(b Broker) *Emitter { return &Emitter{broker: b} }
+
+// ToUser sends ev to every stream of one user.
+func (e *Emitter) ToUser(ctx context.Context, userID string, ev *realtimev1.Event) (*Message, error) {
+	if userID == "" {
+		return nil, errors.New("broker: ToUser needs a user id")
+	}
+	return e.broker.Publish(ctx, Target{Room: UserRoom(userID)}, ev)
+}
+
+// ToHousehold sends ev to every member of a household.
+func (e *Emitter) ToHousehold(ctx context.Context, householdID string, ev *realtimev1.Event) (*Message, error) {
+	if householdID == "" {
+		return nil, errors.New("broker: ToHousehold needs a household id")
+	}
+	return e.broker.Publish(ctx, Target{Room: HouseholdRoom(householdID)}, ev)
+}
+
+// ToOthers sends ev to every member of a household except one user,
+// typically the actor, whose own client already shows the change.
+func (e *Emitter) ToOthers(ctx context.Context, householdID, exceptUserID string, ev *realtimev1.Event) (*Message, error) {
+	if householdID == "" {
+		return nil, errors.New("broker: ToOthers needs a household id")
+	}
+	return e.broker.Publish(ctx, Target{Room: HouseholdRoom(householdID), ExceptUserID: exceptUserID}, ev)
+}
+
+// Broadcast sends ev to everyone connected.
+func (e *Emitter) Broadcast(ctx context.Context, ev *realtimev1.Event) (*Message, error) {
+	return e.broker.Publish(ctx, Target{Room: BroadcastRoom}, ev)
+}
