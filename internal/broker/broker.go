@@ -41,6 +41,8 @@ type Message struct {
 	Event *realtimev1.Event
 	// Wire is Event in protobuf binary encoding, made once per publish.
 	Wire []byte
+	// Time is when the broker accepted the event (Event.Time as time.Time).
+	Time time.Time
 }
 
 // ResumeStatus says what became of a subscription's resume request.

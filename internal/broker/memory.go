@@ -1,0 +1,323 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+)
+
+// MemoryConfig configures a [Memory] broker. The zero value is ready to use.
+type MemoryConfig struct {
+	// History bounds the events kept for resumes; see [HistoryLimits] for
+	// the defaults.
+	History HistoryLimits
+	// Epoch names this log. Empty means a random one, so that cursors from
+	// before a restart are recognized as belonging to lost history.
+	Epoch string
+	// Now returns the current time; nil means time.Now. Tests set it to move
+	// history past its age limit.
+	Now func() time.Time
+}
+
+// Memory is a single-process [Broker]. One mutex orders publishes, fans
+// them out and guards history; resumes replay from per-room histories, so
+// their cost follows what is replayed, not the size of history.
+type Memory struct {
+	limits HistoryLimits
+	epoch  string
+	now    func() time.Time
+
+	mu      sync.Mutex
+	closed  bool
+	head    uint64     // offset of the newest event; 0 before the first
+	evicted uint64     // offset of the newest event evicted from history
+	log     messageLog // every retained event, oldest first
+	bytes   int64      // encoded size of log
+	rooms   map[Room]*messageLog
+	hub     hub
+}
+
+var (
+	_ Broker = (*Memory)(nil)
+	_ Closer = (*Memory)(nil)
+)
+
+// NewMemory returns an in-memory broker.
+func NewMemory(cfg MemoryConfig) *Memory {
+	m := &Memory{
+		limits: cfg.History.withDefaults(),
+		epoch:  cfg.Epoch,
+		now:    cfg.Now,
+		rooms:  make(map[Room]*messageLog),
+		hub:    newHub(),
+	}
+	if m.epoch == "" {
+		m.epoch = newEpoch()
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	return m
+}
+
+// Epoch returns the name of this broker's log.
+func (m *Memory) Epoch() string { return m.epoch }
+
+// Publish implements [Broker].
+func (m *Memory) Publish(ctx context.Context, target Target, ev *realtimev1.Event) (*Message, error) {
+	if err := validateForPublish(target, ev); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := m.now()
+
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrClosed
+	}
+	pos := Position{Epoch: m.epoch, Offset: m.head + 1}
+	msg, err := seal(pos, target, ev, now)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	m.head = pos.Offset
+	m.log.push(msg)
+	m.bytes += int64(len(msg.Wire))
+	rl := m.rooms[target.Room]
+	if rl == nil {
+		rl = &messageLog{}
+		m.rooms[target.Room] = rl
+	}
+	rl.push(msg)
+	m.evictLocked(now)
+	slow := m.hub.deliver(msg, nil)
+	m.mu.Unlock()
+
+	for _, s := range slow {
+		s.end(ErrSlowConsumer)
+	}
+	return msg, nil
+}
+
+// Subscribe implements [Broker].
+func (m *Memory) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscription, error) {
+	if len(opts.Rooms) == 0 {
+		return nil, fmt.Errorf("broker: subscribe needs at least one room")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s := newSubscription(opts)
+	s.unsubscribe = m.remove
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	m.evictLocked(m.now())
+	s.Start = Position{Epoch: m.epoch, Offset: m.head}
+	var replay []*Message
+	if since := opts.Since; since != nil {
+		switch {
+		case since.Epoch != m.epoch:
+			s.Resume = ResumeEpochChanged
+		case since.Offset > m.head:
+			return nil, fmt.Errorf("%w: it points past the end of this server's log", ErrInvalidCursor)
+		case since.Offset < m.evicted:
+			s.Resume = ResumeExpired
+		default:
+			s.Resume = ResumeOK
+			s.Start = *since
+			replay = m.replayLocked(opts, since.Offset)
+		}
+	}
+	// Joining the rooms and queueing the replay under the same lock that
+	// publishes take is what makes the seam exact: every event is either in
+	// the replay (published before) or delivered live (after), never both.
+	m.hub.add(s)
+	s.preload(replay)
+	return s, nil
+}
+
+// replayLocked merges the subscription's room histories after offset, in
+// log order, leaving out events that except the subscriber.
+func (m *Memory) replayLocked(opts SubscribeOptions, after uint64) []*Message {
+	var parts [][]*Message
+	total := 0
+	for _, r := range opts.Rooms {
+		rl := m.rooms[r]
+		if rl == nil {
+			continue
+		}
+		p := rl.after(after)
+		if len(p) > 0 {
+			parts = append(parts, p)
+			total += len(p)
+		}
+	}
+	out := make([]*Message, 0, total)
+	for {
+		best := -1
+		for i, p := range parts {
+			if len(p) > 0 && (best < 0 || p[0].Position.Offset < parts[best][0].Position.Offset) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return out
+		}
+		msg := parts[best][0]
+		parts[best] = parts[best][1:]
+		if msg.Target.ExceptUserID == "" || msg.Target.ExceptUserID != opts.UserID {
+			out = append(out, msg)
+		}
+	}
+}
+
+func (m *Memory) remove(s *Subscription) {
+	m.mu.Lock()
+	m.hub.remove(s)
+	m.mu.Unlock()
+}
+
+// evictLocked drops the oldest events until history is within its limits.
+func (m *Memory) evictLocked(now time.Time) {
+	for m.log.len() > 0 {
+		oldest := m.log.front()
+		if m.log.len() <= m.limits.MaxEvents && m.bytes <= m.limits.MaxBytes && now.Sub(oldest.Time) <= m.limits.MaxAge {
+			return
+		}
+		m.log.pop()
+		m.bytes -= int64(len(oldest.Wire))
+		m.evicted = oldest.Position.Offset
+		if rl := m.rooms[oldest.Target.Room]; rl != nil {
+			rl.pop()
+			if rl.len() == 0 {
+				delete(m.rooms, oldest.Target.Room)
+			}
+		}
+	}
+}
+
+// Close implements [Closer]: it ends every subscription with ErrClosed and
+// makes later calls fail.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	subs := m.hub.all()
+	m.mu.Unlock()
+	for _, s := range subs {
+		s.end(ErrClosed)
+	}
+	return nil
+}
+
+// Stats is a snapshot of a broker's size, for metrics and tests.
+type Stats struct {
+	Subscriptions   int
+	HistoryEvents   int
+	HistoryBytes    int64
+	Head            Position
+	OldestResumable Position
+}
+
+// Stats returns a snapshot of m.
+func (m *Memory) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return Stats{
+		Subscriptions:   m.hub.subs,
+		HistoryEvents:   m.log.len(),
+		HistoryBytes:    m.bytes,
+		Head:            Position{Epoch: m.epoch, Offset: m.head},
+		OldestResumable: Position{Epoch: m.epoch, Offset: m.evicted},
+	}
+}
+
+func validateForPublish(target Target, ev *realtimev1.Event) error {
+	switch {
+	case target.Room == "":
+		return fmt.Errorf("%w: no target room", ErrInvalidEvent)
+	case ev == nil || ev.Payload == nil:
+		return fmt.Errorf("%w: the event has no payload", ErrInvalidEvent)
+	case ev.Cursor != "" || ev.Time != nil:
+		return fmt.Errorf("%w: cursor and time are assigned by the server", ErrInvalidEvent)
+	case len(ev.Id) > 128:
+		return fmt.Errorf("%w: id is longer than 128 characters", ErrInvalidEvent)
+	}
+	return nil
+}
+
+// seal assigns the broker's fields to ev and encodes it once.
+func seal(pos Position, target Target, ev *realtimev1.Event, now time.Time) (*Message, error) {
+	if ev.Id == "" {
+		ev.Id = pos.Epoch + "-" + strconv.FormatUint(pos.Offset, 10)
+	}
+	ev.Cursor = pos.Cursor()
+	ev.Time = timestamppb.New(now)
+	wire, err := proto.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
+	}
+	return &Message{Position: pos, Target: target, Event: ev, Wire: wire, Time: now}, nil
+}
+
+// newEpoch returns 10 random base32 characters (50 bits): enough that two
+// incarnations of a log never share one.
+func newEpoch() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		b[i] = alphabet[b[i]&31]
+	}
+	return string(b[:])
+}
+
+// messageLog is a FIFO of messages in offset order.
+type messageLog struct {
+	msgs []*Message
+	head int
+}
+
+func (l *messageLog) len() int        { return len(l.msgs) - l.head }
+func (l *messageLog) front() *Message { return l.msgs[l.head] }
+func (l *messageLog) push(m *Message) { l.msgs = append(l.msgs, m) }
+
+func (l *messageLog) pop() {
+	l.msgs[l.head] = nil
+	l.head++
+	// Compact once the dead prefix dominates, so memory follows what is
+	// retained rather than what was ever published.
+	if l.head >= 64 && l.head*2 >= len(l.msgs) {
+		n := copy(l.msgs, l.msgs[l.head:])
+		clear(l.msgs[n:])
+		l.msgs = l.msgs[:n]
+		l.head = 0
+	}
+}
+
+// after returns the retained messages with offsets greater than offset.
+func (l *messageLog) after(offset uint64) []*Message {
+	live := l.msgs[l.head:]
+	i := sort.Search(len(live), func(i int) bool { return live[i].Position.Offset > offset })
+	return live[i:]
+}

@@ -1,0 +1,153 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestMemory(t *testing.T) {
+	t.Parallel()
+	brokerSuite(t, func(t *testing.T) Broker {
+		m := NewMemory(MemoryConfig{})
+		t.Cleanup(func() { m.Close() })
+		return m
+	})
+}
+
+// fakeClock is a settable clock for history ageing.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func TestMemoryHistoryLimits(t *testing.T) {
+	t.Parallel()
+	room := HouseholdRoom("home")
+	tests := []struct {
+		name    string
+		limits  HistoryLimits
+		publish int
+		advance time.Duration
+		// resumeFrom is the offset the client handled last.
+		resumeFrom uint64
+		want       ResumeStatus
+		replayed   int
+	}{
+		{name: "within all limits", publish: 10, resumeFrom: 3, want: ResumeOK, replayed: 7},
+		{name: "from the very start", publish: 10, resumeFrom: 0, want: ResumeOK, replayed: 10},
+		{name: "count limit evicted the gap", limits: HistoryLimits{MaxEvents: 5}, publish: 10, resumeFrom: 3, want: ResumeExpired},
+		{name: "count limit kept the gap", limits: HistoryLimits{MaxEvents: 5}, publish: 10, resumeFrom: 5, want: ResumeOK, replayed: 5},
+		{name: "byte limit", limits: HistoryLimits{MaxBytes: 1}, publish: 10, resumeFrom: 8, want: ResumeExpired},
+		{name: "age limit", limits: HistoryLimits{MaxAge: time.Minute}, publish: 10, advance: 2 * time.Minute, resumeFrom: 9, want: ResumeExpired},
+		{name: "up to date after age eviction", limits: HistoryLimits{MaxAge: time.Minute}, publish: 10, advance: 2 * time.Minute, resumeFrom: 10, want: ResumeOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+			m := NewMemory(MemoryConfig{History: tt.limits, Now: clock.Now})
+			defer m.Close()
+			for i := range tt.publish {
+				publish(t, m, Target{Room: room}, fmt.Sprint(i))
+			}
+			clock.Advance(tt.advance)
+			since := Position{Epoch: m.Epoch(), Offset: tt.resumeFrom}
+			s := subscribe(t, m, "u", []Room{room}, &since)
+			if s.Resume != tt.want {
+				t.Fatalf("Resume = %v, want %v", s.Resume, tt.want)
+			}
+			if got := len(s.Next(nil)); got != tt.replayed {
+				t.Fatalf("replayed %d, want %d", got, tt.replayed)
+			}
+		})
+	}
+}
+
+func TestMemoryHistoryStaysBounded(t *testing.T) {
+	t.Parallel()
+	m := NewMemory(MemoryConfig{History: HistoryLimits{MaxEvents: 100}})
+	defer m.Close()
+	for i := range 10_000 {
+		publish(t, m, Target{Room: HouseholdRoom(fmt.Sprint(i % 37))}, "x")
+	}
+	st := m.Stats()
+	if st.HistoryEvents != 100 {
+		t.Fatalf("history holds %d events, want 100", st.HistoryEvents)
+	}
+	if cap(m.log.msgs) > 400 {
+		t.Fatalf("log capacity %d grew past what is retained", cap(m.log.msgs))
+	}
+	if len(m.rooms) > 37 {
+		t.Fatalf("%d room histories", len(m.rooms))
+	}
+}
+
+func TestMemoryEpochAndInvalidCursor(t *testing.T) {
+	t.Parallel()
+	m := NewMemory(MemoryConfig{})
+	defer m.Close()
+	publish(t, m, Target{Room: BroadcastRoom}, "x")
+	restarted := &Position{Epoch: "oldepoch", Offset: 1}
+	s := subscribe(t, m, "u", []Room{BroadcastRoom}, restarted)
+	if s.Resume != ResumeEpochChanged {
+		t.Fatalf("Resume = %v, want epoch-changed", s.Resume)
+	}
+	if s.Start.Offset != 1 || s.Start.Epoch != m.Epoch() {
+		t.Fatalf("Start = %+v, want the head of the current log", s.Start)
+	}
+	future := &Position{Epoch: m.Epoch(), Offset: 99}
+	if _, err := m.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []Room{BroadcastRoom}, Since: future}); !errors.Is(err, ErrInvalidCursor) {
+		t.Fatalf("future cursor: err = %v, want ErrInvalidCursor", err)
+	}
+}
+
+func TestMemoryCloseEndsSubscriptions(t *testing.T) {
+	t.Parallel()
+	m := NewMemory(MemoryConfig{})
+	s := subscribe(t, m, "u", []Room{BroadcastRoom}, nil)
+	m.Close()
+	select {
+	case <-s.Done():
+	case <-time.After(time.Second):
+		t.Fatal("subscription not ended by Close")
+	}
+	if !errors.Is(s.Err(), ErrClosed) {
+		t.Fatalf("Err = %v", s.Err())
+	}
+	if _, err := m.Publish(context.Background(), Target{Room: BroadcastRoom}, note("x")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Publish after Close: %v", err)
+	}
+}
+
+func TestMemoryUnsubscribeFreesRooms(t *testing.T) {
+	t.Parallel()
+	m := NewMemory(MemoryConfig{})
+	defer m.Close()
+	for range 10_000 {
+		s, err := m.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []Room{UserRoom("u"), HouseholdRoom("h"), BroadcastRoom}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		s.Close() // idempotent
+	}
+	if st := m.Stats(); st.Subscriptions != 0 || len(m.hub.rooms) != 0 {
+		t.Fatalf("after churn: %d subscriptions, %d rooms indexed", st.Subscriptions, len(m.hub.rooms))
+	}
+}

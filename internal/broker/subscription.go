@@ -1,0 +1,149 @@
+package broker
+
+import (
+	"sync"
+)
+
+// Subscription receives the events of the rooms it joined. Its owner waits
+// on [Subscription.Ready] and takes everything queued with
+// [Subscription.Next], so that a busy stream costs one write per batch, not
+// one per event.
+type Subscription struct {
+	// UserID and Rooms are as subscribed; read-only.
+	UserID string
+	Rooms  []Room
+	// Start is the position the subscription starts after: the resume
+	// position when the resume succeeded, else the head of the log at
+	// subscribe time. Clients keep its cursor until an event arrives.
+	Start Position
+	// Resume says what became of SubscribeOptions.Since.
+	Resume ResumeStatus
+
+	ready chan struct{} // capacity 1: "the queue is not empty" or "ended"
+	done  chan struct{}
+
+	mu     sync.Mutex
+	queue  []*Message
+	limit  int // live queue bound; see push
+	base   int // queue size plus the replay still queued when subscribed
+	err    error
+	closed bool
+
+	// unsubscribe removes the subscription from its backend; set by the
+	// backend, called once by end.
+	unsubscribe func(*Subscription)
+}
+
+func newSubscription(opts SubscribeOptions) *Subscription {
+	limit := opts.QueueSize
+	if limit <= 0 {
+		limit = DefaultQueueSize
+	}
+	return &Subscription{
+		UserID: opts.UserID,
+		Rooms:  opts.Rooms,
+		ready:  make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		limit:  limit,
+		base:   limit,
+	}
+}
+
+// Ready is signalled when messages are queued or the subscription ended.
+// One signal may stand for many messages: call Next until it returns none.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Done is closed when the subscription has ended; Err says why.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Err returns why the subscription ended: [ErrSlowConsumer], [ErrClosed],
+// or nil while it runs or after the owner closed it.
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Next appends every queued message to buf[:0] and returns it, in delivery
+// order. Passing the previous result back in reuses its memory: the
+// subscription keeps no reference to buf.
+func (s *Subscription) Next(buf []*Message) []*Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 {
+		return buf[:0]
+	}
+	out := s.queue
+	// Swap buffers rather than copy: the caller's old batch becomes the
+	// next queue, so a steady stream allocates nothing.
+	clear(buf[:cap(buf)])
+	s.queue = buf[:0]
+	s.limit = s.base
+	return out
+}
+
+// Close ends the subscription and leaves its rooms. It is idempotent.
+func (s *Subscription) Close() {
+	s.end(nil)
+}
+
+// push queues m without blocking. It returns false when the queue is full,
+// in which case the caller must end the subscription with ErrSlowConsumer.
+func (s *Subscription) push(m *Message) bool {
+	if m.Target.ExceptUserID != "" && m.Target.ExceptUserID == s.UserID {
+		return true
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return true
+	}
+	if len(s.queue) >= s.limit {
+		s.mu.Unlock()
+		return false
+	}
+	s.queue = append(s.queue, m)
+	s.mu.Unlock()
+	s.signal()
+	return true
+}
+
+// preload queues replayed history ahead of live messages; replay does not
+// count against the live queue bound until the owner has taken it.
+func (s *Subscription) preload(ms []*Message) {
+	s.mu.Lock()
+	s.queue = append(s.queue, ms...)
+	s.limit = s.base + len(ms)
+	s.mu.Unlock()
+	if len(ms) > 0 {
+		s.signal()
+	}
+}
+
+func (s *Subscription) signal() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// end marks the subscription ended with err (nil for the owner's Close),
+// detaches it from the backend and wakes the owner. Only the first call
+// counts.
+func (s *Subscription) end(err error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.err = err
+	s.queue = nil
+	unsub := s.unsubscribe
+	s.mu.Unlock()
+	if unsub != nil {
+		unsub(s)
+	}
+	close(s.done)
+	s.signal()
+}

@@ -1,0 +1,247 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
+)
+
+// brokerSuite is the behaviour every Broker backend must show. Each backend's
+// test file runs it with a constructor for a fresh broker.
+func brokerSuite(t *testing.T, newBroker func(t *testing.T) Broker) {
+	t.Run("RoomOrderAndIsolation", func(t *testing.T) { testRoomOrderAndIsolation(t, newBroker(t)) })
+	t.Run("ExceptUser", func(t *testing.T) { testExceptUser(t, newBroker(t)) })
+	t.Run("SlowConsumer", func(t *testing.T) { testSlowConsumer(t, newBroker(t)) })
+	t.Run("ResumeExactlyOnce", func(t *testing.T) { testResumeExactlyOnce(t, newBroker(t)) })
+	t.Run("ResumeSeamUnderLoad", func(t *testing.T) { testResumeSeamUnderLoad(t, newBroker(t)) })
+	t.Run("ResumeForeignCursorGetsOwnRoomsOnly", func(t *testing.T) { testResumeForeignCursor(t, newBroker(t)) })
+	t.Run("InvalidPublish", func(t *testing.T) { testInvalidPublish(t, newBroker(t)) })
+}
+
+func note(text string) *realtimev1.Event {
+	return &realtimev1.Event{Payload: &realtimev1.Event_Notification{Notification: &systemv1.Notification{Message: text}}}
+}
+
+func subscribe(t *testing.T, b Broker, user string, rooms []Room, since *Position) *Subscription {
+	t.Helper()
+	s, err := b.Subscribe(context.Background(), SubscribeOptions{UserID: user, Rooms: rooms, Since: since})
+	if err != nil {
+		t.Fatalf("Subscribe(%s): %v", user, err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func publish(t *testing.T, b Broker, target Target, text string) *Message {
+	t.Helper()
+	m, err := b.Publish(context.Background(), target, note(text))
+	if err != nil {
+		t.Fatalf("Publish(%s): %v", text, err)
+	}
+	return m
+}
+
+// collect takes messages from s until it has n or the timeout passes.
+func collect(t *testing.T, s *Subscription, n int, timeout time.Duration) []string {
+	t.Helper()
+	var got []string
+	deadline := time.After(timeout)
+	var buf []*Message
+	for len(got) < n {
+		buf = s.Next(buf)
+		for _, m := range buf {
+			got = append(got, m.Event.GetNotification().GetMessage())
+		}
+		if len(got) >= n {
+			break
+		}
+		select {
+		case <-s.Ready():
+		case <-deadline:
+			return got
+		}
+	}
+	return got
+}
+
+// assertQuiet checks that nothing more arrives within a short while.
+func assertQuiet(t *testing.T, s *Subscription) {
+	t.Helper()
+	if extra := collect(t, s, 1, 50*time.Millisecond); len(extra) > 0 {
+		t.Fatalf("unexpected extra messages: %v", extra)
+	}
+}
+
+func testRoomOrderAndIsolation(t *testing.T, b Broker) {
+	households := []string{"h0", "h1", "h2"}
+	subs := map[string]*Subscription{}
+	for _, h := range households {
+		subs[h] = subscribe(t, b, "u-"+h, []Room{UserRoom("u-" + h), HouseholdRoom(h), BroadcastRoom}, nil)
+	}
+	want := map[string][]string{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 300 {
+		h := households[rng.IntN(len(households))]
+		text := fmt.Sprintf("%s-%d", h, i)
+		publish(t, b, Target{Room: HouseholdRoom(h)}, text)
+		want[h] = append(want[h], text)
+	}
+	publish(t, b, Target{Room: BroadcastRoom}, "all")
+	for _, h := range households {
+		want[h] = append(want[h], "all")
+		got := collect(t, subs[h], len(want[h]), 5*time.Second)
+		if fmt.Sprint(got) != fmt.Sprint(want[h]) {
+			t.Fatalf("household %s got %v, want %v", h, got, want[h])
+		}
+		assertQuiet(t, subs[h])
+	}
+}
+
+func testExceptUser(t *testing.T, b Broker) {
+	alice := subscribe(t, b, "alice", []Room{UserRoom("alice"), HouseholdRoom("home")}, nil)
+	bob := subscribe(t, b, "bob", []Room{UserRoom("bob"), HouseholdRoom("home")}, nil)
+	publish(t, b, Target{Room: HouseholdRoom("home"), ExceptUserID: "alice"}, "for-others")
+	publish(t, b, Target{Room: UserRoom("alice")}, "for-alice")
+	if got := collect(t, bob, 1, 2*time.Second); fmt.Sprint(got) != "[for-others]" {
+		t.Fatalf("bob got %v", got)
+	}
+	if got := collect(t, alice, 1, 2*time.Second); fmt.Sprint(got) != "[for-alice]" {
+		t.Fatalf("alice got %v", got)
+	}
+	assertQuiet(t, alice)
+	assertQuiet(t, bob)
+}
+
+func testSlowConsumer(t *testing.T, b Broker) {
+	slow, err := b.Subscribe(context.Background(), SubscribeOptions{UserID: "slow", Rooms: []Room{HouseholdRoom("home")}, QueueSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fast := subscribe(t, b, "fast", []Room{HouseholdRoom("home")}, nil)
+	for i := range 10 {
+		publish(t, b, Target{Room: HouseholdRoom("home")}, fmt.Sprint(i))
+	}
+	select {
+	case <-slow.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("slow subscriber was not cut off")
+	}
+	if !errors.Is(slow.Err(), ErrSlowConsumer) {
+		t.Fatalf("slow.Err() = %v, want ErrSlowConsumer", slow.Err())
+	}
+	if got := collect(t, fast, 10, 5*time.Second); len(got) != 10 {
+		t.Fatalf("fast subscriber got %d of 10", len(got))
+	}
+}
+
+func testResumeExactlyOnce(t *testing.T, b Broker) {
+	rooms := []Room{UserRoom("bob"), HouseholdRoom("home")}
+	first := subscribe(t, b, "bob", rooms, nil)
+	for i := range 5 {
+		publish(t, b, Target{Room: HouseholdRoom("home")}, fmt.Sprint(i))
+	}
+	var buf []*Message
+	deadline := time.After(5 * time.Second)
+	for len(buf) < 3 {
+		buf = append(buf, first.Next(nil)...)
+		if len(buf) >= 3 {
+			break
+		}
+		select {
+		case <-first.Ready():
+		case <-deadline:
+			t.Fatal("timed out")
+		}
+	}
+	last := buf[2].Position // handled 0,1,2; 3 and 4 may be lost with the stream
+	first.Close()
+	for i := 5; i < 8; i++ {
+		publish(t, b, Target{Room: HouseholdRoom("home")}, fmt.Sprint(i))
+	}
+	publish(t, b, Target{Room: HouseholdRoom("other")}, "not-bobs")
+	second := subscribe(t, b, "bob", rooms, &last)
+	if second.Resume != ResumeOK {
+		t.Fatalf("Resume = %v, want resumed", second.Resume)
+	}
+	publish(t, b, Target{Room: HouseholdRoom("home")}, "8")
+	if got := collect(t, second, 6, 5*time.Second); fmt.Sprint(got) != "[3 4 5 6 7 8]" {
+		t.Fatalf("resumed stream got %v", got)
+	}
+	assertQuiet(t, second)
+}
+
+// testResumeSeamUnderLoad resumes while another goroutine publishes, and
+// checks the seam between replay and live: every event exactly once, in
+// order.
+func testResumeSeamUnderLoad(t *testing.T, b Broker) {
+	room := HouseholdRoom("seam")
+	const total = 2000
+	start := publish(t, b, Target{Room: room}, "0").Position
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 1; i < total; i++ {
+			if _, err := b.Publish(context.Background(), Target{Room: room}, note(fmt.Sprint(i))); err != nil {
+				t.Errorf("publish: %v", err)
+				return
+			}
+		}
+	}()
+	time.Sleep(time.Millisecond) // let some publishes land before the resume
+	s, err := b.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []Room{room}, Since: &start, QueueSize: total})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	wg.Wait()
+	got := collect(t, s, total-1, 10*time.Second)
+	if len(got) != total-1 {
+		t.Fatalf("got %d events, want %d", len(got), total-1)
+	}
+	for i, text := range got {
+		if text != fmt.Sprint(i+1) {
+			t.Fatalf("event %d is %q, want %d (gap or duplicate at the seam)", i, text, i+1)
+		}
+	}
+}
+
+func testResumeForeignCursor(t *testing.T, b Broker) {
+	carolMsg := publish(t, b, Target{Room: HouseholdRoom("other")}, "carol-secret")
+	publish(t, b, Target{Room: HouseholdRoom("other")}, "carol-secret-2")
+	// Bob presents a cursor from Carol's stream: he must get nothing of hers.
+	pos := carolMsg.Position
+	pos.Offset--
+	bob := subscribe(t, b, "bob", []Room{HouseholdRoom("home")}, &pos)
+	if bob.Resume != ResumeOK {
+		t.Fatalf("Resume = %v", bob.Resume)
+	}
+	assertQuiet(t, bob)
+}
+
+func testInvalidPublish(t *testing.T, b Broker) {
+	ctx := context.Background()
+	cases := []struct {
+		name   string
+		target Target
+		ev     *realtimev1.Event
+	}{
+		{"no payload", Target{Room: BroadcastRoom}, &realtimev1.Event{}},
+		{"nil event", Target{Room: BroadcastRoom}, nil},
+		{"no room", Target{}, note("x")},
+		{"cursor set", Target{Room: BroadcastRoom}, &realtimev1.Event{Cursor: "a_1", Payload: note("x").Payload}},
+	}
+	for _, c := range cases {
+		if _, err := b.Publish(ctx, c.target, c.ev); !errors.Is(err, ErrInvalidEvent) {
+			t.Errorf("%s: err = %v, want ErrInvalidEvent", c.name, err)
+		}
+	}
+}
