@@ -1,0 +1,403 @@
+package shopping
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+)
+
+// Item is one line of a household's shopping list as the store keeps it.
+type Item struct {
+	// ID is "itm_" followed by 26 random base32 characters; see [NewItemID].
+	ID string
+	// ListID is the household's list, [ListID] of HouseholdID.
+	ListID string
+	// HouseholdID owns the item. Every query is scoped by it.
+	HouseholdID string
+	// Name is what to buy, trimmed, 1 to [MaxNameLen] characters.
+	Name string
+	// Quantity is how many units to buy; 0 means unspecified.
+	Quantity float64
+	// Unit qualifies Quantity, e.g. "kg"; empty for a count.
+	Unit string
+	// Checked is true once someone put the item in the basket.
+	Checked bool
+	// AddedBy is the user who added the item.
+	AddedBy string
+	// CreateTime is when the item was added (UTC).
+	CreateTime time.Time
+	// UpdateTime is when the item last changed (UTC); equal to CreateTime
+	// until the first update.
+	UpdateTime time.Time
+	// Version is 1 when added and grows by one with every update, so clients
+	// can tell which of two copies is newer.
+	Version int64
+}
+
+// NewItem is the input of [Store.Add]. Only Name is required.
+type NewItem struct {
+	Name     string
+	Quantity float64
+	Unit     string
+}
+
+// Patch is the input of [Store.Update]: nil fields are left as they are.
+type Patch struct {
+	Name     *string
+	Quantity *float64
+	Unit     *string
+	Checked  *bool
+}
+
+// empty reports whether the patch sets no field.
+func (p Patch) empty() bool {
+	return p.Name == nil && p.Quantity == nil && p.Unit == nil && p.Checked == nil
+}
+
+// ListID returns the id of a household's list. A household has exactly one
+// list, so the id is derived ("list_" + household id) rather than stored
+// and looked up: clients can correlate events with the list without a round
+// trip, and a second list per household would need a new id scheme anyway.
+func ListID(householdID string) string { return "list_" + householdID }
+
+// Store keeps shopping lists in one SQLite database.
+//
+// A Store is safe for concurrent use. SQLite serializes writers; concurrent
+// writers wait on the busy timeout (5 s) instead of failing at once, and
+// readers never wait for writers (WAL mode).
+type Store struct {
+	db *sql.DB
+	// now is the clock; tests replace it to control timestamps.
+	now func() time.Time
+}
+
+// busyTimeout is how long a write waits for another writer before failing
+// with SQLITE_BUSY. Writes here take microseconds, so waiting this long only
+// happens under pathological contention.
+const busyTimeout = 5 * time.Second
+
+// OpenStore opens (creating if needed) the database at path and brings its
+// schema up to date. The server passes "<data-dir>/shopping.db". The caller
+// must Close the store.
+func OpenStore(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("shopping: open store: empty path")
+	}
+	// The driver splits the DSN at the first '?', so such a path would be
+	// silently truncated.
+	if strings.Contains(path, "?") {
+		return nil, fmt.Errorf("shopping: open store: path %q must not contain '?'", path)
+	}
+	// Settings applied to every pooled connection:
+	//   - WAL: readers do not block the writer and vice versa.
+	//   - busy_timeout: a second writer waits instead of failing.
+	//   - foreign_keys: SQLite leaves them off unless asked, per connection.
+	//   - synchronous=NORMAL: durable across process crashes in WAL mode;
+	//     a power cut may lose the last commits, which is fine for a list.
+	//   - _txlock=immediate: transactions take the write lock at BEGIN, so
+	//     two read-then-write transactions cannot deadlock on lock upgrade
+	//     (which busy_timeout does not resolve).
+	dsn := path + fmt.Sprintf("?_busy_timeout=%d&_journal_mode=WAL&_foreign_keys=1&_synchronous=NORMAL&_txlock=immediate",
+		busyTimeout.Milliseconds())
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("shopping: open store %s: %w", path, err)
+	}
+	s := &Store{db: db, now: time.Now}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("shopping: open store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database. Calls in flight may fail afterwards.
+func (s *Store) Close() error { return s.db.Close() }
+
+// migrations[i] takes the schema from user_version i to i+1. Append only:
+// never edit a migration that has shipped.
+var migrations = []string{
+	// 1: lists and items.
+	//
+	// items carries household_id beside list_id so that every query filters
+	// on the owning household directly; the composite foreign key keeps the
+	// two consistent. seq orders items oldest first without relying on
+	// timestamps, which can tie.
+	`CREATE TABLE lists (
+		id           TEXT PRIMARY KEY,
+		household_id TEXT NOT NULL UNIQUE,
+		create_time  INTEGER NOT NULL,
+		UNIQUE (id, household_id)
+	) STRICT;
+	CREATE TABLE items (
+		seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+		id           TEXT NOT NULL UNIQUE,
+		list_id      TEXT NOT NULL,
+		household_id TEXT NOT NULL,
+		name         TEXT NOT NULL,
+		quantity     REAL NOT NULL DEFAULT 0,
+		unit         TEXT NOT NULL DEFAULT '',
+		checked      INTEGER NOT NULL DEFAULT 0,
+		added_by     TEXT NOT NULL,
+		create_time  INTEGER NOT NULL,
+		update_time  INTEGER NOT NULL,
+		version      INTEGER NOT NULL DEFAULT 1,
+		FOREIGN KEY (list_id, household_id) REFERENCES lists (id, household_id) ON DELETE CASCADE
+	) STRICT;
+	CREATE INDEX items_household_seq ON items (household_id, seq);`,
+}
+
+// migrate applies the migrations the database has not seen yet, each in its
+// own transaction together with the user_version bump, so a crash leaves the
+// schema at a version boundary. BEGIN IMMEDIATE (from _txlock) makes two
+// processes opening the same file take turns.
+func (s *Store) migrate(ctx context.Context) error {
+	for {
+		done, err := s.migrateOne(ctx)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+func (s *Store) migrateOne(ctx context.Context) (done bool, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return false, fmt.Errorf("migrate: read user_version: %w", err)
+	}
+	switch {
+	case version == len(migrations):
+		return true, nil
+	case version > len(migrations) || version < 0:
+		return false, fmt.Errorf("migrate: database schema version %d is newer than this program knows (%d)", version, len(migrations))
+	}
+	if _, err := tx.ExecContext(ctx, migrations[version]); err != nil {
+		return false, fmt.Errorf("migrate to version %d: %w", version+1, err)
+	}
+	// PRAGMA takes no bind parameters; version is our own integer.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", version+1)); err != nil {
+		return false, fmt.Errorf("migrate to version %d: %w", version+1, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("migrate to version %d: %w", version+1, err)
+	}
+	return false, nil
+}
+
+const itemColumns = `id, list_id, household_id, name, quantity, unit, checked, added_by, create_time, update_time, version`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanItem(row scanner) (Item, error) {
+	var it Item
+	var created, updated int64
+	err := row.Scan(&it.ID, &it.ListID, &it.HouseholdID, &it.Name, &it.Quantity, &it.Unit,
+		&it.Checked, &it.AddedBy, &created, &updated, &it.Version)
+	if err != nil {
+		return Item{}, err
+	}
+	it.CreateTime = time.Unix(0, created).UTC()
+	it.UpdateTime = time.Unix(0, updated).UTC()
+	return it, nil
+}
+
+// List returns every item of the household's list, oldest first. A household
+// that never added an item has an empty list, not an error.
+func (s *Store) List(ctx context.Context, householdID string) ([]Item, error) {
+	if err := validateHousehold(householdID); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT `+itemColumns+` FROM items WHERE household_id = ? ORDER BY seq`, householdID)
+	if err != nil {
+		return nil, fmt.Errorf("shopping: list items: %w", err)
+	}
+	defer rows.Close()
+	var items []Item
+	for rows.Next() {
+		it, err := scanItem(rows)
+		if err != nil {
+			return nil, fmt.Errorf("shopping: list items: %w", err)
+		}
+		items = append(items, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("shopping: list items: %w", err)
+	}
+	return items, nil
+}
+
+// Add validates in, puts a new item on the household's list (creating the
+// list on first use) and returns it as stored: trimmed name and unit, a new
+// id, version 1. It fails with [ErrInvalid] for bad input.
+func (s *Store) Add(ctx context.Context, householdID, userID string, in NewItem) (Item, error) {
+	if err := validateHousehold(householdID); err != nil {
+		return Item{}, err
+	}
+	if userID == "" {
+		return Item{}, fmt.Errorf("%w: user id is empty", ErrInvalid)
+	}
+	name, err := validateName(in.Name)
+	if err != nil {
+		return Item{}, err
+	}
+	unit, err := validateUnit(in.Unit)
+	if err != nil {
+		return Item{}, err
+	}
+	if err := validateQuantity(in.Quantity); err != nil {
+		return Item{}, err
+	}
+	now := s.now().UTC()
+	it := Item{
+		ID:          NewItemID(),
+		ListID:      ListID(householdID),
+		HouseholdID: householdID,
+		Name:        name,
+		Quantity:    in.Quantity,
+		Unit:        unit,
+		AddedBy:     userID,
+		CreateTime:  now,
+		UpdateTime:  now,
+		Version:     1,
+	}
+	// The list row and the item go in one transaction so an item never
+	// points at a missing list.
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Item{}, fmt.Errorf("shopping: add item: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO lists (id, household_id, create_time) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+		it.ListID, householdID, now.UnixNano()); err != nil {
+		return Item{}, fmt.Errorf("shopping: add item: create list: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO items (`+itemColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		it.ID, it.ListID, it.HouseholdID, it.Name, it.Quantity, it.Unit, it.Checked, it.AddedBy,
+		now.UnixNano(), now.UnixNano(), it.Version); err != nil {
+		return Item{}, fmt.Errorf("shopping: add item: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Item{}, fmt.Errorf("shopping: add item: commit: %w", err)
+	}
+	// Round-trip the times through the stored representation so the item
+	// returned now equals the item List returns later.
+	it.CreateTime = time.Unix(0, now.UnixNano()).UTC()
+	it.UpdateTime = it.CreateTime
+	return it, nil
+}
+
+// Update sets the fields p sets on the household's item id, leaves the
+// others, increments the version and sets the update time, and returns the
+// item as stored. Setting a field to the value it already has still counts
+// as a change. It fails with [ErrInvalid] for bad input or a patch that sets
+// nothing, and with [ErrNotFound] when the household has no such item
+// (including when the item belongs to another household).
+func (s *Store) Update(ctx context.Context, householdID, itemID string, p Patch) (Item, error) {
+	if err := validateHousehold(householdID); err != nil {
+		return Item{}, err
+	}
+	if err := ValidateItemID(itemID); err != nil {
+		return Item{}, err
+	}
+	if p.empty() {
+		return Item{}, fmt.Errorf("%w: the update sets no field (name, quantity, unit or checked)", ErrInvalid)
+	}
+	if p.Name != nil {
+		name, err := validateName(*p.Name)
+		if err != nil {
+			return Item{}, err
+		}
+		p.Name = &name
+	}
+	if p.Unit != nil {
+		unit, err := validateUnit(*p.Unit)
+		if err != nil {
+			return Item{}, err
+		}
+		p.Unit = &unit
+	}
+	if p.Quantity != nil {
+		if err := validateQuantity(*p.Quantity); err != nil {
+			return Item{}, err
+		}
+	}
+	// One statement, so the read-modify-write is atomic without a
+	// transaction: a NULL parameter (nil pointer) keeps the column. MAX keeps
+	// update_time from going backwards if the wall clock does.
+	row := s.db.QueryRowContext(ctx, `UPDATE items SET
+			name = COALESCE(?, name),
+			quantity = COALESCE(?, quantity),
+			unit = COALESCE(?, unit),
+			checked = COALESCE(?, checked),
+			version = version + 1,
+			update_time = MAX(update_time, ?)
+		WHERE household_id = ? AND id = ?
+		RETURNING `+itemColumns,
+		p.Name, p.Quantity, p.Unit, p.Checked, s.now().UnixNano(), householdID, itemID)
+	it, err := scanItem(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Item{}, fmt.Errorf("%w: item %s", ErrNotFound, itemID)
+	}
+	if err != nil {
+		return Item{}, fmt.Errorf("shopping: update item: %w", err)
+	}
+	return it, nil
+}
+
+// Remove deletes the household's item id. It fails with [ErrInvalid] for a
+// malformed id and with [ErrNotFound] when the household has no such item
+// (including when it belongs to another household, or was already removed).
+func (s *Store) Remove(ctx context.Context, householdID, itemID string) error {
+	if err := validateHousehold(householdID); err != nil {
+		return err
+	}
+	if err := ValidateItemID(itemID); err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `DELETE FROM items WHERE household_id = ? AND id = ?`, householdID, itemID)
+	if err != nil {
+		return fmt.Errorf("shopping: remove item: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("shopping: remove item: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: item %s", ErrNotFound, itemID)
+	}
+	return nil
+}
+
+// itemIDPrefix marks item ids so that an id pasted into the wrong field is
+// recognizable, and itemIDEncoding is lowercase base32 without padding: 16
+// random bytes become 26 characters that are safe in URLs and logs.
+const itemIDPrefix = "itm_"
+
+var itemIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// itemIDLen is the length of an item id: the prefix and 26 characters.
+const itemIDLen = len(itemIDPrefix) + 26
+
+// NewItemID returns a new random item id: "itm_" and 128 random bits in
+// lowercase base32. Random rather than sequential ids do not reveal how many
+// items other households have.
+func NewItemID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails; see crypto/rand.Read
+	return itemIDPrefix + itemIDEncoding.EncodeToString(b[:])
+}
