@@ -1,0 +1,312 @@
+// Command realtimed is the HoneyDo Realtime server: Connect, gRPC and
+// gRPC-Web on one port, pushing typed events to the rooms of verified users.
+// Run `realtimed --help` for its flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/honeydo/realtime/internal/auth"
+	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/config"
+	"github.com/honeydo/realtime/internal/server"
+	"github.com/honeydo/realtime/internal/shopping"
+)
+
+const synopsis = `realtimed — HoneyDo Realtime server.
+
+Usage:
+  realtimed --dev                 local development: no Clerk account needed
+  realtimed [flags]               production: CLERK_SECRET_KEY or CLERK_JWT_KEY required
+
+One port serves Connect, gRPC and gRPC-Web over HTTP/1.1 and h2c, or HTTP/2
+over TLS with --tls-cert/--tls-key. Stop it with SIGINT or SIGTERM: open
+streams end with UNAVAILABLE so clients reconnect, then it exits 0.
+`
+
+// envOverrides are flags whose environment variable is not REALTIMED_*:
+// Clerk's own names, so one .env serves every HoneyDo service.
+var envOverrides = map[string]string{
+	"clerk-secret-key":         "CLERK_SECRET_KEY",
+	"clerk-jwt-key":            "CLERK_JWT_KEY",
+	"clerk-authorized-parties": "CLERK_AUTHORIZED_PARTIES",
+}
+
+type options struct {
+	addr, dataDir, webDir        string
+	dev, devAllowRemote          bool
+	tlsCert, tlsKey              string
+	corsOrigins                  config.StringList
+	clerkSecretKey, clerkJWTKey  string
+	authorizedParties            config.StringList
+	defaultHousehold             string
+	serviceKeys                  config.StringList
+	heartbeat, tokenGrace        time.Duration
+	queueSize, maxStreamsPerUser int
+	rateLimit                    float64
+	rateBurst, readMaxBytes      int
+	historyMaxAge                time.Duration
+	historyMaxEvents             int
+	historyMaxBytes              int64
+	shutdownTimeout              time.Duration
+	logFormat, logLevel          string
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("realtimed", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.addr, "addr", "", "`host:port` to listen on (default 127.0.0.1:8080 with --dev, :8080 otherwise)")
+	fs.BoolVar(&o.dev, "dev", false, "development mode: a local signing key in --data-dir instead of Clerk, /dev/token and\n/dev/streams, the web demo; refuses a non-loopback --addr")
+	fs.BoolVar(&o.devAllowRemote, "dev-allow-remote", false, "let --dev listen on a non-loopback address (anyone who reaches it can mint tokens)")
+	fs.StringVar(&o.dataDir, "data-dir", ".data", "`directory` for the shopping module's SQLite database and the dev signing key")
+	fs.StringVar(&o.webDir, "web-dir", "", "`directory` of the built web demo to serve at / (default web/dist with --dev, if present)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); with --tls-key serves HTTPS with HTTP/2 for browsers")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
+	fs.Var(&o.corsOrigins, "cors-origins", "comma-separated browser `origins` allowed to call the API, or * (default with --dev:\nthe Vite dev server, http://localhost:5173,http://127.0.0.1:5173)")
+	fs.StringVar(&o.clerkSecretKey, "clerk-secret-key", "", "Clerk secret `key` (sk_...): verify session tokens against Clerk's JWKS, cached by kid")
+	fs.StringVar(&o.clerkJWTKey, "clerk-jwt-key", "", "Clerk JWT public key (`PEM`, or @file): verify session tokens without network calls")
+	fs.Var(&o.authorizedParties, "clerk-authorized-parties", "comma-separated `origins` accepted in a token's azp claim, e.g. https://app.honeydo.example")
+	fs.StringVar(&o.defaultHousehold, "default-household", "", "household `id` for tokens without an active Clerk organization (empty: such tokens are refused)")
+	fs.Var(&o.serviceKeys, "service-keys", "comma-separated `name=key` pairs: credentials backend services use to call Publish\n(keys start with hds_ and are at least 32 characters)")
+	fs.DurationVar(&o.heartbeat, "heartbeat", 25*time.Second, "idle `interval` after which a stream gets a heartbeat; keep it below proxies' idle timeouts")
+	fs.DurationVar(&o.tokenGrace, "token-grace", 30*time.Second, "how long a stream may outlive its token's expiry before it ends with UNAUTHENTICATED")
+	fs.IntVar(&o.queueSize, "queue-size", broker.DefaultQueueSize, "events a stream may fall behind before it is cut off as a slow consumer")
+	fs.IntVar(&o.maxStreamsPerUser, "max-streams-per-user", 16, "concurrent Subscribe streams per user (-1: unlimited)")
+	fs.Float64Var(&o.rateLimit, "rate-limit", 20, "unary calls per second per user or service (-1: unlimited)")
+	fs.IntVar(&o.rateBurst, "rate-burst", 40, "unary calls a user may make at once before --rate-limit applies")
+	fs.IntVar(&o.readMaxBytes, "read-max-bytes", 64<<10, "largest request message accepted, in `bytes`")
+	fs.DurationVar(&o.historyMaxAge, "history-max-age", 2*time.Minute, "how long events stay resumable after a disconnect")
+	fs.IntVar(&o.historyMaxEvents, "history-max-events", 100_000, "most events kept for resumes")
+	fs.Int64Var(&o.historyMaxBytes, "history-max-bytes", 64<<20, "most encoded `bytes` of events kept for resumes")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for handlers to finish on SIGTERM")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.Usage = config.Usage(fs, synopsis, "REALTIMED_", envOverrides)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if err := config.ApplyEnv(fs, "REALTIMED_", envOverrides); err != nil {
+		return nil, err
+	}
+	if o.addr == "" {
+		o.addr = ":8080"
+		if o.dev {
+			o.addr = "127.0.0.1:8080"
+		}
+	}
+	if o.dev && o.webDir == "" {
+		if _, err := os.Stat(filepath.Join("web", "dist", "index.html")); err == nil {
+			o.webDir = filepath.Join("web", "dist")
+		}
+	}
+	if o.dev && len(o.corsOrigins) == 0 {
+		o.corsOrigins = config.StringList{"http://localhost:5173", "http://127.0.0.1:5173"}
+	}
+	return o, nil
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "realtimed:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "realtimed:", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(o *options, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	switch o.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", o.logFormat)
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func parseServiceKeys(list []string) (map[string]string, error) {
+	keys := make(map[string]string, len(list))
+	for _, kv := range list {
+		name, key, ok := strings.Cut(kv, "=")
+		if !ok || name == "" || key == "" {
+			return nil, fmt.Errorf("--service-keys: %q is not name=key", redact(kv))
+		}
+		keys[name] = key
+	}
+	return keys, nil
+}
+
+// redact keeps enough of a secret to recognize it in a log.
+func redact(s string) string {
+	if s == "" {
+		return ""
+	}
+	if len(s) <= 8 {
+		return "***"
+	}
+	return s[:4] + "…(" + fmt.Sprint(len(s)) + " chars)"
+}
+
+func run(ctx context.Context, o *options, stderr io.Writer) error {
+	log, err := newLogger(o, stderr)
+	if err != nil {
+		return err
+	}
+	if o.dev && !o.devAllowRemote && !isLoopback(o.addr) {
+		return fmt.Errorf("--dev refuses to listen on %s: anyone who reaches it could mint tokens; use a loopback address or add --dev-allow-remote", o.addr)
+	}
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	serviceKeys, err := parseServiceKeys(o.serviceKeys)
+	if err != nil {
+		return err
+	}
+	jwtKey := o.clerkJWTKey
+	if strings.HasPrefix(jwtKey, "@") {
+		b, err := os.ReadFile(jwtKey[1:])
+		if err != nil {
+			return fmt.Errorf("--clerk-jwt-key: %w", err)
+		}
+		jwtKey = string(b)
+	}
+	authCfg := auth.Config{
+		SecretKey:         o.clerkSecretKey,
+		JWTKeyPEM:         jwtKey,
+		AuthorizedParties: o.authorizedParties,
+		DefaultHousehold:  o.defaultHousehold,
+		ServiceKeys:       serviceKeys,
+	}
+	var devKey *auth.DevKey
+	if o.dev {
+		devKey, err = auth.LoadOrCreateDevKey(o.dataDir)
+		if err != nil {
+			return err
+		}
+		authCfg.Dev = devKey
+		if authCfg.DefaultHousehold == "" {
+			authCfg.DefaultHousehold = "home"
+		}
+	} else if o.clerkSecretKey == "" && jwtKey == "" {
+		return errors.New("no way to verify tokens: set CLERK_SECRET_KEY or CLERK_JWT_KEY (or run with --dev for local development)")
+	}
+	verifier, err := auth.NewVerifier(authCfg)
+	if err != nil {
+		return err
+	}
+
+	b := broker.NewMemory(broker.MemoryConfig{History: broker.HistoryLimits{
+		MaxAge: o.historyMaxAge, MaxEvents: o.historyMaxEvents, MaxBytes: o.historyMaxBytes,
+	}})
+	defer b.Close()
+
+	store, err := shopping.OpenStore(ctx, filepath.Join(o.dataDir, "shopping.db"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	srv, err := server.New(server.Config{
+		Broker:            b,
+		Verifier:          verifier,
+		Shopping:          shopping.NewService(store, broker.NewEmitter(b), log),
+		CORSOrigins:       o.corsOrigins,
+		Heartbeat:         o.heartbeat,
+		TokenGrace:        o.tokenGrace,
+		QueueSize:         o.queueSize,
+		MaxStreamsPerUser: o.maxStreamsPerUser,
+		RateLimit:         server.RateLimit{PerSecond: o.rateLimit, Burst: o.rateBurst},
+		ReadMaxBytes:      o.readMaxBytes,
+		Dev:               devKey,
+		WebDir:            o.webDir,
+		Logger:            log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return err
+	}
+	scheme := "http"
+	if o.tlsCert != "" {
+		scheme = "https"
+	}
+	log.Info("realtimed starting",
+		"addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/",
+		"dev", o.dev, "data_dir", o.dataDir, "web_dir", o.webDir, "tls", o.tlsCert != "",
+		"cors_origins", o.corsOrigins.String(), "clerk_secret_key", redact(o.clerkSecretKey),
+		"clerk_jwt_key", jwtKey != "", "authorized_parties", o.authorizedParties.String(),
+		"default_household", authCfg.DefaultHousehold, "service_keys", len(serviceKeys),
+		"heartbeat", o.heartbeat, "token_grace", o.tokenGrace, "queue_size", o.queueSize,
+		"max_streams_per_user", o.maxStreamsPerUser, "rate_limit", o.rateLimit,
+		"history_max_age", o.historyMaxAge, "history_max_events", o.historyMaxEvents, "epoch", b.Epoch())
+	if devKey != nil {
+		log.Warn("dev mode: tokens are signed by a local key; never expose this server",
+			"service_key", devKey.ServiceKey(),
+			"token_cmd", "realtimectl token --user alice --household home",
+			"token_url", "http://"+ln.Addr().String()+"/dev/token?user=alice&household=home")
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln, o.tlsCert, o.tlsKey) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: ending open streams", "streams", srv.OpenStreams())
+	start := time.Now()
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Error("shutdown incomplete", "err", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}

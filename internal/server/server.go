@@ -1,0 +1,290 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	connectcors "connectrpc.com/cors"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"github.com/rs/cors"
+
+	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
+	"github.com/honeydo/realtime/gen/honeydo/shopping/v1/shoppingv1connect"
+	"github.com/honeydo/realtime/internal/auth"
+	"github.com/honeydo/realtime/internal/broker"
+)
+
+// Config configures a [Server]. Broker and Verifier are required; every other
+// zero value means the documented default.
+type Config struct {
+	// Broker delivers events. Required.
+	Broker broker.Broker
+	// Verifier checks bearer tokens on every RPC. Required.
+	Verifier *auth.Verifier
+	// Shopping, when non-nil, is served as honeydo.shopping.v1.ShoppingService.
+	Shopping shoppingv1connect.ShoppingServiceHandler
+	// CORSOrigins are the browser origins allowed to call the API. Empty
+	// allows none (same-origin only); "*" allows any.
+	CORSOrigins []string
+	// Heartbeat is how long a stream may be idle before a heartbeat. Zero
+	// means 25s: well under the 60s idle timeouts of common proxies.
+	Heartbeat time.Duration
+	// TokenGrace is how long a stream outlives its token. Zero means 30s:
+	// Clerk tokens live 60s and clients refresh them early, so a stream ends
+	// at most 90s after its last token was issued.
+	TokenGrace time.Duration
+	// QueueSize bounds each stream's queue of undelivered events; overflow
+	// ends the stream with ResourceExhausted. Zero means 1024.
+	QueueSize int
+	// MaxStreamsPerUser limits concurrent Subscribe streams per user. Zero
+	// means 16; negative means unlimited.
+	MaxStreamsPerUser int
+	// RateLimit limits unary calls per principal.
+	RateLimit RateLimit
+	// ReadMaxBytes caps one request message. Zero means 64 KiB.
+	ReadMaxBytes int
+	// CompressMinBytes is the smallest response message worth compressing.
+	// Zero means 1 KiB: gzip costs more CPU than it saves on small frames.
+	CompressMinBytes int
+	// Dev, when set, enables /dev/token and /dev/streams. Never set it in
+	// production.
+	Dev *auth.DevKey
+	// WebDir, when set, is served at / with index.html as the fallback for
+	// client-side routes.
+	WebDir string
+	// Logger receives the server's logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is realtimed's HTTP server.
+type Server struct {
+	cfg      Config
+	handler  http.Handler
+	http     *http.Server
+	realtime *realtimeService
+	streams  *streamRegistry
+
+	closing   chan struct{}
+	closeOnce sync.Once
+}
+
+// New builds a server from cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Broker == nil || cfg.Verifier == nil {
+		return nil, errors.New("server: Config.Broker and Config.Verifier are required")
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 25 * time.Second
+	}
+	if cfg.TokenGrace <= 0 {
+		cfg.TokenGrace = 30 * time.Second
+	}
+	if cfg.MaxStreamsPerUser == 0 {
+		cfg.MaxStreamsPerUser = 16
+	}
+	if cfg.ReadMaxBytes <= 0 {
+		cfg.ReadMaxBytes = 64 << 10
+	}
+	if cfg.CompressMinBytes <= 0 {
+		cfg.CompressMinBytes = 1 << 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, streams: newStreamRegistry(), closing: make(chan struct{})}
+	s.realtime = &realtimeService{
+		broker:  cfg.Broker,
+		streams: s.streams,
+		closing: s.closing,
+		cfg: streamConfig{
+			Heartbeat:  cfg.Heartbeat,
+			TokenGrace: cfg.TokenGrace,
+			QueueSize:  cfg.QueueSize,
+			MaxPerUser: cfg.MaxStreamsPerUser,
+			Logger:     cfg.Logger,
+		},
+	}
+	handler, err := s.routes()
+	if err != nil {
+		return nil, err
+	}
+	s.handler = handler
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	// Cleartext HTTP/2 with prior knowledge (h2c), as gRPC clients and
+	// grpcurl -plaintext speak it, comes from net/http itself since Go 1.24;
+	// golang.org/x/net/http2/h2c is deprecated in its favour.
+	protocols.SetUnencryptedHTTP2(true)
+	protocols.SetHTTP2(true)
+	s.http = &http.Server{
+		Handler:   handler,
+		Protocols: protocols,
+		// Streams live for minutes: no ReadTimeout or WriteTimeout, which
+		// would cut them. Headers must still arrive promptly.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: 1000,
+			// Keep-alive pings find dead peers on idle connections.
+			SendPingTimeout: 30 * time.Second,
+			PingTimeout:     15 * time.Second,
+		},
+	}
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// OpenStreams returns the number of open Subscribe streams.
+func (s *Server) OpenStreams() int {
+	n, _ := s.streams.snapshot()
+	return n
+}
+
+// Serve accepts connections on ln until Shutdown. With certFile and keyFile
+// it serves TLS, where browsers negotiate HTTP/2. It returns
+// http.ErrServerClosed after Shutdown.
+func (s *Server) Serve(ln net.Listener, certFile, keyFile string) error {
+	if certFile != "" || keyFile != "" {
+		s.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		return s.http.ServeTLS(ln, certFile, keyFile)
+	}
+	return s.http.Serve(ln)
+}
+
+// Shutdown stops accepting connections, ends every open stream with
+// Unavailable so that clients reconnect elsewhere, and waits for handlers to
+// return or ctx to end.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	return s.http.Shutdown(ctx)
+}
+
+func (s *Server) routes() (http.Handler, error) {
+	interceptors := connect.WithInterceptors(
+		auth.NewInterceptor(s.cfg.Verifier),
+		rateLimitInterceptor{limiter: newRateLimiter(s.cfg.RateLimit, nil)},
+	)
+	opts := []connect.HandlerOption{
+		interceptors,
+		connect.WithReadMaxBytes(s.cfg.ReadMaxBytes),
+		connect.WithCompressMinBytes(s.cfg.CompressMinBytes),
+	}
+	mux := http.NewServeMux()
+	services := []string{realtimev1connect.RealtimeServiceName}
+	mux.Handle(realtimev1connect.NewRealtimeServiceHandler(s.realtime, opts...))
+	if s.cfg.Shopping != nil {
+		mux.Handle(shoppingv1connect.NewShoppingServiceHandler(s.cfg.Shopping, opts...))
+		services = append(services, shoppingv1connect.ShoppingServiceName)
+	}
+	// Reflection and health are public: grpcurl and load balancers call them
+	// without credentials, and they reveal nothing but the schema.
+	reflector := grpcreflect.NewStaticReflector(services...)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...)))
+	if s.cfg.Dev != nil {
+		mux.HandleFunc("GET /dev/token", s.devToken)
+		mux.HandleFunc("GET /dev/streams", s.devStreams)
+	}
+	if s.cfg.WebDir != "" {
+		if _, err := os.Stat(filepath.Join(s.cfg.WebDir, "index.html")); err != nil {
+			return nil, fmt.Errorf("server: web dir: %w (build the demo with `make web`)", err)
+		}
+		mux.Handle("GET /", spaHandler(s.cfg.WebDir))
+	}
+	return s.cors(mux), nil
+}
+
+func (s *Server) cors(h http.Handler) http.Handler {
+	if len(s.cfg.CORSOrigins) == 0 {
+		return h
+	}
+	c := cors.New(cors.Options{
+		AllowedOrigins: s.cfg.CORSOrigins,
+		AllowedMethods: connectcors.AllowedMethods(),
+		AllowedHeaders: append(connectcors.AllowedHeaders(), "Authorization"),
+		ExposedHeaders: connectcors.ExposedHeaders(),
+		MaxAge:         7200,
+	})
+	return c.Handler(h)
+}
+
+var devIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// devToken mints a dev token: GET /dev/token?user=alice&household=home&ttl=60s.
+func (s *Server) devToken(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	user, household := q.Get("user"), q.Get("household")
+	if household == "" {
+		household = "home"
+	}
+	if !devIDPattern.MatchString(user) || !devIDPattern.MatchString(household) {
+		http.Error(w, "user and household must be 1-64 characters of [A-Za-z0-9_.-]", http.StatusBadRequest)
+		return
+	}
+	ttl := 60 * time.Second
+	if v := q.Get("ttl"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > 24*time.Hour {
+			http.Error(w, "ttl must be a duration between 1s and 24h, e.g. 60s", http.StatusBadRequest)
+			return
+		}
+		ttl = d
+	}
+	var rooms []string
+	if v := q.Get("rooms"); v != "" {
+		rooms = strings.Split(v, ",")
+	}
+	token, exp, err := s.cfg.Dev.Mint(auth.MintOptions{UserID: user, HouseholdID: household, TTL: ttl, ExtraRooms: rooms})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	writeJSON(w, map[string]string{"token": token, "expireTime": exp.UTC().Format(time.RFC3339Nano), "userId": user, "householdId": household})
+}
+
+func (s *Server) devStreams(w http.ResponseWriter, _ *http.Request) {
+	total, byUser := s.streams.snapshot()
+	writeJSON(w, map[string]any{"open": total, "byUser": byUser})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// spaHandler serves dir and falls back to index.html for paths without a
+// file extension, so client-side routes survive a reload.
+func spaHandler(dir string) http.Handler {
+	files := http.FileServer(http.Dir(dir))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := path.Clean("/" + r.URL.Path)
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(p))); err != nil && path.Ext(p) == "" {
+			r2 := r.Clone(r.Context())
+			r2.URL.Path = "/"
+			files.ServeHTTP(w, r2)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,517 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpcreflect"
+
+	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
+	shoppingv1 "github.com/honeydo/realtime/gen/honeydo/shopping/v1"
+	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
+	"github.com/honeydo/realtime/internal/server"
+)
+
+func notification(text string) *realtimev1.Event {
+	return &realtimev1.Event{Payload: &realtimev1.Event_Notification{Notification: &systemv1.Notification{Message: text}}}
+}
+
+// TestEveryProtocol runs the same calls over Connect (binary and JSON),
+// gRPC and gRPC-Web, on HTTP/1.1 and h2c.
+func TestEveryProtocol(t *testing.T) {
+	srv := newTestServer(t)
+	for _, kind := range clientKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			ctx := context.Background()
+			c := srv.realtimeClient(t, kind, srv.token(t, "alice", "home", time.Minute))
+			ping, err := c.Ping(ctx, connect.NewRequest(&realtimev1.PingRequest{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := time.Since(ping.Msg.GetTime().AsTime()); d < 0 || d > time.Minute {
+				t.Fatalf("ping time off by %v", d)
+			}
+			who, err := c.WhoAmI(ctx, connect.NewRequest(&realtimev1.WhoAmIRequest{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantRooms := []string{"user:alice", "household:home", "broadcast"}
+			if who.Msg.GetUserId() != "alice" || who.Msg.GetHouseholdId() != "home" || !slices.Equal(who.Msg.GetRooms(), wantRooms) {
+				t.Fatalf("WhoAmI = %v", who.Msg)
+			}
+			s := subscribe(t, c, "")
+			if w := s.Welcome; w.GetUserId() != "alice" || w.GetResume() != realtimev1.ResumeStatus_RESUME_STATUS_UNSPECIFIED || w.GetCursor() == "" || !slices.Equal(w.GetRooms(), wantRooms) {
+				t.Fatalf("welcome = %v", w)
+			}
+			for i := range 3 {
+				if _, err := srv.Emitter.ToHousehold(ctx, "home", notification(fmt.Sprint(kind.name, i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range 3 {
+				ev := s.next(t)
+				if got, want := ev.GetNotification().GetMessage(), fmt.Sprint(kind.name, i); got != want {
+					t.Fatalf("event %d = %q, want %q", i, got, want)
+				}
+				if ev.GetCursor() == "" || ev.GetId() == "" || ev.GetTime() == nil {
+					t.Fatalf("event lacks envelope fields: %v", ev)
+				}
+			}
+		})
+	}
+}
+
+func TestAuthErrors(t *testing.T) {
+	srv := newTestServer(t)
+	ctx := context.Background()
+	kind := clientKinds[0]
+	t.Run("no token", func(t *testing.T) {
+		c := realtimev1connect.NewRealtimeServiceClient(httpClient(t, false), srv.URL)
+		_, err := c.Ping(ctx, connect.NewRequest(&realtimev1.PingRequest{}))
+		wantCode(t, err, connect.CodeUnauthenticated)
+		_, err = trySubscribe(t, c, "")
+		wantCode(t, err, connect.CodeUnauthenticated)
+	})
+	t.Run("garbage token", func(t *testing.T) {
+		_, err := srv.realtimeClient(t, kind, "not.a.jwt").Ping(ctx, connect.NewRequest(&realtimev1.PingRequest{}))
+		wantCode(t, err, connect.CodeUnauthenticated)
+	})
+	t.Run("user may not publish", func(t *testing.T) {
+		c := srv.realtimeClient(t, kind, srv.token(t, "alice", "home", time.Minute))
+		_, err := c.Publish(ctx, connect.NewRequest(&realtimev1.PublishRequest{
+			Target: &realtimev1.Target{To: &realtimev1.Target_Broadcast_{Broadcast: &realtimev1.Target_Broadcast{}}},
+			Event:  notification("x"),
+		}))
+		wantCode(t, err, connect.CodePermissionDenied)
+	})
+	t.Run("service publishes", func(t *testing.T) {
+		alice := subscribe(t, srv.realtimeClient(t, kind, srv.token(t, "alice", "home", time.Minute)), "")
+		bob := subscribe(t, srv.realtimeClient(t, kind, srv.token(t, "bob", "home", time.Minute)), "")
+		svc := srv.realtimeClient(t, kind, srv.Key.ServiceKey())
+		res, err := svc.Publish(ctx, connect.NewRequest(&realtimev1.PublishRequest{
+			Target: &realtimev1.Target{To: &realtimev1.Target_HouseholdId{HouseholdId: "home"}, ExceptUserId: "alice"},
+			Event:  &realtimev1.Event{SenderUserId: "alice", Payload: notification("from service").Payload},
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := bob.next(t)
+		if ev.GetCursor() != res.Msg.GetCursor() || ev.GetSenderUserId() != "alice" || ev.GetNotification().GetMessage() != "from service" {
+			t.Fatalf("bob got %v, publish said %v", ev, res.Msg)
+		}
+		alice.quiet(t)
+	})
+	t.Run("invalid publish", func(t *testing.T) {
+		svc := srv.realtimeClient(t, kind, srv.Key.ServiceKey())
+		for name, req := range map[string]*realtimev1.PublishRequest{
+			"no target":  {Event: notification("x")},
+			"no payload": {Target: &realtimev1.Target{To: &realtimev1.Target_UserId{UserId: "u"}}, Event: &realtimev1.Event{}},
+			"empty user": {Target: &realtimev1.Target{To: &realtimev1.Target_UserId{}}, Event: notification("x")},
+			"cursor set": {Target: &realtimev1.Target{To: &realtimev1.Target_UserId{UserId: "u"}}, Event: &realtimev1.Event{Cursor: "a_1", Payload: notification("x").Payload}},
+		} {
+			_, err := svc.Publish(ctx, connect.NewRequest(req))
+			if connect.CodeOf(err) != connect.CodeInvalidArgument {
+				t.Errorf("%s: %v, want InvalidArgument", name, err)
+			}
+		}
+	})
+	t.Run("bad cursor", func(t *testing.T) {
+		c := srv.realtimeClient(t, kind, srv.token(t, "alice", "home", time.Minute))
+		for _, cursor := range []string{"garbage", "abc_", "A_1", "abc_01"} {
+			_, err := trySubscribe(t, c, cursor)
+			wantCode(t, err, connect.CodeInvalidArgument)
+		}
+	})
+}
+
+// TestHouseholdIsolation publishes random events to random households and
+// users; every stream must receive exactly its own, in order.
+func TestHouseholdIsolation(t *testing.T) {
+	srv := newTestServer(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(7, 11))
+	type member struct{ user, household string }
+	var members []member
+	for h := range 4 {
+		for u := range 3 {
+			members = append(members, member{fmt.Sprintf("u%d-%d", h, u), fmt.Sprintf("h%d", h)})
+		}
+	}
+	streams := map[string]*stream{}
+	for _, m := range members {
+		kind := clientKinds[rng.IntN(len(clientKinds))]
+		streams[m.user] = subscribe(t, srv.realtimeClient(t, kind, srv.token(t, m.user, m.household, time.Minute)), "")
+	}
+	want := map[string][]string{}
+	for i := range 400 {
+		m := members[rng.IntN(len(members))]
+		text := fmt.Sprint(i)
+		switch rng.IntN(4) {
+		case 0:
+			srv.Emitter.ToUser(ctx, m.user, notification(text))
+			want[m.user] = append(want[m.user], text)
+		case 1:
+			srv.Emitter.ToOthers(ctx, m.household, m.user, notification(text))
+			for _, o := range members {
+				if o.household == m.household && o.user != m.user {
+					want[o.user] = append(want[o.user], text)
+				}
+			}
+		case 2:
+			srv.Emitter.ToHousehold(ctx, m.household, notification(text))
+			for _, o := range members {
+				if o.household == m.household {
+					want[o.user] = append(want[o.user], text)
+				}
+			}
+		case 3:
+			if i%20 == 0 {
+				srv.Emitter.Broadcast(ctx, notification(text))
+				for _, o := range members {
+					want[o.user] = append(want[o.user], text)
+				}
+			}
+		}
+	}
+	for _, m := range members {
+		s := streams[m.user]
+		var got []string
+		for range want[m.user] {
+			got = append(got, s.next(t).GetNotification().GetMessage())
+		}
+		if !slices.Equal(got, want[m.user]) {
+			t.Fatalf("%s got %v\nwant %v", m.user, got, want[m.user])
+		}
+		s.quiet(t)
+	}
+}
+
+// TestShoppingEmitsToOthers drives the reference module over HTTP: Bob sees
+// Alice's change, Alice's own stream does not echo it, Carol sees nothing.
+func TestShoppingEmitsToOthers(t *testing.T) {
+	srv := newTestServer(t)
+	ctx := context.Background()
+	kind := clientKinds[0]
+	aliceTok := srv.token(t, "alice", "home", time.Minute)
+	alice := subscribe(t, srv.realtimeClient(t, kind, aliceTok), "")
+	bob := subscribe(t, srv.realtimeClient(t, kind, srv.token(t, "bob", "home", time.Minute)), "")
+	carol := subscribe(t, srv.realtimeClient(t, kind, srv.token(t, "carol", "other", time.Minute)), "")
+	shop := srv.shoppingClient(t, aliceTok)
+	added, err := shop.AddItem(ctx, connect.NewRequest(&shoppingv1.AddItemRequest{Name: "Oat milk", Quantity: 2, Unit: "l"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := bob.next(t)
+	if ev.GetSenderUserId() != "alice" || ev.GetItemAdded().GetItem().GetId() != added.Msg.GetItem().GetId() {
+		t.Fatalf("bob got %v", ev)
+	}
+	checked := true
+	if _, err := shop.UpdateItem(ctx, connect.NewRequest(&shoppingv1.UpdateItemRequest{ItemId: added.Msg.GetItem().GetId(), Checked: &checked})); err != nil {
+		t.Fatal(err)
+	}
+	if ev := bob.next(t); !ev.GetItemUpdated().GetItem().GetChecked() {
+		t.Fatalf("bob got %v", ev)
+	}
+	// Carol cannot touch Alice's household's item: NotFound, not a leak.
+	carolShop := srv.shoppingClient(t, srv.token(t, "carol", "other", time.Minute))
+	_, err = carolShop.RemoveItem(ctx, connect.NewRequest(&shoppingv1.RemoveItemRequest{ItemId: added.Msg.GetItem().GetId()}))
+	wantCode(t, err, connect.CodeNotFound)
+	_, err = shop.AddItem(ctx, connect.NewRequest(&shoppingv1.AddItemRequest{Name: "   "}))
+	wantCode(t, err, connect.CodeInvalidArgument)
+	alice.quiet(t)
+	carol.quiet(t)
+}
+
+func TestResumeOverHTTP(t *testing.T) {
+	srv := newTestServer(t)
+	ctx := context.Background()
+	kind := clientKinds[1]
+	c := srv.realtimeClient(t, kind, srv.token(t, "bob", "home", time.Minute))
+	s := subscribe(t, c, "")
+	for i := range 3 {
+		srv.Emitter.ToHousehold(ctx, "home", notification(fmt.Sprint(i)))
+	}
+	last := ""
+	for range 2 {
+		last = s.next(t).GetCursor()
+	}
+	s.Close()
+	for i := 3; i < 6; i++ {
+		srv.Emitter.ToHousehold(ctx, "home", notification(fmt.Sprint(i)))
+	}
+	r := subscribe(t, c, last)
+	if r.Welcome.GetResume() != realtimev1.ResumeStatus_RESUME_STATUS_RESUMED || r.Welcome.GetCursor() != last {
+		t.Fatalf("welcome = %v", r.Welcome)
+	}
+	var got []string
+	for range 4 {
+		got = append(got, r.next(t).GetNotification().GetMessage())
+	}
+	if !slices.Equal(got, []string{"2", "3", "4", "5"}) {
+		t.Fatalf("resumed with %v", got)
+	}
+	r.quiet(t)
+	// A cursor from a previous incarnation of the server: resync.
+	e := subscribe(t, c, "oldepoch_5")
+	if e.Welcome.GetResume() != realtimev1.ResumeStatus_RESUME_STATUS_EPOCH_CHANGED {
+		t.Fatalf("welcome = %v", e.Welcome)
+	}
+}
+
+func TestSlowSubscriberIsCutOff(t *testing.T) {
+	srv := newTestServer(t, func(c *server.Config) { c.QueueSize = 16 })
+	ctx := context.Background()
+	kind := clientKinds[1]
+	fast := subscribe(t, srv.realtimeClient(t, kind, srv.token(t, "fast", "home", time.Minute)), "")
+	// The slow client opens a stream and then never reads: its TCP window
+	// fills, the server's writes block, and its queue overflows.
+	slowClient := srv.realtimeClient(t, clientKinds[0], srv.token(t, "slow", "home", time.Minute))
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rs, err := slowClient.Subscribe(sctx, connect.NewRequest(&realtimev1.SubscribeRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	if !rs.Receive() {
+		t.Fatal(rs.Err())
+	}
+	// Publish in lockstep with the fast subscriber until the slow one has
+	// been cut off: the fast one must get every event, undelayed.
+	big := string(bytes.Repeat([]byte("x"), 16<<10))
+	const limit = 4000
+	i := 0
+	for ; i < limit && srv.OpenStreams() == 2; i++ {
+		if _, err := srv.Emitter.ToHousehold(ctx, "home", notification(big+fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := fast.next(t).GetNotification().GetMessage(), big+fmt.Sprint(i); got != want {
+			t.Fatalf("fast subscriber's event %d is wrong", i)
+		}
+	}
+	if i == limit {
+		t.Fatalf("slow subscriber still open after %d events", limit)
+	}
+	t.Logf("slow subscriber cut off after %d events of 16 KiB", i)
+	for rs.Receive() {
+	}
+	wantCode(t, rs.Err(), connect.CodeResourceExhausted)
+}
+
+func TestGracefulShutdownEndsStreams(t *testing.T) {
+	srv := newTestServer(t)
+	base := runtime.NumGoroutine()
+	const n = 1000
+	streams := make([]*stream, n)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := srv.realtimeClient(t, clientKinds[3], srv.token(t, fmt.Sprint("u", i), "home", time.Minute))
+			s, err := trySubscribe(t, c, "")
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			streams[i] = s
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatal(firstErr)
+	}
+	if got := srv.OpenStreams(); got != n {
+		t.Fatalf("%d open streams, want %d", got, n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	t.Logf("shutdown with %d open streams took %v", n, time.Since(start))
+	for _, s := range streams {
+		wantCode(t, s.end(t, 5*time.Second), connect.CodeUnavailable)
+	}
+	_ = base
+}
+
+func TestTokenExpiryEndsStream(t *testing.T) {
+	srv := newTestServer(t, func(c *server.Config) { c.TokenGrace = 100 * time.Millisecond })
+	c := srv.realtimeClient(t, clientKinds[0], srv.token(t, "alice", "home", time.Second))
+	s := subscribe(t, c, "")
+	if s.Welcome.GetExpireTime() == nil {
+		t.Fatal("welcome has no expire_time")
+	}
+	err := s.end(t, 10*time.Second)
+	wantCode(t, err, connect.CodeUnauthenticated)
+}
+
+func TestHeartbeat(t *testing.T) {
+	srv := newTestServer(t, func(c *server.Config) { c.Heartbeat = 50 * time.Millisecond })
+	c := srv.realtimeClient(t, clientKinds[0], srv.token(t, "alice", "home", time.Minute))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rs, err := c.Subscribe(ctx, connect.NewRequest(&realtimev1.SubscribeRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	beats := 0
+	for beats < 3 && rs.Receive() {
+		if rs.Msg().GetHeartbeat() != nil {
+			beats++
+		}
+	}
+	if beats < 3 {
+		t.Fatalf("got %d heartbeats: %v", beats, rs.Err())
+	}
+}
+
+func TestLimits(t *testing.T) {
+	t.Run("streams per user", func(t *testing.T) {
+		srv := newTestServer(t, func(c *server.Config) { c.MaxStreamsPerUser = 2 })
+		c := srv.realtimeClient(t, clientKinds[1], srv.token(t, "alice", "home", time.Minute))
+		first := subscribe(t, c, "")
+		subscribe(t, c, "")
+		_, err := trySubscribe(t, c, "")
+		wantCode(t, err, connect.CodeResourceExhausted)
+		first.Close()
+		checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+			s, err := trySubscribe(t, c, "")
+			if err == nil {
+				s.Close()
+			}
+			return err
+		})
+	})
+	t.Run("rate limit", func(t *testing.T) {
+		srv := newTestServer(t, func(c *server.Config) { c.RateLimit = server.RateLimit{PerSecond: 1, Burst: 3} })
+		c := srv.realtimeClient(t, clientKinds[0], srv.token(t, "alice", "home", time.Minute))
+		var err error
+		for range 10 {
+			if _, err = c.Ping(context.Background(), connect.NewRequest(&realtimev1.PingRequest{})); err != nil {
+				break
+			}
+		}
+		wantCode(t, err, connect.CodeResourceExhausted)
+		// Another user has a bucket of their own.
+		other := srv.realtimeClient(t, clientKinds[0], srv.token(t, "bob", "home", time.Minute))
+		if _, err := other.Ping(context.Background(), connect.NewRequest(&realtimev1.PingRequest{})); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("oversized request", func(t *testing.T) {
+		srv := newTestServer(t, func(c *server.Config) { c.ReadMaxBytes = 1024 })
+		c := srv.realtimeClient(t, clientKinds[0], srv.Key.ServiceKey())
+		_, err := c.Publish(context.Background(), connect.NewRequest(&realtimev1.PublishRequest{
+			Target: &realtimev1.Target{To: &realtimev1.Target_UserId{UserId: "u"}},
+			Event:  notification(string(bytes.Repeat([]byte("x"), 4096))),
+		}))
+		wantCode(t, err, connect.CodeResourceExhausted)
+	})
+}
+
+func TestNoGoroutineLeak(t *testing.T) {
+	srv := newTestServer(t)
+	c := srv.realtimeClient(t, clientKinds[1], srv.token(t, "alice", "home", time.Minute))
+	subscribe(t, c, "").Close() // warm up the connection
+	base := runtime.NumGoroutine()
+	for range 200 {
+		subscribe(t, c, "").Close()
+	}
+	waitGoroutines(t, base)
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if n := srv.OpenStreams(); n != 0 {
+			return fmt.Errorf("%d streams still open", n)
+		}
+		if n := srv.Broker.Stats().Subscriptions; n != 0 {
+			return fmt.Errorf("%d subscriptions still in the broker", n)
+		}
+		return nil
+	})
+}
+
+func TestReflectionAndHealth(t *testing.T) {
+	srv := newTestServer(t)
+	rc := grpcreflect.NewClient(httpClient(t, true), srv.URL)
+	rs := rc.NewStream(context.Background())
+	defer rs.Close()
+	names, err := rs.ListServices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, n := range names {
+		got = append(got, string(n))
+	}
+	for _, want := range []string{"honeydo.realtime.v1.RealtimeService", "honeydo.shopping.v1.ShoppingService"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("reflection lists %v, missing %s", got, want)
+		}
+	}
+	res, err := http.Post(srv.URL+"/grpc.health.v1.Health/Check", "application/json", bytes.NewReader([]byte("{}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	var health struct{ Status string }
+	if err := json.Unmarshal(body, &health); err != nil || health.Status != "SERVING_STATUS_SERVING" && health.Status != "SERVING" {
+		t.Fatalf("health answered %s (%v)", body, err)
+	}
+}
+
+func TestDevEndpoints(t *testing.T) {
+	srv := newTestServer(t)
+	res, err := http.Get(srv.URL + "/dev/token?user=alice&household=home&ttl=30s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct{ Token, ExpireTime string }
+	if err := json.NewDecoder(res.Body).Decode(&tok); err != nil || tok.Token == "" {
+		t.Fatalf("token response: %v %v", tok, err)
+	}
+	res.Body.Close()
+	s := subscribe(t, srv.realtimeClient(t, clientKinds[0], tok.Token), "")
+	var streams struct {
+		Open   int
+		ByUser map[string]int
+	}
+	res, err = http.Get(srv.URL + "/dev/streams")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(res.Body).Decode(&streams)
+	res.Body.Close()
+	if streams.Open != 1 || streams.ByUser["alice"] != 1 {
+		t.Fatalf("dev/streams = %+v", streams)
+	}
+	s.Close()
+	for _, bad := range []string{"user=", "user=a%20b", "user=a&ttl=forever", "user=a&ttl=48h"} {
+		res, err := http.Get(srv.URL + "/dev/token?" + bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: status %d", bad, res.StatusCode)
+		}
+	}
+}
