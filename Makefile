@@ -1,0 +1,75 @@
+# HoneyDo Realtime. `make run` and `make test` are all a newcomer needs; both
+# install what they need (scripts/deps.sh).
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+BUF := web/node_modules/.bin/buf
+GO_TEST_FLAGS ?= -race -count=1
+FUZZTIME ?= 10s
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## install Go modules, web packages and Chromium (as root) if missing
+	scripts/deps.sh
+
+.PHONY: generate
+generate: ## regenerate gen/ and web/src/gen/ from proto/
+	scripts/deps.sh go web
+	$(BUF) generate
+
+.PHONY: check-generated
+check-generated: generate ## fail if the committed generated code is stale
+	@if [ -n "$$(git status --porcelain -- gen web/src/gen)" ]; then \
+	  git status --porcelain -- gen web/src/gen; \
+	  echo "generated code is out of date: run 'make generate' and commit" >&2; exit 1; fi
+	@echo "generated code is up to date"
+
+.PHONY: lint
+lint: ## buf lint (STANDARD), buf breaking against main, go vet, gofmt
+	scripts/deps.sh go web
+	$(BUF) lint
+	scripts/check-breaking.sh
+	go vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted" >&2; exit 1; fi
+
+.PHONY: build
+build: ## build bin/realtimed and bin/realtimectl
+	scripts/deps.sh go
+	go build -o bin/ ./cmd/realtimed ./cmd/realtimectl
+
+.PHONY: web
+web: ## build the web demo into web/dist
+	scripts/deps.sh web
+	cd web && npm run build
+
+.PHONY: run
+run: build web ## start realtimed --dev with the web demo on http://127.0.0.1:8080/
+	bin/realtimed --dev --web-dir web/dist
+
+.PHONY: test
+test: deps check-generated lint test-go fuzz test-web ## everything CI runs, browser tests included
+	@echo "make test: all passed"
+
+.PHONY: test-go
+test-go: ## Go tests with the race detector
+	go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: fuzz
+fuzz: ## run each fuzz target briefly (FUZZTIME=10s)
+	go test -run='^$$' -fuzz='^FuzzParseCursor$$' -fuzztime=$(FUZZTIME) ./internal/broker
+	go test -run='^$$' -fuzz='^FuzzVerifyToken$$' -fuzztime=$(FUZZTIME) ./internal/auth
+
+.PHONY: test-web
+test-web: build web ## TypeScript unit tests and the Chromium end-to-end tests
+	cd web && npm run typecheck && REALTIMED_BIN=$(CURDIR)/bin/realtimed npm test && REALTIMED_BIN=$(CURDIR)/bin/realtimed npm run e2e
+
+.PHONY: bench
+bench: ## Go micro-benchmarks
+	go test -run='^$$' -bench=. -benchmem ./internal/...
+
+.PHONY: clean
+clean: ## remove build output
+	rm -rf bin web/dist web/test-results
