@@ -1,0 +1,257 @@
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { durationMs } from "@bufbuild/protobuf/wkt";
+import type { RealtimeService, SubscribeResponse } from "../gen/honeydo/realtime/v1/realtime_pb";
+import { bearer, fetchToken, type TokenProvider } from "./auth";
+import { backoffDelay, type BackoffOptions } from "./backoff";
+import type { BrowserEnvironment } from "./environment";
+import type { ErrorReason, StatusBody } from "./status";
+
+/** Settings of a {@link StreamLoop}; the client fills in the defaults. */
+export interface StreamLoopOptions {
+  readonly backoff: BackoffOptions;
+  readonly maxAttempts: number;
+  readonly maxUnauthenticated: number;
+  readonly watchdogFactor: number;
+  readonly connectTimeoutMs: number;
+  readonly defaultHeartbeatMs: number;
+  readonly random: () => number;
+}
+
+/** What a {@link StreamLoop} works with and reports to. */
+export interface StreamLoopDeps {
+  readonly rpc: Client<typeof RealtimeService>;
+  readonly getToken: TokenProvider;
+  readonly env: BrowserEnvironment;
+  /** getCursor is read at every connect: the resume cursor to send. */
+  getCursor(): string;
+  /** onFrame receives every frame of the current stream, in order. */
+  onFrame(frame: SubscribeResponse): void;
+  /** onStatus receives every status change. */
+  onStatus(status: StatusBody): void;
+}
+
+const WATCHDOG = Symbol("watchdog");
+
+/**
+ * StreamLoop keeps one Subscribe stream open: it fetches a token, opens the
+ * stream with the resume cursor, watches for silence and, when the stream
+ * fails, waits with jittered exponential backoff and tries again.
+ *
+ * It is single-threaded like everything in a page: start, stop and kick may
+ * be called at any time, and a generation counter makes the callbacks of a
+ * superseded attempt harmless.
+ */
+export class StreamLoop {
+  private running = false;
+  private generation = 0;
+  private attempt = 0;
+  private unauthStreak = 0;
+  private forceRefresh = false;
+  private abort: AbortController | undefined;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private watchdogTimer: ReturnType<typeof setTimeout> | undefined;
+  /** True while waiting for a retry that kick() may bring forward. */
+  private waiting = false;
+  private retryAt = 0;
+
+  constructor(
+    private readonly deps: StreamLoopDeps,
+    private readonly options: StreamLoopOptions,
+  ) {}
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  /** start opens the stream unless it is already running. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.attempt = 0;
+    this.unauthStreak = 0;
+    void this.connect();
+  }
+
+  /**
+   * stop closes the stream at once (the fetch is aborted, so the server sees
+   * the stream end) and cancels any pending retry.
+   */
+  stop(): void {
+    this.running = false;
+    this.generation++;
+    this.clearTimers();
+    this.waiting = false;
+    const abort = this.abort;
+    this.abort = undefined;
+    abort?.abort();
+  }
+
+  /**
+   * kick retries at once if the loop is waiting to retry, e.g. because the
+   * browser came back online or the tab became visible. A loop that gave up
+   * (error without retry) starts over too.
+   */
+  kick(): void {
+    if (!this.running || !this.waiting) return;
+    void this.connect();
+  }
+
+  /**
+   * retry connects at once whatever the state, forgetting earlier failures;
+   * for the app's connect() after an error such as a rejected token.
+   */
+  retry(): void {
+    if (!this.running) {
+      this.start();
+      return;
+    }
+    this.attempt = 0;
+    this.unauthStreak = 0;
+    void this.connect();
+  }
+
+  private clearTimers(): void {
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    if (this.watchdogTimer !== undefined) clearTimeout(this.watchdogTimer);
+    this.retryTimer = undefined;
+    this.watchdogTimer = undefined;
+  }
+
+  private armWatchdog(ms: number, abort: AbortController): void {
+    if (this.watchdogTimer !== undefined) clearTimeout(this.watchdogTimer);
+    this.watchdogTimer = setTimeout(() => abort.abort(WATCHDOG), ms);
+  }
+
+  private async connect(): Promise<void> {
+    const gen = ++this.generation;
+    this.clearTimers();
+    this.waiting = false;
+    this.abort?.abort();
+    const abort = new AbortController();
+    this.abort = abort;
+    this.deps.onStatus({ state: "connecting", attempt: this.attempt });
+    let silenceMs = this.options.connectTimeoutMs;
+    try {
+      this.armWatchdog(silenceMs, abort);
+      const token = await abortable(
+        fetchToken(this.deps.getToken, { forceRefresh: this.forceRefresh }),
+        abort.signal,
+      );
+      if (gen !== this.generation) return;
+      const stream = this.deps.rpc.subscribe(
+        { resumeCursor: this.deps.getCursor() },
+        { signal: abort.signal, headers: { Authorization: bearer(token) } },
+      );
+      for await (const frame of stream) {
+        if (gen !== this.generation) return;
+        if (frame.frame.case === "welcome") {
+          const w = frame.frame.value;
+          const hb = w.heartbeatInterval ? durationMs(w.heartbeatInterval) : 0;
+          silenceMs = Math.round((hb > 0 ? hb : this.options.defaultHeartbeatMs) * this.options.watchdogFactor);
+          this.attempt = 0;
+          this.unauthStreak = 0;
+          this.forceRefresh = false;
+          this.armWatchdog(silenceMs, abort);
+          this.deps.onFrame(frame);
+          if (gen !== this.generation) return;
+          this.deps.onStatus({
+            state: "connected",
+            since: Date.now(),
+            userId: w.userId,
+            householdId: w.householdId,
+          });
+          continue;
+        }
+        this.armWatchdog(silenceMs, abort);
+        this.deps.onFrame(frame);
+      }
+      throw new ConnectError("the server ended the stream", Code.Unavailable);
+    } catch (err) {
+      if (gen !== this.generation) return;
+      if (this.watchdogTimer !== undefined) clearTimeout(this.watchdogTimer);
+      this.watchdogTimer = undefined;
+      abort.abort();
+      if (abort.signal.reason === WATCHDOG) {
+        this.fail("unavailable", `no frame from the server for ${Math.round(silenceMs / 1000)} s`);
+        return;
+      }
+      const ce = ConnectError.from(err);
+      if (ce.code === Code.Unauthenticated) {
+        this.unauthStreak++;
+        this.forceRefresh = true;
+        if (this.unauthStreak >= this.options.maxUnauthenticated) {
+          this.giveUp("unauthenticated", ce.rawMessage || "unauthenticated");
+          return;
+        }
+        // The token most likely just expired: come back at once with a new one.
+        this.scheduleRetry(0, "unauthenticated", ce.rawMessage);
+        return;
+      }
+      this.fail("unavailable", ce.rawMessage || ce.message);
+    }
+  }
+
+  /** fail schedules the next try with backoff, or gives up past maxAttempts. */
+  private fail(reason: ErrorReason, message: string): void {
+    if (this.attempt + 1 > this.options.maxAttempts) {
+      this.giveUp(reason, `${message} (gave up after ${this.attempt} retries)`);
+      return;
+    }
+    const delay = backoffDelay(this.attempt + 1, this.options.backoff, this.options.random);
+    this.scheduleRetry(delay, reason, message);
+  }
+
+  private scheduleRetry(delayMs: number, reason: ErrorReason, message: string): void {
+    this.attempt++;
+    const retryAt = Date.now() + delayMs;
+    this.retryAt = retryAt;
+    if (!this.deps.env.isOnline()) {
+      this.deps.onStatus({ state: "error", reason: "offline", message: "the browser is offline", retryAt });
+    } else {
+      this.deps.onStatus({ state: "reconnecting", attempt: this.attempt, delayMs, retryAt, reason, message });
+    }
+    this.waiting = true;
+    const gen = this.generation;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (gen === this.generation && this.running) void this.connect();
+    }, delayMs);
+  }
+
+  /** giveUp stops retrying until start() or kick(). */
+  private giveUp(reason: ErrorReason, message: string): void {
+    this.waiting = reason !== "unauthenticated";
+    this.attempt = 0;
+    this.deps.onStatus({ state: "error", reason, message });
+  }
+
+  /** noteOffline turns a pending retry's status into the offline error. */
+  noteOffline(): void {
+    if (!this.running || !this.waiting || this.retryTimer === undefined) return;
+    this.deps.onStatus({
+      state: "error",
+      reason: "offline",
+      message: "the browser is offline",
+      retryAt: this.retryAt,
+    });
+  }
+}
+
+/** abortable rejects as soon as signal aborts, whatever p does. */
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new ConnectError("aborted", Code.Canceled));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new ConnectError("aborted", Code.Canceled));
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}

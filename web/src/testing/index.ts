@@ -1,0 +1,3 @@
+export { freePort, Realtimed, realtimedBinary, SERVICE_KEY, sleep, waitFor } from "./realtimed";
+export type { RealtimedOptions, StreamsSnapshot } from "./realtimed";
+export { MemoryLocks } from "./memory-locks";

@@ -1,0 +1,24 @@
+import { defineConfig } from "vite";
+
+// The demo is built to web/dist, which `realtimed --dev` serves at `/`.
+// `npm run dev` serves it from Vite instead and proxies the API to a
+// realtimed on 127.0.0.1:8080 (override with REALTIMED_URL).
+const api = process.env.REALTIMED_URL ?? "http://127.0.0.1:8080";
+
+export default defineConfig({
+  esbuild: { jsx: "automatic" },
+  build: {
+    outDir: "dist",
+    emptyOutDir: true,
+    sourcemap: true,
+    chunkSizeWarningLimit: 1024,
+  },
+  server: {
+    host: "127.0.0.1",
+    port: 5173,
+    proxy: {
+      "/honeydo.": { target: api, changeOrigin: false },
+      "/dev/": { target: api, changeOrigin: false },
+    },
+  },
+});
