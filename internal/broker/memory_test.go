@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -149,5 +150,46 @@ func TestMemoryUnsubscribeFreesRooms(t *testing.T) {
 	}
 	if st := m.Stats(); st.Subscriptions != 0 || len(m.hub.rooms) != 0 {
 		t.Fatalf("after churn: %d subscriptions, %d rooms indexed", st.Subscriptions, len(m.hub.rooms))
+	}
+}
+
+// TestMemoryRandomUnsubscribe removes subscriptions in random order while
+// publishing, and checks that exactly the remaining ones receive.
+func TestMemoryRandomUnsubscribe(t *testing.T) {
+	t.Parallel()
+	m := NewMemory(MemoryConfig{})
+	defer m.Close()
+	rng := rand.New(rand.NewPCG(3, 4))
+	const n = 300
+	subs := make([]*Subscription, n)
+	for i := range subs {
+		// Every subscription lists the shared room twice: it must still get
+		// each event once.
+		subs[i] = subscribe(t, m, fmt.Sprint(i), []Room{UserRoom(fmt.Sprint(i)), "room:all", "room:all"}, nil)
+	}
+	open := map[int]bool{}
+	for i := range n {
+		open[i] = true
+	}
+	for round := 0; len(open) > 0; round++ {
+		for k := range open {
+			if rng.IntN(3) == 0 {
+				subs[k].Close()
+				delete(open, k)
+			}
+		}
+		publish(t, m, Target{Room: "room:all"}, fmt.Sprint(round))
+		for i, s := range subs {
+			got := s.Next(nil)
+			if open[i] && len(got) != 1 {
+				t.Fatalf("round %d: open subscription %d got %d events", round, i, len(got))
+			}
+			if !open[i] && len(got) != 0 {
+				t.Fatalf("round %d: closed subscription %d got %d events", round, i, len(got))
+			}
+		}
+	}
+	if st := m.Stats(); st.Subscriptions != 0 || len(m.hub.rooms) != 0 {
+		t.Fatalf("%d subscriptions, %d rooms left", st.Subscriptions, len(m.hub.rooms))
 	}
 }

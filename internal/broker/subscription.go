@@ -32,6 +32,18 @@ type Subscription struct {
 	// unsubscribe removes the subscription from its backend; set by the
 	// backend, called once by end.
 	unsubscribe func(*Subscription)
+	// slots[i] is the subscription's index among the members of Rooms[i];
+	// owned by the hub, under the backend's lock.
+	slots []int
+}
+
+// setSlot records that the subscription now sits at index at of room r.
+func (s *Subscription) setSlot(r Room, at int) {
+	for i, room := range s.Rooms {
+		if room == r {
+			s.slots[i] = at
+		}
+	}
 }
 
 func newSubscription(opts SubscribeOptions) *Subscription {
@@ -41,7 +53,7 @@ func newSubscription(opts SubscribeOptions) *Subscription {
 	}
 	return &Subscription{
 		UserID: opts.UserID,
-		Rooms:  opts.Rooms,
+		Rooms:  uniqueRooms(opts.Rooms),
 		ready:  make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		limit:  limit,
@@ -146,4 +158,20 @@ func (s *Subscription) end(err error) {
 	}
 	close(s.done)
 	s.signal()
+}
+
+// uniqueRooms drops repeated rooms, so that a room listed twice does not
+// deliver twice.
+func uniqueRooms(rooms []Room) []Room {
+	out := make([]Room, 0, len(rooms))
+	for _, r := range rooms {
+		dup := false
+		for _, o := range out {
+			dup = dup || o == r
+		}
+		if !dup {
+			out = append(out, r)
+		}
+	}
+	return out
 }
