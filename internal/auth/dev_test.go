@@ -20,7 +20,7 @@ var (
 	sharedDevKeyErr  error
 )
 
-func sharedDevKey(t *testing.T) *DevKey {
+func sharedDevKey(t testing.TB) *DevKey {
 	t.Helper()
 	sharedDevKeyOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "auth-devkey-")
