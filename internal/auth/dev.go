@@ -52,6 +52,10 @@ type DevKey struct {
 // missing). Two processes starting at once end up with the same key: the
 // file appears atomically and the loser of the race loads the winner's.
 func LoadOrCreateDevKey(dir string) (*DevKey, error) {
+	if dir == "" {
+		// An empty dir would silently mean the working directory.
+		return nil, errors.New("auth: dev key: no directory given")
+	}
 	path := filepath.Join(dir, DevKeyFile)
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -201,7 +205,8 @@ type MintOptions struct {
 	// ExtraRooms are rooms joined beyond the user's and household's (e.g.
 	// "room:bench"). Only a dev verifier honours them.
 	ExtraRooms []string
-	// AuthorizedParty is the token's azp. Default: none.
+	// AuthorizedParty is the token's azp. Default: none, which a verifier
+	// with [Config.AuthorizedParties] rejects.
 	AuthorizedParty string
 	// Now is the issue time. Default: the current time.
 	Now time.Time

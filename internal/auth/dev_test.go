@@ -142,6 +142,12 @@ func TestLoadOrCreateDevKeyFileProblems(t *testing.T) {
 			t.Errorf("mode %v, want 0600", fi.Mode().Perm())
 		}
 	})
+	t.Run("no directory", func(t *testing.T) {
+		t.Parallel()
+		if _, err := LoadOrCreateDevKey(""); err == nil {
+			t.Fatal("accepted an empty directory")
+		}
+	})
 	for name, content := range map[string]string{
 		"not PEM":    "hello",
 		"public key": sharedDevKey(t).PublicKeyPEM(),

@@ -10,48 +10,52 @@ import (
 // is an [*Error] that wraps exactly one of them; test with [errors.Is] and
 // map with [Code] and [Reason].
 var (
-	// ErrMissingToken: no Authorization header, or not a Bearer one.
+	// ErrMissingToken means there is no Authorization header, or not a
+	// Bearer one, or no credential after the scheme.
 	ErrMissingToken = errors.New("missing bearer token")
-	// ErrMalformedToken: the credential is neither a service key nor a
+	// ErrMalformedToken means the credential is neither a service key nor a
 	// well-formed compact JWT, or its claims do not decode.
 	ErrMalformedToken = errors.New("malformed token")
-	// ErrExpired: the token's exp is in the past (beyond the leeway).
+	// ErrExpired means the token's exp is in the past (beyond the leeway).
 	ErrExpired = errors.New("token expired")
-	// ErrNotYetValid: the token's nbf or iat is in the future (beyond the
-	// leeway).
+	// ErrNotYetValid means the token's nbf or iat is in the future (beyond
+	// the leeway).
 	ErrNotYetValid = errors.New("token not valid yet")
-	// ErrNoExpiry: the token has no exp claim. The SDK would accept it; we
-	// don't, because streams must end when their token expires.
+	// ErrNoExpiry means the token has no exp claim. The SDK would accept it;
+	// we don't, because streams must end when their token expires.
 	ErrNoExpiry = errors.New("token has no expiry (exp)")
-	// ErrNoSession: the token has no sid claim, so it is not a session token.
+	// ErrNoSession means the token has no sid claim, so it is not a session
+	// token.
 	ErrNoSession = errors.New("token has no session id (sid)")
-	// ErrNotUser: the token's sub is not a user id.
+	// ErrNotUser means the token's sub is missing or not a user id.
 	ErrNotUser = errors.New("token subject is not a user")
-	// ErrBadSignature: the signature does not verify with the key, or the
-	// token's algorithm is not the key's.
+	// ErrBadSignature means the signature does not verify with the key, or
+	// the token's algorithm is not the key's.
 	ErrBadSignature = errors.New("bad token signature")
-	// ErrUnknownKey: the token's kid is not in Clerk's key set (even after a
-	// refetch), or no key for it is configured.
+	// ErrUnknownKey means the token's kid is not in Clerk's key set (even
+	// after a refetch), or no key for it is configured.
 	ErrUnknownKey = errors.New("token signed by an unknown key")
-	// ErrWrongIssuer: the token's iss is not the expected issuer, including
-	// dev-issued tokens presented to a production verifier.
+	// ErrWrongIssuer means the token's iss is not the expected issuer; this
+	// includes dev-issued tokens presented to a production verifier.
 	ErrWrongIssuer = errors.New("token issuer not accepted")
-	// ErrWrongAuthorizedParty: the token's azp is missing or not in
+	// ErrWrongAuthorizedParty means the token's azp is missing or not in
 	// [Config.AuthorizedParties].
 	ErrWrongAuthorizedParty = errors.New("token authorized party (azp) not allowed")
-	// ErrSessionPending: the session's status (v2 sts claim) is pending or
-	// otherwise not active.
+	// ErrSessionPending means the session's status (v2 sts claim) is
+	// pending or otherwise not active.
 	ErrSessionPending = errors.New("session is not active")
-	// ErrUnknownServiceKey: a well-formed service key that matches none of
+	// ErrUnknownServiceKey means a well-formed service key matches none of
 	// the configured ones.
 	ErrUnknownServiceKey = errors.New("unknown service key")
-	// ErrKeysUnavailable: Clerk's key set could not be fetched. Retrying
-	// later may help, hence Unavailable rather than Unauthenticated.
+	// ErrKeysUnavailable means Clerk's key set could not be fetched.
+	// Retrying later may help, hence Unavailable rather than
+	// Unauthenticated.
 	ErrKeysUnavailable = errors.New("token signing keys unavailable")
-	// ErrNoHousehold: a valid session without an active organization while
+	// ErrNoHousehold means a valid session has no active organization and
 	// no default household is configured.
 	ErrNoHousehold = errors.New("token has no active organization and no default household is configured")
-	// ErrNotService: a user session tried something only services may do.
+	// ErrNotService means a user session tried something only services may
+	// do (Publish).
 	ErrNotService = errors.New("publishing needs a service credential; user session tokens may not publish")
 )
 
@@ -97,6 +101,9 @@ type Error struct {
 
 // Error returns the sentinel's message and the detail.
 func (e *Error) Error() string {
+	if e.Kind == nil {
+		return "auth: " + e.Detail
+	}
 	if e.Detail == "" {
 		return e.Kind.Error()
 	}
@@ -105,10 +112,13 @@ func (e *Error) Error() string {
 
 // Unwrap returns the sentinel and the cause, so [errors.Is] finds either.
 func (e *Error) Unwrap() []error {
-	if e.Cause == nil {
-		return []error{e.Kind}
+	var errs []error
+	for _, err := range []error{e.Kind, e.Cause} {
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return []error{e.Kind, e.Cause}
+	return errs
 }
 
 func newError(kind error, detail string, cause error) *Error {

@@ -133,7 +133,9 @@ func parsePublicKeyPEM(s string) (*clerk.JSONWebKey, error) {
 }
 
 // Verify checks a bearer credential (without the "Bearer " prefix) and
-// returns who it belongs to. Errors are [*Error] values; see [Code].
+// returns who it belongs to. Errors are [*Error] values; see [Code]. ctx
+// bounds only the wait for Clerk's key set, when a token needs a key that
+// is not cached yet.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error) {
 	p, err := v.verify(ctx, strings.TrimSpace(token))
 	if err != nil {
@@ -343,7 +345,7 @@ func classifySDKError(err error) *Error {
 		return newError(ErrNotYetValid, "iat is in the future", err)
 	default:
 		// Parse errors and claims that do not decode (e.g. a string exp).
-		return newError(ErrMalformedToken, "", err)
+		return newError(ErrMalformedToken, "cannot decode the token's claims", err)
 	}
 }
 
