@@ -1,0 +1,187 @@
+import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
+import { create } from "@bufbuild/protobuf";
+import { ItemAddedSchema, ShoppingService } from "../gen/honeydo/shopping/v1/shopping_pb";
+import { MemoryLocks, Realtimed, sleep, waitFor } from "../testing";
+import { browserChannel, isTabMessage } from "./cross-tab";
+import { devTokenProvider, RealtimeClient, type ResyncReason } from ".";
+
+// Several "tabs" in one process: each is a RealtimeClient with cross-tab on,
+// sharing a MemoryLocks (standing in for navigator.locks) and Node's
+// BroadcastChannel, which behaves like the browser's.
+
+let srv: Realtimed;
+beforeAll(async () => {
+  srv = await Realtimed.launch({ heartbeat: "1s" });
+});
+afterAll(async () => {
+  await srv.dispose();
+});
+
+const tabs: RealtimeClient[] = [];
+afterEach(() => {
+  for (const t of tabs.splice(0)) t.disconnect();
+});
+
+let seq = 0;
+
+interface Tab {
+  client: RealtimeClient;
+  got: string[];
+  resyncs: ResyncReason[];
+}
+
+function openTab(locks: MemoryLocks, user: string, household: string, key = user): Tab {
+  const client = new RealtimeClient({
+    baseUrl: srv.baseUrl,
+    getToken: devTokenProvider({ baseUrl: srv.baseUrl, user, household }),
+    crossTab: { key: `${key}-${household}`, locks },
+    stopDelayMs: 20,
+    initialDelayMs: 100,
+    maxDelayMs: 200,
+  });
+  tabs.push(client);
+  const got: string[] = [];
+  const resyncs: ResyncReason[] = [];
+  client.on("itemAdded", (a) => got.push(a.item?.name ?? "?"));
+  client.onResync((r) => resyncs.push(r));
+  return { client, got, resyncs };
+}
+
+const allConnected = (ts: Tab[]): Promise<true> =>
+  waitFor(
+    "every tab connected",
+    () => ts.every((t) => t.client.getStatus().state === "connected"),
+    10_000,
+  );
+
+test("one stream for many tabs: one leader, followers get every frame, status is relayed", async () => {
+  const home = `x${++seq}${Date.now()}`;
+  const locks = new MemoryLocks();
+  const ts = Array.from({ length: 5 }, () => openTab(locks, "alice", home));
+  await allConnected(ts);
+  expect(ts.map((t) => t.client.getStatus().role).sort()).toEqual([
+    "follower",
+    "follower",
+    "follower",
+    "follower",
+    "leader",
+  ]);
+  expect(ts.every((t) => t.resyncs.join() === "initial")).toBe(true);
+  expect((await srv.streams()).byUser.alice).toBe(1);
+
+  const bob = new RealtimeClient({
+    baseUrl: srv.baseUrl,
+    getToken: devTokenProvider({ baseUrl: srv.baseUrl, user: "bob", household: home }),
+    crossTab: false,
+  }).service(ShoppingService);
+  for (const name of ["a", "b", "c"]) await bob.addItem({ name });
+  await waitFor("every tab has 3", () => ts.every((t) => t.got.length === 3));
+  for (const t of ts) expect(t.got).toEqual(["a", "b", "c"]);
+  const cursors = new Set(ts.map((t) => t.client.resumeCursor));
+  expect(cursors.size).toBe(1);
+});
+
+test("the leader leaves: another tab takes over from the last cursor, no event lost or doubled", async () => {
+  const home = `x${++seq}${Date.now()}`;
+  const locks = new MemoryLocks();
+  const ts = Array.from({ length: 3 }, () => openTab(locks, "alice", home));
+  await allConnected(ts);
+  const bob = new RealtimeClient({
+    baseUrl: srv.baseUrl,
+    getToken: devTokenProvider({ baseUrl: srv.baseUrl, user: "bob", household: home }),
+    crossTab: false,
+  }).service(ShoppingService);
+
+  const sent: string[] = [];
+  const publishing = (async () => {
+    for (let i = 0; i < 40; i++) {
+      await bob.addItem({ name: `e${i}` });
+      sent.push(`e${i}`);
+      await sleep(10);
+    }
+  })();
+  let rest = ts;
+  for (let round = 0; round < 2; round++) {
+    await sleep(120);
+    const leader = rest.find((t) => t.client.getStatus().role === "leader") ?? expect.unreachable();
+    leader.client.disconnect(); // the tab closes: its lock passes on
+    rest = rest.filter((t) => t !== leader);
+    await waitFor("a new leader", () => rest.some((t) => t.client.getStatus().role === "leader"));
+  }
+  await publishing;
+  const last = rest[0] ?? expect.unreachable();
+  await waitFor("all 40", () => last.got.length >= 40, 10_000);
+  await sleep(100);
+  expect(last.got).toEqual(sent);
+  expect(last.resyncs).toEqual(["initial"]);
+  await waitFor("one stream", async () => (await srv.streams()).byUser.alice === 1);
+});
+
+test("shareWithOtherTabs reaches the sibling tabs, not the sender or other keys", async () => {
+  const home = `x${++seq}${Date.now()}`;
+  const locks = new MemoryLocks();
+  const [a, b, c] = [openTab(locks, "alice", home), openTab(locks, "alice", home), openTab(locks, "alice", home)];
+  const stranger = openTab(locks, "bob", home);
+  if (!a || !b || !c) throw new Error("tabs");
+  await allConnected([a, b, c, stranger]);
+  a.client.shareWithOtherTabs({
+    case: "itemAdded",
+    value: create(ItemAddedSchema, { item: { name: "local" } }),
+  });
+  await waitFor("siblings", () => b.got.length === 1 && c.got.length === 1);
+  await sleep(100);
+  expect(a.got).toEqual([]);
+  expect(stranger.got).toEqual([]);
+  // Two users in one browser never share a stream.
+  const streams = await srv.streams();
+  expect(streams.byUser.alice).toBe(1);
+  expect(streams.byUser.bob).toBe(1);
+});
+
+test("a follower's status tells the truth about the shared stream", async () => {
+  const home = `x${++seq}${Date.now()}`;
+  const locks = new MemoryLocks();
+  const local = await Realtimed.launch();
+  try {
+    const mk = (): RealtimeClient => {
+      const c = new RealtimeClient({
+        baseUrl: local.baseUrl,
+        getToken: devTokenProvider({ baseUrl: local.baseUrl, user: "alice", household: home }),
+        crossTab: { key: home, locks },
+        initialDelayMs: 100,
+        maxDelayMs: 200,
+      });
+      tabs.push(c);
+      c.subscribe(() => {});
+      return c;
+    };
+    const leader = mk();
+    await waitFor("leader", () => leader.getStatus().state === "connected");
+    const follower = mk();
+    await waitFor("follower connected", () => follower.getStatus().state === "connected");
+    expect(follower.getStatus()).toMatchObject({ role: "follower", userId: "alice", householdId: home });
+    await local.stop();
+    await waitFor("follower reconnecting", () => follower.getStatus().state === "reconnecting");
+    expect(follower.getStatus()).toMatchObject({ role: "follower", reason: "unavailable" });
+    await local.start();
+    await waitFor("follower connected again", () => follower.getStatus().state === "connected", 10_000);
+    follower.disconnect();
+    expect(follower.getStatus().state).toBe("disconnected");
+    expect(leader.getStatus().state).toBe("connected");
+  } finally {
+    await local.dispose();
+  }
+});
+
+test("channel messages are validated", () => {
+  expect(isTabMessage({ t: "hello", from: "x" })).toBe(true);
+  expect(isTabMessage({ t: "frame", from: "x", frame: new Uint8Array(1) })).toBe(true);
+  expect(isTabMessage({ t: "frame", from: "x", frame: "nope" })).toBe(false);
+  expect(isTabMessage({ t: "status", from: "x", status: { state: "bogus" } })).toBe(false);
+  expect(isTabMessage({ t: "state", from: "x", status: { state: "idle" }, cursor: "c" })).toBe(true);
+  expect(isTabMessage(null)).toBe(false);
+  expect(isTabMessage({ t: "what", from: "x" })).toBe(false);
+  const probe = browserChannel("probe");
+  expect(probe).toBeDefined();
+  probe?.close();
+});
