@@ -191,6 +191,18 @@ func subscribe(t *testing.T, c realtimev1connect.RealtimeServiceClient, cursor s
 
 func trySubscribe(t *testing.T, c realtimev1connect.RealtimeServiceClient, cursor string) (*stream, error) {
 	t.Helper()
+	s, err := openStream(t, c, cursor)
+	if s != nil {
+		t.Cleanup(s.Close)
+	}
+	return s, err
+}
+
+// openStream is trySubscribe without a cleanup registered on t: the caller
+// must Close the stream. For loops that open thousands of streams, where
+// the cleanups themselves would hold memory until the test ends.
+func openStream(t *testing.T, c realtimev1connect.RealtimeServiceClient, cursor string) (*stream, error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	rs, err := c.Subscribe(ctx, connect.NewRequest(&realtimev1.SubscribeRequest{ResumeCursor: cursor}))
 	if err != nil {
@@ -211,7 +223,7 @@ func trySubscribe(t *testing.T, c realtimev1connect.RealtimeServiceClient, curso
 		cancel()
 		t.Fatalf("first frame is %T, want welcome", rs.Msg().GetFrame())
 	}
-	s := &stream{Welcome: w, events: make(chan *realtimev1.Event, 4096), done: make(chan error, 1), cancel: cancel}
+	s := &stream{Welcome: w, events: make(chan *realtimev1.Event, 256), done: make(chan error, 1), cancel: cancel}
 	go func() {
 		defer close(s.events)
 		for rs.Receive() {
@@ -222,7 +234,6 @@ func trySubscribe(t *testing.T, c realtimev1connect.RealtimeServiceClient, curso
 		s.done <- rs.Err()
 		rs.Close()
 	}()
-	t.Cleanup(s.Close)
 	return s, nil
 }
 

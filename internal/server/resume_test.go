@@ -1,0 +1,302 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
+	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/server"
+)
+
+// TestOfflineWithinWindow: a client is away for 30 s while 1,000 events are
+// published to its household; on return it gets all of them, in order, once.
+func TestOfflineWithinWindow(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t)
+	ctx := context.Background()
+	c := srv.realtimeClient(t, clientKinds[0], srv.token(t, "bob", "home", 5*time.Minute))
+	s := subscribe(t, c, "")
+	cursor := s.Welcome.GetCursor()
+	s.Close()
+	const n = 1000
+	pace := time.NewTicker(30 * time.Second / n)
+	defer pace.Stop()
+	for i := range n {
+		<-pace.C
+		if _, err := srv.Emitter.ToHousehold(ctx, "home", notification(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := subscribe(t, c, cursor)
+	if r.Welcome.GetResume() != realtimev1.ResumeStatus_RESUME_STATUS_RESUMED {
+		t.Fatalf("resume = %v", r.Welcome.GetResume())
+	}
+	for i := range n {
+		if got := r.next(t).GetNotification().GetMessage(); got != fmt.Sprint(i) {
+			t.Fatalf("event %d is %q", i, got)
+		}
+	}
+	r.quiet(t)
+}
+
+// TestOfflinePastWindow: history has moved on; the welcome says so.
+func TestOfflinePastWindow(t *testing.T) {
+	t.Parallel()
+	b := broker.NewMemory(broker.MemoryConfig{History: broker.HistoryLimits{MaxAge: 200 * time.Millisecond}})
+	srv := newTestServer(t, func(c *server.Config) { c.Broker = b })
+	emit := broker.NewEmitter(b)
+	ctx := context.Background()
+	c := srv.realtimeClient(t, clientKinds[0], srv.token(t, "bob", "home", time.Minute))
+	s := subscribe(t, c, "")
+	cursor := s.Welcome.GetCursor()
+	s.Close()
+	emit.ToHousehold(ctx, "home", notification("missed"))
+	time.Sleep(300 * time.Millisecond) // past the window: the event is evicted
+	r := subscribe(t, c, cursor)
+	if r.Welcome.GetResume() != realtimev1.ResumeStatus_RESUME_STATUS_EXPIRED {
+		t.Fatalf("resume = %v, want EXPIRED", r.Welcome.GetResume())
+	}
+	r.quiet(t)
+}
+
+// TestSlowReaderRecovers: a subscriber that stops reading is cut off; when it
+// comes back with its cursor it gets everything it missed.
+func TestSlowReaderRecovers(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, func(c *server.Config) { c.QueueSize = 8 })
+	ctx := context.Background()
+	c := srv.realtimeClient(t, clientKinds[0], srv.token(t, "slow", "home", time.Minute))
+	rs, err := c.Subscribe(ctx, connect.NewRequest(&realtimev1.SubscribeRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rs.Receive() {
+		t.Fatal(rs.Err())
+	}
+	cursor := rs.Msg().GetWelcome().GetCursor()
+	big := string(make([]byte, 16<<10))
+	sent := 0
+	for ; srv.OpenStreams() == 1 && sent < 5000; sent++ {
+		if _, err := srv.Emitter.ToHousehold(ctx, "home", notification(fmt.Sprint(sent, big))); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	if srv.OpenStreams() != 0 {
+		t.Fatalf("not cut off after %d events", sent)
+	}
+	// Read what did arrive before the cut, keeping the cursor of the last.
+	received := 0
+	for rs.Receive() {
+		for _, ev := range rs.Msg().GetEvents().GetEvents() {
+			if ev.GetNotification().GetMessage() != fmt.Sprint(received, big) {
+				t.Fatalf("event %d out of order", received)
+			}
+			cursor = ev.GetCursor()
+			received++
+		}
+	}
+	wantCode(t, rs.Err(), connect.CodeResourceExhausted)
+	rs.Close()
+	r := subscribe(t, c, cursor)
+	if r.Welcome.GetResume() != realtimev1.ResumeStatus_RESUME_STATUS_RESUMED {
+		t.Fatalf("resume = %v", r.Welcome.GetResume())
+	}
+	for i := received; i < sent; i++ {
+		if got := r.next(t).GetNotification().GetMessage(); got != fmt.Sprint(i, big) {
+			t.Fatalf("replayed event %d is wrong", i)
+		}
+	}
+	r.quiet(t)
+	t.Logf("cut off after %d published, %d read before the cut, %d replayed", sent, received, sent-received)
+}
+
+// TestReconnectStorm: 1,000 clients reconnect at the same moment with their
+// cursors; all resume with nothing lost, and Ping keeps answering meanwhile.
+func TestReconnectStorm(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t)
+	ctx := context.Background()
+	const clients = 1000
+	const households = 50
+	kinds := []clientKind{clientKinds[1], clientKinds[3]} // h2c: many streams per connection
+	conns := make([]realtimeClientPair, 8)
+	for i := range conns {
+		conns[i] = realtimeClientPair{kind: kinds[i%len(kinds)], http: httpClient(t, true)}
+	}
+	tokens := make([]string, clients)
+	cursors := make([]string, clients)
+	for i := range clients {
+		tokens[i] = srv.token(t, fmt.Sprint("u", i), fmt.Sprint("h", i%households), 5*time.Minute)
+	}
+	clientFor := func(i int) *stream {
+		p := conns[i%len(conns)]
+		c := p.client(srv.URL, tokens[i])
+		s, err := trySubscribe(t, c, cursors[i])
+		if err != nil {
+			t.Errorf("client %d: %v", i, err)
+			return nil
+		}
+		return s
+	}
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s := clientFor(i); s != nil {
+				cursors[i] = s.Welcome.GetCursor()
+				s.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	// While everyone is away, each household gets 20 events.
+	for e := range 20 {
+		for h := range households {
+			srv.Emitter.ToHousehold(ctx, fmt.Sprint("h", h), notification(fmt.Sprint(e)))
+		}
+	}
+	// Ping from the side during the storm.
+	stopPing := make(chan struct{})
+	var pings, pingErrs atomic.Int64
+	pinger := srv.realtimeClient(t, clientKinds[0], srv.token(t, "pinger", "home", time.Minute))
+	pingDone := make(chan struct{})
+	go func() {
+		defer close(pingDone)
+		for {
+			select {
+			case <-stopPing:
+				return
+			default:
+			}
+			if _, err := pinger.Ping(ctx, connect.NewRequest(&realtimev1.PingRequest{})); err != nil {
+				pingErrs.Add(1)
+			}
+			pings.Add(1)
+		}
+	}()
+	start := make(chan struct{})
+	lost := atomic.Int64{}
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			s := clientFor(i)
+			if s == nil {
+				return
+			}
+			defer s.Close()
+			if s.Welcome.GetResume() != realtimev1.ResumeStatus_RESUME_STATUS_RESUMED {
+				t.Errorf("client %d: resume %v", i, s.Welcome.GetResume())
+				return
+			}
+			for e := range 20 {
+				select {
+				case ev := <-s.events:
+					if ev.GetNotification().GetMessage() != fmt.Sprint(e) {
+						t.Errorf("client %d: event %d is %v", i, e, ev)
+						return
+					}
+				case <-time.After(20 * time.Second):
+					lost.Add(int64(20 - e))
+					return
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(stopPing)
+	<-pingDone
+	if lost.Load() > 0 {
+		t.Fatalf("%d events lost", lost.Load())
+	}
+	if pings.Load() == 0 || pingErrs.Load() > 0 {
+		t.Fatalf("pings during the storm: %d, failed %d", pings.Load(), pingErrs.Load())
+	}
+	t.Logf("%d clients resumed 20 events each; %d pings answered meanwhile", clients, pings.Load())
+}
+
+// realtimeClientPair shares one HTTP client (one h2c connection) among many
+// streams of different users.
+type realtimeClientPair struct {
+	kind clientKind
+	http connect.HTTPClient
+}
+
+func (p realtimeClientPair) client(url, token string) realtimev1connect.RealtimeServiceClient {
+	opts := append([]connect.ClientOption{bearer(token)}, p.kind.protocol...)
+	return realtimev1connect.NewRealtimeServiceClient(p.http, url, opts...)
+}
+
+// TestSubscribeCancelCycles: 10,000 subscribe/cancel cycles leave no
+// goroutine, stream or subscription behind, and memory does not grow.
+//
+// Not parallel: it reads the process's heap.
+func TestSubscribeCancelCycles(t *testing.T) {
+	srv := newTestServer(t)
+	c := srv.realtimeClient(t, clientKinds[1], srv.token(t, "churn", "home", 5*time.Minute))
+	subscribe(t, c, "").Close()
+	const cycles, workers = 10000, 8
+	run := func(n int) {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < n; i += workers {
+					s, err := openStream(t, c, "")
+					if err != nil {
+						t.Errorf("cycle %d: %v", i, err)
+						return
+					}
+					s.Close()
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	run(500) // warm pools and connections
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if n := srv.OpenStreams(); n != 0 {
+			return fmt.Errorf("%d streams open", n)
+		}
+		return nil
+	})
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	base := runtime.NumGoroutine()
+	run(cycles)
+	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if n := srv.OpenStreams(); n != 0 {
+			return fmt.Errorf("%d streams open", n)
+		}
+		if n := srv.Broker.Stats().Subscriptions; n != 0 {
+			return fmt.Errorf("%d subscriptions in the broker", n)
+		}
+		return nil
+	})
+	waitGoroutines(t, base)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	growth := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("heap %d -> %d bytes after %d cycles", before.HeapAlloc, after.HeapAlloc, cycles)
+	if growth > 4<<20 {
+		t.Fatalf("heap grew by %d bytes over %d cycles", growth, cycles)
+	}
+}
