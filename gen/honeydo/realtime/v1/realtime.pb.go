@@ -474,6 +474,7 @@ type Event struct {
 	//	*Event_ItemRemoved
 	//	*Event_Notification
 	//	*Event_SettingUpdated
+	//	*Event_Probe
 	Payload       isEvent_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -589,6 +590,15 @@ func (x *Event) GetSettingUpdated() *v11.SettingUpdated {
 	return nil
 }
 
+func (x *Event) GetProbe() *v11.Probe {
+	if x != nil {
+		if x, ok := x.Payload.(*Event_Probe); ok {
+			return x.Probe
+		}
+	}
+	return nil
+}
+
 type isEvent_Payload interface {
 	isEvent_Payload()
 }
@@ -618,6 +628,11 @@ type Event_SettingUpdated struct {
 	SettingUpdated *v11.SettingUpdated `protobuf:"bytes,201,opt,name=setting_updated,json=settingUpdated,proto3,oneof"`
 }
 
+type Event_Probe struct {
+	// probe: a synthetic event for load tests and latency monitoring.
+	Probe *v11.Probe `protobuf:"bytes,299,opt,name=probe,proto3,oneof"`
+}
+
 func (*Event_ItemAdded) isEvent_Payload() {}
 
 func (*Event_ItemUpdated) isEvent_Payload() {}
@@ -627,6 +642,8 @@ func (*Event_ItemRemoved) isEvent_Payload() {}
 func (*Event_Notification) isEvent_Payload() {}
 
 func (*Event_SettingUpdated) isEvent_Payload() {}
+
+func (*Event_Probe) isEvent_Payload() {}
 
 // PingRequest is empty.
 type PingRequest struct {
@@ -1131,7 +1148,7 @@ const file_honeydo_realtime_v1_realtime_proto_rawDesc = "" +
 	"EventBatch\x122\n" +
 	"\x06events\x18\x01 \x03(\v2\x1a.honeydo.realtime.v1.EventR\x06events\";\n" +
 	"\tHeartbeat\x12.\n" +
-	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xf6\x03\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xa9\x04\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12.\n" +
@@ -1142,7 +1159,8 @@ const file_honeydo_realtime_v1_realtime_proto_rawDesc = "" +
 	"\fitem_updated\x18e \x01(\v2 .honeydo.shopping.v1.ItemUpdatedH\x00R\vitemUpdated\x12E\n" +
 	"\fitem_removed\x18f \x01(\v2 .honeydo.shopping.v1.ItemRemovedH\x00R\vitemRemoved\x12F\n" +
 	"\fnotification\x18\xc8\x01 \x01(\v2\x1f.honeydo.system.v1.NotificationH\x00R\fnotification\x12M\n" +
-	"\x0fsetting_updated\x18\xc9\x01 \x01(\v2!.honeydo.system.v1.SettingUpdatedH\x00R\x0esettingUpdatedB\t\n" +
+	"\x0fsetting_updated\x18\xc9\x01 \x01(\v2!.honeydo.system.v1.SettingUpdatedH\x00R\x0esettingUpdated\x121\n" +
+	"\x05probe\x18\xab\x02 \x01(\v2\x18.honeydo.system.v1.ProbeH\x00R\x05probeB\t\n" +
 	"\apayload\"\r\n" +
 	"\vPingRequest\">\n" +
 	"\fPingResponse\x12.\n" +
@@ -1218,6 +1236,7 @@ var file_honeydo_realtime_v1_realtime_proto_goTypes = []any{
 	(*v1.ItemRemoved)(nil),        // 19: honeydo.shopping.v1.ItemRemoved
 	(*v11.Notification)(nil),      // 20: honeydo.system.v1.Notification
 	(*v11.SettingUpdated)(nil),    // 21: honeydo.system.v1.SettingUpdated
+	(*v11.Probe)(nil),             // 22: honeydo.system.v1.Probe
 }
 var file_honeydo_realtime_v1_realtime_proto_depIdxs = []int32{
 	3,  // 0: honeydo.realtime.v1.SubscribeResponse.welcome:type_name -> honeydo.realtime.v1.Welcome
@@ -1234,24 +1253,25 @@ var file_honeydo_realtime_v1_realtime_proto_depIdxs = []int32{
 	19, // 11: honeydo.realtime.v1.Event.item_removed:type_name -> honeydo.shopping.v1.ItemRemoved
 	20, // 12: honeydo.realtime.v1.Event.notification:type_name -> honeydo.system.v1.Notification
 	21, // 13: honeydo.realtime.v1.Event.setting_updated:type_name -> honeydo.system.v1.SettingUpdated
-	16, // 14: honeydo.realtime.v1.PingResponse.time:type_name -> google.protobuf.Timestamp
-	16, // 15: honeydo.realtime.v1.WhoAmIResponse.expire_time:type_name -> google.protobuf.Timestamp
-	14, // 16: honeydo.realtime.v1.Target.broadcast:type_name -> honeydo.realtime.v1.Target.Broadcast
-	11, // 17: honeydo.realtime.v1.PublishRequest.target:type_name -> honeydo.realtime.v1.Target
-	6,  // 18: honeydo.realtime.v1.PublishRequest.event:type_name -> honeydo.realtime.v1.Event
-	1,  // 19: honeydo.realtime.v1.RealtimeService.Subscribe:input_type -> honeydo.realtime.v1.SubscribeRequest
-	7,  // 20: honeydo.realtime.v1.RealtimeService.Ping:input_type -> honeydo.realtime.v1.PingRequest
-	9,  // 21: honeydo.realtime.v1.RealtimeService.WhoAmI:input_type -> honeydo.realtime.v1.WhoAmIRequest
-	12, // 22: honeydo.realtime.v1.RealtimeService.Publish:input_type -> honeydo.realtime.v1.PublishRequest
-	2,  // 23: honeydo.realtime.v1.RealtimeService.Subscribe:output_type -> honeydo.realtime.v1.SubscribeResponse
-	8,  // 24: honeydo.realtime.v1.RealtimeService.Ping:output_type -> honeydo.realtime.v1.PingResponse
-	10, // 25: honeydo.realtime.v1.RealtimeService.WhoAmI:output_type -> honeydo.realtime.v1.WhoAmIResponse
-	13, // 26: honeydo.realtime.v1.RealtimeService.Publish:output_type -> honeydo.realtime.v1.PublishResponse
-	23, // [23:27] is the sub-list for method output_type
-	19, // [19:23] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	22, // 14: honeydo.realtime.v1.Event.probe:type_name -> honeydo.system.v1.Probe
+	16, // 15: honeydo.realtime.v1.PingResponse.time:type_name -> google.protobuf.Timestamp
+	16, // 16: honeydo.realtime.v1.WhoAmIResponse.expire_time:type_name -> google.protobuf.Timestamp
+	14, // 17: honeydo.realtime.v1.Target.broadcast:type_name -> honeydo.realtime.v1.Target.Broadcast
+	11, // 18: honeydo.realtime.v1.PublishRequest.target:type_name -> honeydo.realtime.v1.Target
+	6,  // 19: honeydo.realtime.v1.PublishRequest.event:type_name -> honeydo.realtime.v1.Event
+	1,  // 20: honeydo.realtime.v1.RealtimeService.Subscribe:input_type -> honeydo.realtime.v1.SubscribeRequest
+	7,  // 21: honeydo.realtime.v1.RealtimeService.Ping:input_type -> honeydo.realtime.v1.PingRequest
+	9,  // 22: honeydo.realtime.v1.RealtimeService.WhoAmI:input_type -> honeydo.realtime.v1.WhoAmIRequest
+	12, // 23: honeydo.realtime.v1.RealtimeService.Publish:input_type -> honeydo.realtime.v1.PublishRequest
+	2,  // 24: honeydo.realtime.v1.RealtimeService.Subscribe:output_type -> honeydo.realtime.v1.SubscribeResponse
+	8,  // 25: honeydo.realtime.v1.RealtimeService.Ping:output_type -> honeydo.realtime.v1.PingResponse
+	10, // 26: honeydo.realtime.v1.RealtimeService.WhoAmI:output_type -> honeydo.realtime.v1.WhoAmIResponse
+	13, // 27: honeydo.realtime.v1.RealtimeService.Publish:output_type -> honeydo.realtime.v1.PublishResponse
+	24, // [24:28] is the sub-list for method output_type
+	20, // [20:24] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_honeydo_realtime_v1_realtime_proto_init() }
@@ -1270,6 +1290,7 @@ func file_honeydo_realtime_v1_realtime_proto_init() {
 		(*Event_ItemRemoved)(nil),
 		(*Event_Notification)(nil),
 		(*Event_SettingUpdated)(nil),
+		(*Event_Probe)(nil),
 	}
 	file_honeydo_realtime_v1_realtime_proto_msgTypes[10].OneofWrappers = []any{
 		(*Target_UserId)(nil),

@@ -226,6 +226,82 @@ func (x *SettingUpdated) GetValue() string {
 	return ""
 }
 
+// Probe is a synthetic event for measuring delivery: the load generator and
+// end-to-end latency monitors publish it; apps ignore it.
+type Probe struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// send_time_unix_micros is when the publisher created the probe, in
+	// microseconds since the Unix epoch (publisher and receiver share a clock
+	// when they share a machine).
+	SendTimeUnixMicros int64 `protobuf:"varint,1,opt,name=send_time_unix_micros,json=sendTimeUnixMicros,proto3" json:"send_time_unix_micros,omitempty"`
+	// seq numbers the probes of one run from 0.
+	Seq uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	// target names the audience it was sent to, e.g. "room:bench".
+	Target string `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	// padding brings the event to the size under test.
+	Padding       []byte `protobuf:"bytes,4,opt,name=padding,proto3" json:"padding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Probe) Reset() {
+	*x = Probe{}
+	mi := &file_honeydo_system_v1_events_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Probe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Probe) ProtoMessage() {}
+
+func (x *Probe) ProtoReflect() protoreflect.Message {
+	mi := &file_honeydo_system_v1_events_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Probe.ProtoReflect.Descriptor instead.
+func (*Probe) Descriptor() ([]byte, []int) {
+	return file_honeydo_system_v1_events_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Probe) GetSendTimeUnixMicros() int64 {
+	if x != nil {
+		return x.SendTimeUnixMicros
+	}
+	return 0
+}
+
+func (x *Probe) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Probe) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *Probe) GetPadding() []byte {
+	if x != nil {
+		return x.Padding
+	}
+	return nil
+}
+
 var File_honeydo_system_v1_events_proto protoreflect.FileDescriptor
 
 const file_honeydo_system_v1_events_proto_rawDesc = "" +
@@ -246,7 +322,12 @@ const file_honeydo_system_v1_events_proto_rawDesc = "" +
 	"\vLEVEL_ERROR\x10\x04\"8\n" +
 	"\x0eSettingUpdated\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05valueB<Z:github.com/honeydo/realtime/gen/honeydo/system/v1;systemv1b\x06proto3"
+	"\x05value\x18\x02 \x01(\tR\x05value\"~\n" +
+	"\x05Probe\x121\n" +
+	"\x15send_time_unix_micros\x18\x01 \x01(\x03R\x12sendTimeUnixMicros\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x16\n" +
+	"\x06target\x18\x03 \x01(\tR\x06target\x12\x18\n" +
+	"\apadding\x18\x04 \x01(\fR\apaddingB<Z:github.com/honeydo/realtime/gen/honeydo/system/v1;systemv1b\x06proto3"
 
 var (
 	file_honeydo_system_v1_events_proto_rawDescOnce sync.Once
@@ -261,16 +342,17 @@ func file_honeydo_system_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_honeydo_system_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_honeydo_system_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_honeydo_system_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_honeydo_system_v1_events_proto_goTypes = []any{
 	(Notification_Level)(0),       // 0: honeydo.system.v1.Notification.Level
 	(*Notification)(nil),          // 1: honeydo.system.v1.Notification
 	(*SettingUpdated)(nil),        // 2: honeydo.system.v1.SettingUpdated
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*Probe)(nil),                 // 3: honeydo.system.v1.Probe
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
 }
 var file_honeydo_system_v1_events_proto_depIdxs = []int32{
 	0, // 0: honeydo.system.v1.Notification.level:type_name -> honeydo.system.v1.Notification.Level
-	3, // 1: honeydo.system.v1.Notification.time:type_name -> google.protobuf.Timestamp
+	4, // 1: honeydo.system.v1.Notification.time:type_name -> google.protobuf.Timestamp
 	2, // [2:2] is the sub-list for method output_type
 	2, // [2:2] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
@@ -289,7 +371,7 @@ func file_honeydo_system_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_honeydo_system_v1_events_proto_rawDesc), len(file_honeydo_system_v1_events_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file honeydo/system/v1/events.proto.
  */
 export const file_honeydo_system_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Ch5ob25leWRvL3N5c3RlbS92MS9ldmVudHMucHJvdG8SEWhvbmV5ZG8uc3lzdGVtLnYxIoECCgxOb3RpZmljYXRpb24SCgoCaWQYASABKAkSNAoFbGV2ZWwYAiABKA4yJS5ob25leWRvLnN5c3RlbS52MS5Ob3RpZmljYXRpb24uTGV2ZWwSDwoHbWVzc2FnZRgDIAEoCRIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgV0aXRsZRgFIAEoCSJlCgVMZXZlbBIVChFMRVZFTF9VTlNQRUNJRklFRBAAEg4KCkxFVkVMX0lORk8QARIRCg1MRVZFTF9TVUNDRVNTEAISEQoNTEVWRUxfV0FSTklORxADEg8KC0xFVkVMX0VSUk9SEAQiLAoOU2V0dGluZ1VwZGF0ZWQSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJQjxaOmdpdGh1Yi5jb20vaG9uZXlkby9yZWFsdGltZS9nZW4vaG9uZXlkby9zeXN0ZW0vdjE7c3lzdGVtdjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Ch5ob25leWRvL3N5c3RlbS92MS9ldmVudHMucHJvdG8SEWhvbmV5ZG8uc3lzdGVtLnYxIoECCgxOb3RpZmljYXRpb24SCgoCaWQYASABKAkSNAoFbGV2ZWwYAiABKA4yJS5ob25leWRvLnN5c3RlbS52MS5Ob3RpZmljYXRpb24uTGV2ZWwSDwoHbWVzc2FnZRgDIAEoCRIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgV0aXRsZRgFIAEoCSJlCgVMZXZlbBIVChFMRVZFTF9VTlNQRUNJRklFRBAAEg4KCkxFVkVMX0lORk8QARIRCg1MRVZFTF9TVUNDRVNTEAISEQoNTEVWRUxfV0FSTklORxADEg8KC0xFVkVMX0VSUk9SEAQiLAoOU2V0dGluZ1VwZGF0ZWQSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJIlQKBVByb2JlEh0KFXNlbmRfdGltZV91bml4X21pY3JvcxgBIAEoAxILCgNzZXEYAiABKAQSDgoGdGFyZ2V0GAMgASgJEg8KB3BhZGRpbmcYBCABKAxCPFo6Z2l0aHViLmNvbS9ob25leWRvL3JlYWx0aW1lL2dlbi9ob25leWRvL3N5c3RlbS92MTtzeXN0ZW12MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Notification is a message for people to read, shown by the web app as a
@@ -144,4 +144,49 @@ export type SettingUpdated = Message<"honeydo.system.v1.SettingUpdated"> & {
  */
 export const SettingUpdatedSchema: GenMessage<SettingUpdated> = /*@__PURE__*/
   messageDesc(file_honeydo_system_v1_events, 1);
+
+/**
+ * Probe is a synthetic event for measuring delivery: the load generator and
+ * end-to-end latency monitors publish it; apps ignore it.
+ *
+ * @generated from message honeydo.system.v1.Probe
+ */
+export type Probe = Message<"honeydo.system.v1.Probe"> & {
+  /**
+   * send_time_unix_micros is when the publisher created the probe, in
+   * microseconds since the Unix epoch (publisher and receiver share a clock
+   * when they share a machine).
+   *
+   * @generated from field: int64 send_time_unix_micros = 1;
+   */
+  sendTimeUnixMicros: bigint;
+
+  /**
+   * seq numbers the probes of one run from 0.
+   *
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+
+  /**
+   * target names the audience it was sent to, e.g. "room:bench".
+   *
+   * @generated from field: string target = 3;
+   */
+  target: string;
+
+  /**
+   * padding brings the event to the size under test.
+   *
+   * @generated from field: bytes padding = 4;
+   */
+  padding: Uint8Array;
+};
+
+/**
+ * Describes the message honeydo.system.v1.Probe.
+ * Use `create(ProbeSchema)` to create a new message.
+ */
+export const ProbeSchema: GenMessage<Probe> = /*@__PURE__*/
+  messageDesc(file_honeydo_system_v1_events, 2);
 
