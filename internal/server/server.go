@@ -64,6 +64,9 @@ type Config struct {
 	// Dev, when set, enables /dev/token and /dev/streams. Never set it in
 	// production.
 	Dev *auth.DevKey
+	// BenchAPI, when set, serves the benchmark control API (/bench/info,
+	// /bench/publish, /bench/gc) to loopback callers. Dev mode only.
+	BenchAPI bool
 	// WebDir, when set, is served at / with index.html as the fallback for
 	// client-side routes.
 	WebDir string
@@ -204,6 +207,12 @@ func (s *Server) routes() (http.Handler, error) {
 	if s.cfg.Dev != nil {
 		mux.HandleFunc("GET /dev/token", s.devToken)
 		mux.HandleFunc("GET /dev/streams", s.devStreams)
+	}
+	if s.cfg.BenchAPI {
+		if s.cfg.Dev == nil {
+			return nil, errors.New("server: the bench API needs dev mode")
+		}
+		s.mountBench(mux)
 	}
 	if s.cfg.WebDir != "" {
 		if _, err := os.Stat(filepath.Join(s.cfg.WebDir, "index.html")); err != nil {
