@@ -1,0 +1,486 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/honeydo/realtime/client"
+	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	"github.com/honeydo/realtime/internal/server"
+)
+
+// fast is a backoff for tests: reconnections in tens of milliseconds.
+var fast = client.Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}
+
+func TestSubscribeEveryProtocol(t *testing.T) {
+	for _, pc := range protocolCases {
+		t.Run(pc.name, func(t *testing.T) {
+			checkGoroutines(t)
+			srv := newTestServer(t)
+			var st statuses
+			rec := &recorder{}
+			run := start(t, client.Options{
+				BaseURL:    srv.URL,
+				HTTPClient: httpClient(t, pc.h2c, nil),
+				Protocol:   pc.protocol,
+				Token:      srv.tokens("alice", time.Minute).Token,
+				OnStatus:   st.OnStatus,
+			}, rec.Handle)
+			st.waitState(t, client.StateConnected, 1)
+			w := st.all()[0]
+			if w.Welcome.GetUserId() != "alice" || w.Welcome.GetHouseholdId() != "home" || w.Reconnected || w.Resumed {
+				t.Fatalf("first status: %+v", w)
+			}
+			if w.Cursor == "" || w.Cursor != w.Welcome.GetCursor() {
+				t.Fatalf("status cursor %q, welcome cursor %q", w.Cursor, w.Welcome.GetCursor())
+			}
+			var ids []string
+			for i := range 5 {
+				ids = append(ids, srv.publish(t, "home", fmt.Sprint("hello ", i)))
+			}
+			srv.publish(t, "elsewhere", "not for alice")
+			exactlyOnce(t, srv, rec, ids)
+			run.stop(t)
+			if n := st.count(client.StateReconnecting); n != 0 {
+				t.Fatalf("%d reconnections on a healthy stream: %s", n, describe(st.all()))
+			}
+		})
+	}
+}
+
+// TestResumeAcrossConnectionCuts cuts the TCP connection three times while
+// events flow: every event arrives exactly once, in order, each reconnect
+// resumes, and nothing asks for a resync.
+func TestResumeAcrossConnectionCuts(t *testing.T) {
+	for _, pc := range protocolCases {
+		t.Run(pc.name, func(t *testing.T) {
+			checkGoroutines(t)
+			srv := newTestServer(t)
+			dialer := &conns{}
+			var st statuses
+			rec := &recorder{}
+			start(t, client.Options{
+				BaseURL:    srv.URL,
+				HTTPClient: httpClient(t, pc.h2c, dialer),
+				Protocol:   pc.protocol,
+				Token:      srv.tokens("alice", time.Minute).Token,
+				Backoff:    fast,
+				OnStatus:   st.OnStatus,
+				OnResync: func(context.Context, client.ResyncReason) error {
+					return errors.New("unexpected resync")
+				},
+			}, rec.Handle)
+			st.waitState(t, client.StateConnected, 1)
+			f := startFlow(t, srv, time.Millisecond)
+			for i := 1; i <= 3; i++ {
+				f.waitCount(t, f.count()+50)
+				if n := dialer.cut(); n == 0 {
+					t.Fatal("no connection to cut")
+				}
+				st.waitState(t, client.StateConnected, i+1)
+			}
+			f.waitCount(t, f.count()+50)
+			exactlyOnce(t, srv, rec, f.end())
+			for _, s := range st.all()[1:] {
+				if s.State == client.StateConnected && (!s.Resumed || !s.Reconnected) {
+					t.Fatalf("a reconnection did not resume: %s", describe(st.all()))
+				}
+			}
+			t.Logf("%d events over %d connections", len(rec.snapshot()), dialer.dials)
+		})
+	}
+}
+
+// TestResumeAcrossServerRestart restarts the server with the same broker
+// while events flow: streams end with Unavailable, the client backs off,
+// comes back and resumes with nothing lost or repeated.
+func TestResumeAcrossServerRestart(t *testing.T) {
+	checkGoroutines(t)
+	srv := newTestServer(t)
+	var st statuses
+	rec := &recorder{}
+	start(t, client.Options{
+		BaseURL:    srv.URL,
+		HTTPClient: httpClient(t, false, nil),
+		Token:      srv.tokens("alice", time.Minute).Token,
+		Backoff:    fast,
+		OnStatus:   st.OnStatus,
+	}, rec.Handle)
+	st.waitState(t, client.StateConnected, 1)
+	f := startFlow(t, srv, time.Millisecond)
+	f.waitCount(t, 50)
+	srv.restart(false)
+	st.waitState(t, client.StateConnected, 2)
+	f.waitCount(t, f.count()+50)
+	exactlyOnce(t, srv, rec, f.end())
+	errs := st.reconnectErrs()
+	if len(errs) == 0 || connect.CodeOf(errs[0]) != connect.CodeUnavailable {
+		t.Fatalf("want the stream to end with Unavailable: %s", describe(st.all()))
+	}
+	if n := st.count(client.StateResync); n != 0 {
+		t.Fatalf("resync after a restart that kept history: %s", describe(st.all()))
+	}
+}
+
+// TestTokenRotation runs a steady flow for about five seconds over 1s
+// tokens with a 100ms grace: the server ends the stream at every expiry,
+// the client reopens it with a fresh token and its cursor, and no event is
+// lost or duplicated.
+func TestTokenRotation(t *testing.T) {
+	checkGoroutines(t)
+	srv := newTestServer(t, func(c *server.Config) { c.TokenGrace = 100 * time.Millisecond })
+	tk := srv.tokens("alice", time.Second)
+	var st statuses
+	rec := &recorder{}
+	start(t, client.Options{
+		BaseURL:    srv.URL,
+		HTTPClient: httpClient(t, false, nil),
+		Token:      tk.Token,
+		Backoff:    client.Backoff{Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond},
+		OnStatus:   st.OnStatus,
+	}, rec.Handle)
+	st.waitState(t, client.StateConnected, 1)
+	began := time.Now()
+	f := startFlow(t, srv, 5*time.Millisecond)
+	st.waitState(t, client.StateConnected, 5) // four expiries
+	f.waitCount(t, f.count()+20)
+	exactlyOnce(t, srv, rec, f.end())
+	for _, err := range st.reconnectErrs() {
+		if connect.CodeOf(err) != connect.CodeUnauthenticated {
+			t.Fatalf("a stream ended for another reason than its token: %v", err)
+		}
+	}
+	if n := tk.calls.Load(); n < 5 {
+		t.Fatalf("Token called %d times, want one per connection", n)
+	}
+	t.Logf("%d events over %d streams in %v", len(rec.snapshot()), st.count(client.StateConnected), time.Since(began).Round(time.Millisecond))
+}
+
+// TestResyncOnEpochChange replaces the server by one with a new broker at
+// the same address: its history is gone, so the welcome says
+// EPOCH_CHANGED and OnResync runs before the new server's events.
+func TestResyncOnEpochChange(t *testing.T) {
+	checkGoroutines(t)
+	srv := newTestServer(t)
+	var st statuses
+	rec := &recorder{}
+	var reasons []client.ResyncReason
+	start(t, client.Options{
+		BaseURL:    srv.URL,
+		HTTPClient: httpClient(t, false, nil),
+		Token:      srv.tokens("alice", time.Minute).Token,
+		Backoff:    fast,
+		OnStatus:   st.OnStatus,
+		OnResync: func(ctx context.Context, reason client.ResyncReason) error {
+			reasons = append(reasons, reason) // OnResync and the handler never run concurrently
+			return rec.Handle(ctx, &realtimev1.Event{Id: "RESYNC"})
+		},
+	}, rec.Handle)
+	st.waitState(t, client.StateConnected, 1)
+	var want []string
+	for i := range 3 {
+		want = append(want, srv.publish(t, "home", fmt.Sprint("before ", i)))
+	}
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := len(rec.snapshot()); n < 3 {
+			return fmt.Errorf("%d events", n)
+		}
+		return nil
+	})
+	oldEpoch := srv.Broker.Epoch()
+	srv.restart(true)
+	st.waitState(t, client.StateResync, 1)
+	if srv.Broker.Epoch() == oldEpoch {
+		t.Fatal("restart kept the epoch")
+	}
+	want = append(want, "RESYNC", srv.publish(t, "home", "after"))
+	exactlyOnce(t, srv, rec, want)
+	if !slices.Equal(reasons, []client.ResyncReason{client.ResyncEpochChanged}) {
+		t.Fatalf("resync reasons %v", reasons)
+	}
+	var connected []client.Status
+	for _, s := range st.all() {
+		if s.State == client.StateConnected {
+			connected = append(connected, s)
+		}
+	}
+	if len(connected) != 2 || connected[1].Resumed || !connected[1].Reconnected ||
+		connected[1].Welcome.GetResume() != realtimev1.ResumeStatus_RESUME_STATUS_EPOCH_CHANGED {
+		t.Fatalf("statuses: %s", describe(st.all()))
+	}
+}
+
+// TestWatchdog freezes the connection (a proxy that stops forwarding
+// without closing): heartbeats stop, the watchdog declares the stream dead
+// after twice the heartbeat interval, and the client reconnects and resumes
+// the events published meanwhile.
+func TestWatchdog(t *testing.T) {
+	checkGoroutines(t)
+	const heartbeat = 100 * time.Millisecond
+	srv := newTestServer(t, func(c *server.Config) { c.Heartbeat = heartbeat })
+	px := newProxy(t, srv.addr)
+	var st statuses
+	rec := &recorder{}
+	start(t, client.Options{
+		BaseURL:    px.URL(),
+		HTTPClient: httpClient(t, false, nil),
+		Token:      srv.tokens("alice", time.Minute).Token,
+		Backoff:    fast,
+		OnStatus:   st.OnStatus,
+	}, rec.Handle)
+	st.waitState(t, client.StateConnected, 1)
+	var want []string
+	for i := range 3 {
+		want = append(want, srv.publish(t, "home", fmt.Sprint("before ", i)))
+	}
+	// Stay idle for several heartbeat intervals: heartbeats keep the
+	// watchdog quiet.
+	time.Sleep(5 * heartbeat)
+	if n := st.count(client.StateReconnecting); n != 0 {
+		t.Fatalf("watchdog fired on a stream with heartbeats: %s", describe(st.all()))
+	}
+	px.freeze()
+	frozeAt := time.Now()
+	for i := range 5 {
+		want = append(want, srv.publish(t, "home", fmt.Sprint("while frozen ", i)))
+	}
+	st.waitState(t, client.StateConnected, 2)
+	t.Logf("reconnected %v after the freeze", time.Since(frozeAt).Round(time.Millisecond))
+	errs := st.reconnectErrs()
+	if len(errs) == 0 || !errors.Is(errs[0], client.ErrStalled) || connect.CodeOf(errs[0]) != connect.CodeUnavailable {
+		t.Fatalf("want a stall: %s", describe(st.all()))
+	}
+	exactlyOnce(t, srv, rec, want)
+}
+
+// TestSlowConsumerResumes blocks the handler until the server cuts the
+// stream off as a slow consumer (ResourceExhausted); the client then
+// reconnects and recovers everything from history.
+func TestSlowConsumerResumes(t *testing.T) {
+	checkGoroutines(t)
+	srv := newTestServer(t, func(c *server.Config) { c.QueueSize = 4 })
+	var st statuses
+	rec := &recorder{}
+	release := make(chan struct{})
+	start(t, client.Options{
+		BaseURL:    srv.URL,
+		HTTPClient: httpClient(t, false, nil),
+		Token:      srv.tokens("alice", time.Minute).Token,
+		Backoff:    fast,
+		OnStatus:   st.OnStatus,
+	}, func(ctx context.Context, ev *realtimev1.Event) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return rec.Handle(ctx, ev)
+	})
+	st.waitState(t, client.StateConnected, 1)
+	big := string(bytes.Repeat([]byte("x"), 16<<10))
+	var want []string
+	for len(want) < 2000 && srv.openStreams() > 0 {
+		want = append(want, srv.publish(t, "home", big))
+	}
+	if srv.openStreams() > 0 {
+		t.Fatalf("stream still open after %d events of 16 KiB", len(want))
+	}
+	t.Logf("cut off after %d events of 16 KiB", len(want))
+	close(release)
+	st.waitState(t, client.StateConnected, 2)
+	exactlyOnce(t, srv, rec, want)
+	errs := st.reconnectErrs()
+	if len(errs) == 0 || connect.CodeOf(errs[0]) != connect.CodeResourceExhausted {
+		t.Fatalf("want ResourceExhausted: %s", describe(st.all()))
+	}
+}
+
+// TestUnauthenticatedGivesUp: a credential that the server rejects, twice
+// in a row with no welcome between, ends Subscribe with Unauthenticated —
+// after one retry with a fresh token, not in a hot loop.
+func TestUnauthenticatedGivesUp(t *testing.T) {
+	checkGoroutines(t)
+	srv := newTestServer(t)
+	var st statuses
+	calls := 0
+	run := start(t, client.Options{
+		BaseURL:    srv.URL,
+		HTTPClient: httpClient(t, false, nil),
+		Token: func(context.Context) (string, error) {
+			calls++
+			return "eyJnot.a.token", nil
+		},
+		Backoff:  fast,
+		OnStatus: st.OnStatus,
+	}, (&recorder{}).Handle)
+	err := run.wait(t, 5*time.Second)
+	wantCode(t, err, connect.CodeUnauthenticated)
+	if calls != 2 {
+		t.Fatalf("Token called %d times, want 2", calls)
+	}
+	if n := st.count(client.StateReconnecting); n != 1 {
+		t.Fatalf("%d reconnections, want 1: %s", n, describe(st.all()))
+	}
+}
+
+// TestInvalidCursor: a cursor the server rejects is dropped, the stream
+// starts afresh at once and OnResync says why.
+func TestInvalidCursor(t *testing.T) {
+	checkGoroutines(t)
+	srv := newTestServer(t)
+	var st statuses
+	rec := &recorder{}
+	var reasons []client.ResyncReason
+	start(t, client.Options{
+		BaseURL:    srv.URL,
+		HTTPClient: httpClient(t, false, nil),
+		Token:      srv.tokens("alice", time.Minute).Token,
+		Cursor:     "not-a-cursor",
+		OnStatus:   st.OnStatus,
+		OnResync: func(_ context.Context, r client.ResyncReason) error {
+			reasons = append(reasons, r)
+			return nil
+		},
+	}, rec.Handle)
+	st.waitState(t, client.StateResync, 1)
+	exactlyOnce(t, srv, rec, nil)
+	all := st.all()
+	if all[0].State != client.StateReconnecting || connect.CodeOf(all[0].Err) != connect.CodeInvalidArgument || all[0].Delay != 0 || all[0].Cursor != "" {
+		t.Fatalf("statuses: %s", describe(all))
+	}
+	if !slices.Equal(reasons, []client.ResyncReason{client.ResyncInvalidCursor}) {
+		t.Fatalf("resync reasons %v", reasons)
+	}
+}
+
+// TestCursorAcrossSubscribers: a second Subscribe given the cursor of the
+// last event the first one handled gets exactly the events published in
+// between.
+func TestCursorAcrossSubscribers(t *testing.T) {
+	checkGoroutines(t)
+	srv := newTestServer(t)
+	opts := client.Options{
+		BaseURL:    srv.URL,
+		HTTPClient: httpClient(t, false, nil),
+		Token:      srv.tokens("alice", time.Minute).Token,
+	}
+	var st1 statuses
+	opts.OnStatus = st1.OnStatus
+	first := &recorder{}
+	run := start(t, opts, first.Handle)
+	st1.waitState(t, client.StateConnected, 1)
+	exactlyOnce(t, srv, first, []string{srv.publish(t, "home", "one")})
+	run.stop(t)
+
+	var missed []string
+	for i := range 3 {
+		missed = append(missed, srv.publish(t, "home", fmt.Sprint("missed ", i)))
+	}
+	var st2 statuses
+	opts.OnStatus = st2.OnStatus
+	opts.Cursor = first.lastCursor()
+	second := &recorder{}
+	start(t, opts, second.Handle)
+	st2.waitState(t, client.StateConnected, 1)
+	if s := st2.all()[0]; !s.Resumed || s.Reconnected {
+		t.Fatalf("second subscriber: %s", describe(st2.all()))
+	}
+	exactlyOnce(t, srv, second, missed)
+}
+
+func TestHandlerErrorEndsSubscribe(t *testing.T) {
+	checkGoroutines(t)
+	srv := newTestServer(t)
+	boom := errors.New("boom")
+	var st statuses
+	n := 0
+	run := start(t, client.Options{
+		BaseURL:    srv.URL,
+		HTTPClient: httpClient(t, false, nil),
+		Token:      srv.tokens("alice", time.Minute).Token,
+		OnStatus:   st.OnStatus,
+	}, func(context.Context, *realtimev1.Event) error {
+		n++
+		if n == 2 {
+			return boom
+		}
+		return nil
+	})
+	st.waitState(t, client.StateConnected, 1)
+	srv.publish(t, "home", "one")
+	srv.publish(t, "home", "two")
+	if err := run.wait(t, 5*time.Second); err != boom {
+		t.Fatalf("Subscribe returned %v, want the handler's error unchanged", err)
+	}
+}
+
+// TestFatalErrors: mistakes that a retry cannot fix end Subscribe at once.
+func TestFatalErrors(t *testing.T) {
+	checkGoroutines(t)
+	srv := newTestServer(t)
+	tokens := srv.tokens("alice", time.Minute).Token
+	hc := httpClient(t, false, nil)
+	for _, tc := range []struct {
+		name string
+		opts client.Options
+		code connect.Code // 0: a configuration error before any call
+	}{
+		{"wrong path", client.Options{BaseURL: srv.URL + "/nope", HTTPClient: hc, Token: tokens}, connect.CodeUnimplemented},
+		{"no base URL", client.Options{Token: tokens}, 0},
+		{"not http", client.Options{BaseURL: "ftp://x", Token: tokens}, 0},
+		{"no token", client.Options{BaseURL: srv.URL}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err := client.Subscribe(ctx, tc.opts, (&recorder{}).Handle)
+			if err == nil || errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Subscribe returned %v", err)
+			}
+			if tc.code != 0 {
+				wantCode(t, err, tc.code)
+			}
+			t.Log(err)
+		})
+	}
+	t.Run("token error", func(t *testing.T) {
+		fail := errors.New("no session")
+		err := client.Subscribe(context.Background(), client.Options{
+			BaseURL: srv.URL, HTTPClient: hc,
+			Token: func(context.Context) (string, error) { return "", fail },
+		}, (&recorder{}).Handle)
+		if !errors.Is(err, fail) {
+			t.Fatalf("Subscribe returned %v, want the Token error", err)
+		}
+	})
+}
+
+// TestCancelWhileBackingOff: cancelling ends Subscribe promptly even while
+// it waits to reconnect to a server that is down.
+func TestCancelWhileBackingOff(t *testing.T) {
+	checkGoroutines(t)
+	srv := newTestServer(t)
+	url := srv.URL
+	srv.stop()
+	var st statuses
+	run := start(t, client.Options{
+		BaseURL:  url,
+		Token:    srv.tokens("alice", time.Minute).Token,
+		Backoff:  client.Backoff{Initial: time.Minute, Max: time.Minute},
+		OnStatus: st.OnStatus,
+	}, (&recorder{}).Handle)
+	st.waitState(t, client.StateReconnecting, 1)
+	wantCode(t, st.all()[0].Err, connect.CodeUnavailable)
+	began := time.Now()
+	run.stop(t)
+	if d := time.Since(began); d > time.Second {
+		t.Fatalf("Subscribe took %v to return after cancel", d)
+	}
+}
