@@ -63,6 +63,7 @@ type options struct {
 	historyMaxBytes              int64
 	shutdownTimeout              time.Duration
 	logFormat, logLevel          string
+	benchAPI                     bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -72,6 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.addr, "addr", "", "`host:port` to listen on (default 127.0.0.1:8080 with --dev, :8080 otherwise)")
 	fs.BoolVar(&o.dev, "dev", false, "development mode: a local signing key in --data-dir instead of Clerk, /dev/token and\n/dev/streams, the web demo; refuses a non-loopback --addr")
 	fs.BoolVar(&o.devAllowRemote, "dev-allow-remote", false, "let --dev listen on a non-loopback address (anyone who reaches it can mint tokens)")
+	fs.BoolVar(&o.benchAPI, "bench-api", false, "serve the benchmark control API (/bench/info, /bench/publish, /bench/gc) to loopback\ncallers, for ../shared/peers/run.sh and realtimectl bench; needs --dev")
 	fs.StringVar(&o.dataDir, "data-dir", ".data", "`directory` for the shopping module's SQLite database and the dev signing key")
 	fs.StringVar(&o.webDir, "web-dir", "", "`directory` of the built web demo to serve at / (default web/dist with --dev, if present)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); with --tls-key serves HTTPS with HTTP/2 for browsers")
@@ -194,6 +196,9 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.benchAPI && !o.dev {
+		return errors.New("--bench-api needs --dev: the bench API floods every stream and is never served in production")
+	}
 	if o.dev && !o.devAllowRemote && !isLoopback(o.addr) {
 		return fmt.Errorf("--dev refuses to listen on %s: anyone who reaches it could mint tokens; use a loopback address or add --dev-allow-remote", o.addr)
 	}
@@ -260,6 +265,7 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		RateLimit:         server.RateLimit{PerSecond: o.rateLimit, Burst: o.rateBurst},
 		ReadMaxBytes:      o.readMaxBytes,
 		Dev:               devKey,
+		BenchAPI:          o.benchAPI,
 		WebDir:            o.webDir,
 		Logger:            log,
 	})
