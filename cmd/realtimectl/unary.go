@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/honeydo/realtime/client"
+	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
+)
+
+const pingSynopsis = `realtimectl ping — check that the server answers an authenticated call.
+
+Usage:
+  realtimectl ping [--addr URL] (--token T | --dev-user U)
+
+Calls Ping and prints the server's clock and the round-trip time.
+`
+
+const whoamiSynopsis = `realtimectl whoami — show who the server thinks a token belongs to.
+
+Usage:
+  realtimectl whoami [--addr URL] (--token T | --dev-user U)
+
+Calls WhoAmI and prints the answer as JSON: user, session, household, the
+rooms a stream joins, and when the token expires. --token also takes a
+service key.
+`
+
+// unaryFlags are the flags of a unary call made with a person's or a
+// service's credential.
+type unaryFlags struct {
+	srv     serverFlags
+	creds   credFlags
+	timeout time.Duration
+}
+
+// setup parses the flags and returns the client, the server's URL and a
+// context with the call's timeout.
+func (u *unaryFlags) setup(ctx context.Context, std *stdio, cmd, synopsis string, args []string) (context.Context, context.CancelFunc, realtimev1connect.RealtimeServiceClient, string, error) {
+	fs := newFlagSet(std, cmd, synopsis)
+	u.srv.register(fs)
+	u.creds.register(fs)
+	fs.DurationVar(&u.timeout, "timeout", 10*time.Second, "give up on the call after this long")
+	if err := fs.parse(args); err != nil {
+		return nil, nil, nil, "", err
+	}
+	opts, err := u.srv.options(cmd)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	if opts.Token, err = u.creds.source(fs); err != nil {
+		return nil, nil, nil, "", err
+	}
+	rt, err := client.NewRealtimeClient(opts)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, u.timeout)
+	return ctx, cancel, rt, opts.BaseURL, nil
+}
+
+func runPing(ctx context.Context, std *stdio, args []string) error {
+	var u unaryFlags
+	ctx, cancel, rt, url, err := u.setup(ctx, std, "ping", pingSynopsis, args)
+	if err != nil {
+		return helpOK(err)
+	}
+	defer cancel()
+	began := time.Now()
+	res, err := rt.Ping(ctx, connect.NewRequest(&realtimev1.PingRequest{}))
+	if err != nil {
+		return err
+	}
+	rtt := time.Since(began)
+	_, err = fmt.Fprintf(std.stdout, "pong from %s: server time %s, round trip %v\n",
+		url, res.Msg.GetTime().AsTime().Format(time.RFC3339Nano), rtt.Round(time.Microsecond))
+	return err
+}
+
+func runWhoAmI(ctx context.Context, std *stdio, args []string) error {
+	var u unaryFlags
+	ctx, cancel, rt, _, err := u.setup(ctx, std, "whoami", whoamiSynopsis, args)
+	if err != nil {
+		return helpOK(err)
+	}
+	defer cancel()
+	res, err := rt.WhoAmI(ctx, connect.NewRequest(&realtimev1.WhoAmIRequest{}))
+	if err != nil {
+		return err
+	}
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(res.Msg)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(std.stdout, "%s\n", b)
+	return err
+}
