@@ -1,0 +1,188 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+)
+
+// natsServer is an in-process nats-server with JetStream in a temp dir.
+type natsServer struct {
+	*natsserver.Server
+	opts *natsserver.Options
+}
+
+// runNATS starts a nats-server on a random loopback port; restart brings it
+// back on the same port with the same store.
+func runNATS(t testing.TB) *natsServer {
+	t.Helper()
+	opts := &natsserver.Options{
+		Host:      "127.0.0.1",
+		Port:      -1,
+		JetStream: true,
+		StoreDir:  t.TempDir(),
+		NoLog:     true,
+		NoSigs:    true,
+	}
+	n := &natsServer{opts: opts}
+	n.start(t)
+	opts.Port = n.Addr().(*net.TCPAddr).Port
+	t.Cleanup(func() { n.Shutdown(); n.WaitForShutdown() })
+	return n
+}
+
+func (n *natsServer) start(t testing.TB) {
+	t.Helper()
+	s, err := natsserver.NewServer(n.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	n.Server = s
+}
+
+func (n *natsServer) stop() {
+	n.Shutdown()
+	n.WaitForShutdown()
+}
+
+func (n *natsServer) restart(t testing.TB) {
+	t.Helper()
+	n.start(t)
+}
+
+// tcpProxy forwards connections to a NATS server and can cut them, to give
+// one node an outage while the others keep working.
+type tcpProxy struct {
+	ln     net.Listener
+	target string
+	down   atomic.Bool
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+}
+
+func newTCPProxy(t testing.TB, target string) *tcpProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{ln: ln, target: target, conns: make(map[net.Conn]struct{})}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	return p
+}
+
+func (p *tcpProxy) URL() string { return "nats://" + p.ln.Addr().String() }
+
+func (p *tcpProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		if p.down.Load() {
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(up, c); up.Close(); c.Close() }()
+		go func() { _, _ = io.Copy(c, up); up.Close(); c.Close() }()
+	}
+}
+
+// cut closes every forwarded connection and refuses new ones until heal.
+func (p *tcpProxy) cut() {
+	p.down.Store(true)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
+func (p *tcpProxy) heal() { p.down.Store(false) }
+
+var streamCounter atomic.Int64
+
+// newTestJetStream returns a broker on a fresh stream of n (unless cfg names
+// one), closed when the test ends.
+func newTestJetStream(t testing.TB, url string, cfg JetStreamConfig) *JetStream {
+	t.Helper()
+	if cfg.Stream == "" {
+		id := streamCounter.Add(1)
+		cfg.Stream = fmt.Sprintf("T%d", id)
+		cfg.SubjectPrefix = fmt.Sprintf("t%d", id)
+	}
+	cfg.URL = url
+	if cfg.Logger == nil {
+		cfg.Logger = jsTestLogger(t)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	j, err := NewJetStream(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j
+}
+
+// jsTestLogger logs warnings to t until the test's cleanups are done; the
+// NATS client may still report a closed connection after that.
+func jsTestLogger(t testing.TB) *slog.Logger {
+	w := &jsLogWriter{t: t}
+	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type jsLogWriter struct {
+	t    testing.TB
+	mu   sync.Mutex
+	done bool
+}
+
+func (w *jsLogWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
+	return len(p), nil
+}
+
+// checkFor polls fn until it returns nil or the timeout passes.
+func jsCheckFor(t testing.TB, timeout, interval time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", timeout, err)
+		}
+		time.Sleep(interval)
+	}
+}

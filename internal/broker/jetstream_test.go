@@ -1,0 +1,389 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestJetStream(t *testing.T) {
+	t.Parallel()
+	n := runNATS(t)
+	brokerSuite(t, func(t *testing.T) Broker {
+		return newTestJetStream(t, n.ClientURL(), JetStreamConfig{})
+	})
+}
+
+// streamOf returns a JetStream handle on n for inspecting streams.
+func streamOf(t *testing.T, url, name string) jetstream.Stream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestJetStreamCreatesStreamWithLimits(t *testing.T) {
+	t.Parallel()
+	n := runNATS(t)
+	cfg := JetStreamConfig{Stream: "LIMITS", SubjectPrefix: "lim", History: HistoryLimits{MaxAge: time.Minute, MaxEvents: 500, MaxBytes: 1 << 20}}
+	j := newTestJetStream(t, n.ClientURL(), cfg)
+	info, err := streamOf(t, n.ClientURL(), "LIMITS").Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := info.Config
+	if c.MaxAge != time.Minute || c.MaxMsgs != 500 || c.MaxBytes != 1<<20 || c.Replicas != 1 || len(c.Subjects) != 1 || c.Subjects[0] != "lim.>" {
+		t.Fatalf("stream config = %+v", c)
+	}
+	epoch := j.Epoch()
+	j.Close()
+
+	// A restart with other limits updates the stream and keeps its identity.
+	cfg.History.MaxAge = 3 * time.Minute
+	j2 := newTestJetStream(t, n.ClientURL(), cfg)
+	info, err = streamOf(t, n.ClientURL(), "LIMITS").Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxAge != 3*time.Minute {
+		t.Fatalf("MaxAge = %v after update", info.Config.MaxAge)
+	}
+	if j2.Epoch() != epoch {
+		t.Fatalf("epoch changed on update: %s -> %s", epoch, j2.Epoch())
+	}
+}
+
+// TestJetStreamRestartKeepsEpoch: a new broker on the same stream (a
+// restarted realtimed) resumes old cursors; a recreated stream does not.
+func TestJetStreamRestartKeepsEpoch(t *testing.T) {
+	t.Parallel()
+	n := runNATS(t)
+	cfg := JetStreamConfig{Stream: "RESTART", SubjectPrefix: "rs"}
+	room := HouseholdRoom("home")
+	first := newTestJetStream(t, n.ClientURL(), cfg)
+	var cursor Position
+	for i := range 5 {
+		m := publish(t, first, Target{Room: room}, fmt.Sprint(i))
+		if i == 1 {
+			cursor = m.Position
+		}
+	}
+	first.Close()
+
+	second := newTestJetStream(t, n.ClientURL(), cfg)
+	if second.Epoch() != first.Epoch() {
+		t.Fatalf("epoch %s after restart, was %s", second.Epoch(), first.Epoch())
+	}
+	s := subscribe(t, second, "u", []Room{room}, &cursor)
+	if s.Resume != ResumeOK {
+		t.Fatalf("Resume = %v", s.Resume)
+	}
+	publish(t, second, Target{Room: room}, "5")
+	if got := collect(t, s, 4, 5*time.Second); fmt.Sprint(got) != "[2 3 4 5]" {
+		t.Fatalf("got %v", got)
+	}
+	second.Close()
+
+	if err := streamOf(t, n.ClientURL(), "RESTART").Purge(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	nc, _ := nats.Connect(n.ClientURL())
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if err := js.DeleteStream(context.Background(), "RESTART"); err != nil {
+		t.Fatal(err)
+	}
+	third := newTestJetStream(t, n.ClientURL(), cfg)
+	if third.Epoch() == first.Epoch() {
+		t.Fatal("a recreated stream kept the epoch")
+	}
+	s = subscribe(t, third, "u", []Room{room}, &cursor)
+	if s.Resume != ResumeEpochChanged {
+		t.Fatalf("Resume = %v, want epoch-changed", s.Resume)
+	}
+}
+
+// TestJetStreamAcrossNodes: two brokers on one stream are two realtimed
+// nodes: events cross, cursors resume on either.
+func TestJetStreamAcrossNodes(t *testing.T) {
+	t.Parallel()
+	n := runNATS(t)
+	cfg := JetStreamConfig{Stream: "NODES", SubjectPrefix: "nodes"}
+	a := newTestJetStream(t, n.ClientURL(), cfg)
+	b := newTestJetStream(t, n.ClientURL(), cfg)
+	room := HouseholdRoom("home")
+	onA := subscribe(t, a, "u1", []Room{room}, nil)
+	onB := subscribe(t, b, "u2", []Room{room}, nil)
+	var last *Message
+	for i := range 50 {
+		last = publish(t, a, Target{Room: room}, fmt.Sprint(i))
+	}
+	for _, s := range []*Subscription{onA, onB} {
+		if got := collect(t, s, 50, 5*time.Second); len(got) != 50 || got[0] != "0" || got[49] != "49" {
+			t.Fatalf("got %v", got)
+		}
+	}
+	// A cursor from node a, just published, resumes on node b even if b's
+	// consumer has not caught up yet.
+	pos := last.Position
+	pos.Offset -= 3
+	r := subscribe(t, b, "u2", []Room{room}, &pos)
+	if r.Resume != ResumeOK {
+		t.Fatalf("Resume = %v", r.Resume)
+	}
+	if got := collect(t, r, 3, 5*time.Second); fmt.Sprint(got) != "[47 48 49]" {
+		t.Fatalf("got %v", got)
+	}
+	future := Position{Epoch: a.Epoch(), Offset: last.Position.Offset + 100}
+	if _, err := b.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []Room{room}, Since: &future}); !errors.Is(err, ErrInvalidCursor) {
+		t.Fatalf("future cursor: %v", err)
+	}
+}
+
+// TestJetStreamOneConsumerPerNode: browser streams cost no NATS consumers.
+func TestJetStreamOneConsumerPerNode(t *testing.T) {
+	t.Parallel()
+	n := runNATS(t)
+	cfg := JetStreamConfig{Stream: "FANOUT", SubjectPrefix: "fan"}
+	j := newTestJetStream(t, n.ClientURL(), cfg)
+	for i := range 200 {
+		subscribe(t, j, fmt.Sprint("u", i), []Room{UserRoom(fmt.Sprint("u", i)), HouseholdRoom(fmt.Sprint(i % 7)), BroadcastRoom}, nil)
+	}
+	publish(t, j, Target{Room: BroadcastRoom}, "x")
+	info, err := streamOf(t, n.ClientURL(), "FANOUT").Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Consumers != 1 {
+		t.Fatalf("%d consumers for 200 subscriptions, want 1", info.State.Consumers)
+	}
+}
+
+func TestJetStreamResumeExpired(t *testing.T) {
+	t.Parallel()
+	n := runNATS(t)
+	j := newTestJetStream(t, n.ClientURL(), JetStreamConfig{History: HistoryLimits{MaxEvents: 10}})
+	room := HouseholdRoom("home")
+	first := publish(t, j, Target{Room: room}, "0")
+	for i := 1; i < 30; i++ {
+		publish(t, j, Target{Room: room}, fmt.Sprint(i))
+	}
+	since := first.Position
+	s := subscribe(t, j, "u", []Room{room}, &since)
+	if s.Resume != ResumeExpired {
+		t.Fatalf("Resume = %v, want expired", s.Resume)
+	}
+	publish(t, j, Target{Room: room}, "live")
+	// After an expired resume the stream goes on from its Start, the
+	// position whose cursor the welcome frame gives the client.
+	var want []string
+	for seq := s.Start.Offset + 1; seq <= 30; seq++ {
+		want = append(want, fmt.Sprint(seq-1))
+	}
+	want = append(want, "live")
+	if got := collect(t, s, len(want), 5*time.Second); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v, want %v (start %d)", got, want, s.Start.Offset)
+	}
+	// Within the window the resume succeeds.
+	ok := Position{Epoch: j.Epoch(), Offset: 25}
+	s2 := subscribe(t, j, "u", []Room{room}, &ok)
+	if s2.Resume != ResumeOK {
+		t.Fatalf("Resume = %v", s2.Resume)
+	}
+	if got := collect(t, s2, 6, 5*time.Second); fmt.Sprint(got) != "[25 26 27 28 29 live]" {
+		t.Fatalf("got %v", got)
+	}
+}
+
+// TestJetStreamNATSDown: with NATS gone Publish and Subscribe fail with
+// ErrUnavailable at once; when it is back the same broker works again and
+// live subscriptions go on.
+func TestJetStreamNATSDown(t *testing.T) {
+	t.Parallel()
+	n := runNATS(t)
+	j := newTestJetStream(t, n.ClientURL(), JetStreamConfig{})
+	room := HouseholdRoom("home")
+	live := subscribe(t, j, "u", []Room{room}, nil)
+	publish(t, j, Target{Room: room}, "before")
+	n.stop()
+
+	start := time.Now()
+	if _, err := j.Publish(context.Background(), Target{Room: room}, note("during")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Publish with NATS down: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Publish took %v to fail", d)
+	}
+	if _, err := j.Subscribe(context.Background(), SubscribeOptions{UserID: "v", Rooms: []Room{room}}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Subscribe with NATS down: %v", err)
+	}
+
+	n.restart(t)
+	jsCheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		_, err := j.Publish(context.Background(), Target{Room: room}, note("after"))
+		return err
+	})
+	if got := collect(t, live, 2, 10*time.Second); fmt.Sprint(got) != "[before after]" {
+		t.Fatalf("live subscription got %v", got)
+	}
+}
+
+// TestJetStreamNodeCatchesUp: a node cut off from NATS while another node
+// publishes delivers the missed events to its live subscriptions when it is
+// back, in order; if they left the stream meanwhile, its streams end with
+// ErrUnavailable instead (and the resume says expired).
+func TestJetStreamNodeCatchesUp(t *testing.T) {
+	t.Parallel()
+	n := runNATS(t)
+	proxy := newTCPProxy(t, n.Addr().String())
+	cfg := JetStreamConfig{Stream: "CATCHUP", SubjectPrefix: "cu", History: HistoryLimits{MaxEvents: 100}}
+	a := newTestJetStream(t, n.ClientURL(), cfg)
+	b := newTestJetStream(t, proxy.URL(), cfg)
+	room := HouseholdRoom("home")
+	live := subscribe(t, b, "u", []Room{room}, nil)
+
+	proxy.cut()
+	for i := range 50 {
+		publish(t, a, Target{Room: room}, fmt.Sprint(i))
+	}
+	proxy.heal()
+	got := collect(t, live, 50, 15*time.Second)
+	if len(got) != 50 || got[0] != "0" || got[49] != "49" {
+		t.Fatalf("after the outage the live subscription got %d events: %v", len(got), got)
+	}
+
+	// Now an outage during which more than the history limit is published.
+	proxy.cut()
+	var last Position
+	for i := range 250 {
+		last = publish(t, a, Target{Room: room}, fmt.Sprint("x", i)).Position
+	}
+	proxy.heal()
+	select {
+	case <-live.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("live subscription not ended after losing events")
+	}
+	if !errors.Is(live.Err(), ErrUnavailable) {
+		t.Fatalf("Err = %v, want ErrUnavailable", live.Err())
+	}
+	cursor := Position{Epoch: b.Epoch(), Offset: last.Offset - 249 - 1}
+	var s *Subscription
+	jsCheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		var err error
+		s, err = b.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []Room{room}, Since: &cursor})
+		return err
+	})
+	defer s.Close()
+	if s.Resume != ResumeExpired {
+		t.Fatalf("Resume = %v, want expired", s.Resume)
+	}
+}
+
+func TestRoomSubjects(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		room Room
+		want string
+	}{
+		{BroadcastRoom, "p.broadcast"},
+		{UserRoom("user_2abcXYZ"), "p.user.user_2abcXYZ"},
+		{HouseholdRoom("org_1"), "p.household.org_1"},
+		{UserRoom("a.b*c>d e"), "p.user.a~2eb~2ac~3ed~20e"},
+		{UserRoom(""), "p.user.~"},
+		{UserRoom("~"), "p.user.~7e"},
+		{Room("team:kitchen"), "p.room.team~3akitchen"},
+		{Room("broadcast2"), "p.room.broadcast2"},
+	}
+	for _, tt := range tests {
+		got := roomSubject("p", tt.room)
+		if got != tt.want {
+			t.Errorf("roomSubject(%q) = %q, want %q", tt.room, got, tt.want)
+		}
+		back, err := subjectRoom("p", got)
+		if err != nil || back != tt.room {
+			t.Errorf("subjectRoom(%q) = %q, %v; want %q", got, back, err, tt.room)
+		}
+	}
+	for _, bad := range []string{"q.user.x", "p.user", "p.user.a~2", "p.user.a~41", "p.other.x", "p.user.a.b", "p.user.A~2E"} {
+		if r, err := subjectRoom("p", bad); err == nil {
+			t.Errorf("subjectRoom(%q) = %q, want an error", bad, r)
+		}
+	}
+}
+
+func FuzzRoomSubject(f *testing.F) {
+	for _, s := range []string{"user:a", "household:x.y", "broadcast", "", "user:", "~", "a b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		subj := roomSubject("honeydo.rt", Room(s))
+		back, err := subjectRoom("honeydo.rt", subj)
+		if err != nil || back != Room(s) {
+			t.Fatalf("%q -> %q -> %q, %v", s, subj, back, err)
+		}
+		for _, tok := range []string{" ", "*", ">", "\t", "\n", ".."} {
+			if strings.Contains(subj, tok) {
+				t.Fatalf("subject %q holds %q", subj, tok)
+			}
+		}
+	})
+}
+
+func TestNATSAuthOptions(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		auth    NATSAuth
+		n       int
+		wantErr bool
+	}{
+		{"none", NATSAuth{}, 0, false},
+		{"user", NATSAuth{User: "u", Password: "p"}, 1, false},
+		{"token", NATSAuth{Token: "t"}, 1, false},
+		{"creds and tls", NATSAuth{CredsFile: "x.creds", TLSCA: "ca.pem", TLSCert: "c.pem", TLSKey: "k.pem"}, 3, false},
+		{"two methods", NATSAuth{Token: "t", User: "u", Password: "p"}, 0, true},
+		{"user without password", NATSAuth{User: "u"}, 0, true},
+		{"cert without key", NATSAuth{TLSCert: "c.pem"}, 0, true},
+	}
+	for _, tt := range tests {
+		opts, err := tt.auth.Options()
+		if (err != nil) != tt.wantErr || len(opts) != tt.n {
+			t.Errorf("%s: %d options, err %v", tt.name, len(opts), err)
+		}
+	}
+}
+
+func TestJetStreamAuthenticates(t *testing.T) {
+	t.Parallel()
+	n := runNATS(t)
+	n.stop()
+	n.opts.Username, n.opts.Password = "realtimed", "s3cret"
+	n.restart(t)
+	if _, err := NewJetStream(context.Background(), JetStreamConfig{URL: n.ClientURL(), Logger: jsTestLogger(t)}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("without credentials: %v", err)
+	}
+	opts, err := NATSAuth{User: "realtimed", Password: "s3cret"}.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := newTestJetStream(t, n.ClientURL(), JetStreamConfig{Options: opts})
+	publish(t, j, Target{Room: BroadcastRoom}, "x")
+}
