@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -93,10 +95,17 @@ func runWhoAmI(ctx context.Context, std *stdio, args []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(res.Msg)
+	b, err := protojson.Marshal(res.Msg)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(std.stdout, "%s\n", b)
+	// protojson varies its whitespace on purpose; indent it ourselves so
+	// that the output is stable.
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, b, "", "  "); err != nil {
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err = std.stdout.Write(buf.Bytes())
 	return err
 }
