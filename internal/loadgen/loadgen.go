@@ -1,0 +1,623 @@
+// Package loadgen is realtimed's load generator: the engine of
+// `realtimectl bench`. It runs the workloads of ../shared/peers (W1 idle
+// memory, W2 room fan-out, W3 maximum throughput, W4 per-user targeting)
+// against a server started with --dev --bench-api, takes the same flags as
+// the peers' generators and prints the same `RESULT {json}` line, so that
+// run.sh tabulates realtimed beside Socket.io and Centrifuge.
+//
+// It is built to cost less than the server it measures: subscribers read the
+// stream raw — the 5-byte envelopes of Connect or gRPC, scanned in place with
+// protowire down to each event's Probe.send_time_unix_micros — with one
+// goroutine and reused buffers per stream and no allocation per event. By
+// default every subscriber has its own HTTP/1.1 connection, like a browser
+// without HTTP/2 (the request is written and the response read by hand);
+// --h2c multiplexes streams over a few cleartext HTTP/2 connections, and
+// --protocol grpc speaks gRPC, which needs them.
+//
+// Concurrency: [Main] owns its run; every stream's goroutine adds to the
+// run's counters and histogram with atomics only.
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/honeydo/realtime/internal/auth"
+)
+
+const userAgent = "realtimectl-bench"
+
+// workloadDefaults are the peers' sizes: subscribers, rate, duration.
+var workloadDefaults = map[string]struct {
+	conns      int
+	rate       float64
+	durationMs int
+}{
+	"w1": {10000, 0, 0},
+	"w2": {1000, 1000, 10000},
+	"w3": {100, 0, 5000},
+	"w4": {5000, 5000, 10000},
+}
+
+type config struct {
+	// The peers' flags (../shared/peers/centrifuge/cmd/loadgen).
+	transport, url, proto, workload, name, label string
+	conns, durationMs, size, householdSize       int
+	serverPid, concurrency, batch                int
+	rate                                         float64
+	connectTimeout, settle, drain, idle          time.Duration
+	hardLimit                                    time.Duration
+	// Ours.
+	protocol       string
+	h2c            bool
+	streamsPerConn int
+	dataDir        string
+	tokenTTL       time.Duration
+	progress       time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.transport, "transport", "realtimed", "accepted for compatibility with the peers' generator; ignored")
+	fs.StringVar(&c.url, "url", "http://127.0.0.1:8080", "server base `URL`")
+	fs.StringVar(&c.proto, "proto", "protobuf", "message encoding: only protobuf (the lean reader scans binary frames)")
+	fs.StringVar(&c.workload, "workload", "w2", "w1 | w2 | w3 | w4")
+	fs.StringVar(&c.name, "name", "", "workload label in the RESULT line (default: --workload)")
+	fs.StringVar(&c.label, "label", "", "peer label in the RESULT line (default: realtimed, realtimed-h2c or realtimed-grpc)")
+	fs.IntVar(&c.conns, "conns", -1, "subscribers (default per workload: w1 10000, w2 1000, w3 100, w4 5000)")
+	fs.Float64Var(&c.rate, "rate", -1, "publish rate in msgs/s, 0 = as fast as the server accepts (default per workload)")
+	fs.IntVar(&c.durationMs, "duration-ms", -1, "publish duration in ms (default per workload)")
+	fs.IntVar(&c.size, "size", 200, "event size in bytes")
+	fs.IntVar(&c.householdSize, "household-size", 4, "users per household (0 = none: the server's default household)")
+	fs.IntVar(&c.serverPid, "server-pid", 0, "server `pid`, for RSS and CPU from /proc")
+	fs.IntVar(&c.concurrency, "concurrency", 500, "connects in flight")
+	fs.DurationVar(&c.connectTimeout, "connect-timeout", 180*time.Second, "deadline for the whole connect phase")
+	fs.DurationVar(&c.settle, "settle", 3*time.Second, "W1: wait after connecting before reading RSS")
+	fs.DurationVar(&c.drain, "drain", 30*time.Second, "longest wait for deliveries after publishing ends")
+	fs.DurationVar(&c.idle, "idle", 3*time.Second, "stop draining after this long without progress")
+	fs.IntVar(&c.batch, "batch", 1, "max-rate publisher: publishes per scheduler yield")
+	fs.DurationVar(&c.hardLimit, "hard-limit", 10*time.Minute, "give up after this long, whatever happens")
+	fs.StringVar(&c.protocol, "protocol", "connect", "connect | grpc (gRPC implies --h2c)")
+	fs.BoolVar(&c.h2c, "h2c", false, "multiplex streams over cleartext HTTP/2 connections (default: one HTTP/1.1 connection per subscriber)")
+	fs.IntVar(&c.streamsPerConn, "streams-per-conn", 1000, "with --h2c: streams per HTTP/2 connection (realtimed allows 1000)")
+	fs.StringVar(&c.dataDir, "data-dir", "", "the server's --data-dir: mint tokens locally with its dev key (default: ask GET /dev/token)")
+	fs.DurationVar(&c.tokenTTL, "token-ttl", time.Hour, "lifetime of the subscribers' tokens")
+	fs.DurationVar(&c.progress, "progress", time.Second, "progress report interval on stderr (0: none)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	def, ok := workloadDefaults[c.workload]
+	if !ok {
+		return nil, fmt.Errorf("--workload must be w1, w2, w3 or w4, not %q", c.workload)
+	}
+	if c.conns < 0 {
+		c.conns = def.conns
+	}
+	if c.rate < 0 {
+		c.rate = def.rate
+	}
+	if c.durationMs < 0 {
+		c.durationMs = def.durationMs
+	}
+	if c.name == "" {
+		c.name = c.workload
+	}
+	switch c.protocol {
+	case "connect":
+	case "grpc":
+		c.h2c = true // gRPC needs HTTP/2
+	default:
+		return nil, fmt.Errorf("--protocol must be connect or grpc, not %q", c.protocol)
+	}
+	if c.proto != "protobuf" {
+		return nil, fmt.Errorf("--proto %q: only protobuf is supported", c.proto)
+	}
+	if c.label == "" {
+		c.label = "realtimed"
+		switch {
+		case c.protocol == "grpc":
+			c.label = "realtimed-grpc"
+		case c.h2c:
+			c.label = "realtimed-h2c"
+		}
+	}
+	if c.concurrency < 1 || c.streamsPerConn < 1 || c.batch < 1 {
+		return nil, errors.New("--concurrency, --streams-per-conn and --batch must be at least 1")
+	}
+	return c, nil
+}
+
+// run is one execution of a workload.
+type run struct {
+	cfg      *config
+	stderr   io.Writer
+	baseURL  string
+	hostport string
+	// http1Head is the HTTP/1.1 request up to the token.
+	http1Head string
+	clients   []*http.Client // h2c: one per connection
+
+	hist        *hist
+	received    atomic.Int64 // probe events
+	events      atomic.Int64 // all events
+	frames      atomic.Int64 // events frames
+	lastRecvUs  atomic.Int64
+	disconnects atomic.Int64
+	errMu       sync.Mutex
+	lastErr     string
+}
+
+func (r *run) noteError(err error) {
+	r.errMu.Lock()
+	r.lastErr = err.Error()
+	r.errMu.Unlock()
+}
+
+// Main runs `realtimectl bench`: it parses args (the flags above), runs the
+// workload and writes `RESULT {json}` to stdout and progress to stderr. It
+// returns flag.ErrHelp for -h, and an error when the run could not complete.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.hardLimit)
+	defer cancel()
+	u, err := url.Parse(cfg.url)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return fmt.Errorf("--url %q: want http://host:port", cfg.url)
+	}
+	r := &run{cfg: cfg, stderr: stderr, baseURL: u.Scheme + "://" + u.Host, hostport: u.Host, hist: new(hist)}
+	if _, _, err := net.SplitHostPort(r.hostport); err != nil {
+		r.hostport = net.JoinHostPort(r.hostport, "80")
+	}
+	r.http1Head = "POST " + subscribePath + " HTTP/1.1\r\nHost: " + u.Host +
+		"\r\nUser-Agent: " + userAgent +
+		"\r\nContent-Type: application/connect+proto\r\nConnect-Protocol-Version: 1\r\nContent-Length: " +
+		strconv.Itoa(len(emptyRequest)) + "\r\nAuthorization: Bearer "
+	out, err := r.execute(ctx)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("hard time limit (%s) hit: %w", cfg.hardLimit, err)
+		}
+		return err
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, "RESULT "+string(b))
+	return err
+}
+
+func (r *run) logf(format string, args ...any) {
+	fmt.Fprintf(r.stderr, "bench: "+format+"\n", args...)
+}
+
+// execute follows the peers' sequence: tokens, connect, then W1's RSS
+// readings or publish-and-drain.
+func (r *run) execute(ctx context.Context) (map[string]any, error) {
+	cfg := r.cfg
+	spid, mypid := cfg.serverPid, os.Getpid()
+	out := map[string]any{"peer": cfg.label, "workload": cfg.name, "conns": cfg.conns, "size": cfg.size,
+		"rate": cfg.rate, "duration_ms": cfg.durationMs, "protocol": cfg.protocol, "h2c": cfg.h2c}
+
+	tokens, err := r.tokens(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.h2c {
+		if err := r.dialH2C(ctx); err != nil {
+			return nil, err
+		}
+		out["streams_per_conn"] = cfg.streamsPerConn
+		out["h2c_conns"] = len(r.clients)
+	}
+	var phase atomic.Value
+	phase.Store("connect")
+	var okN, failN atomic.Int64
+	stopProgress := r.startProgress(&phase, &okN, &failN)
+	defer stopProgress()
+
+	if cfg.workload == "w1" {
+		_, _ = r.post(ctx, "/bench/gc", map[string]any{}, 30*time.Second)
+		sleep(ctx, 500*time.Millisecond)
+	}
+	rssBefore := rssBytes(spid)
+
+	// ---- connect: bounded concurrency, bounded total time ----
+	cs0, cm0 := cpuSeconds(spid), cpuSeconds(mypid)
+	t0 := time.Now()
+	connectCtx, connectCancel := context.WithTimeout(ctx, cfg.connectTimeout)
+	var next atomic.Int64
+	var mu sync.Mutex
+	streams := make([]*stream, 0, cfg.conns)
+	defer func() {
+		for _, s := range streams {
+			s.shut()
+		}
+		for _, c := range r.clients {
+			c.CloseIdleConnections()
+		}
+	}()
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range min(cfg.concurrency, cfg.conns) {
+		wg.Go(func() {
+			for connectCtx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= cfg.conns {
+					return
+				}
+				var s *stream
+				var err error
+				if cfg.h2c {
+					// The stream outlives the connect phase: it takes the run's context.
+					s, err = r.openH2(ctx, r.clients[i/cfg.streamsPerConn], tokens[i], 20*time.Second)
+				} else {
+					s, err = r.openHTTP1(connectCtx, tokens[i], 20*time.Second)
+				}
+				if err != nil {
+					failN.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				okN.Add(1)
+				mu.Lock()
+				streams = append(streams, s)
+				mu.Unlock()
+				go s.loop()
+			}
+		})
+	}
+	wg.Wait()
+	connectCancel()
+	connectS := time.Since(t0).Seconds()
+	connected := okN.Load()
+	out["connected"] = connected
+	out["connect_failed"] = failN.Load() + int64(cfg.conns) - min(int64(cfg.conns), next.Load())
+	if e := firstErr.Load(); e != nil {
+		out["connect_first_error"] = e
+	}
+	out["connect_s"] = connectS
+	out["connect_server_cpu_pct"] = finite(100 * (cpuSeconds(spid) - cs0) / connectS)
+	out["connect_client_cpu_pct"] = finite(100 * (cpuSeconds(mypid) - cm0) / connectS)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+
+	if cfg.workload == "w1" {
+		phase.Store("settle")
+		sleep(ctx, cfg.settle)
+		rssAfter := rssBytes(spid)
+		_, _ = r.post(ctx, "/bench/gc", map[string]any{}, 30*time.Second)
+		sleep(ctx, time.Second)
+		rssAfterGC := rssBytes(spid)
+		n := math.Max(1, float64(connected))
+		out["rss_before"] = finite(rssBefore)
+		out["rss_after"] = finite(rssAfter)
+		out["rss_after_gc"] = finite(rssAfterGC)
+		out["bytes_per_conn"] = finite(math.Round((rssAfter - rssBefore) / n))
+		out["bytes_per_conn_gc"] = finite(math.Round((rssAfterGC - rssBefore) / n))
+		out["client_rss"] = finite(rssBytes(mypid))
+		out["disconnects"] = r.disconnects.Load()
+		return out, ctx.Err()
+	}
+
+	sleep(ctx, time.Second)
+	body := map[string]any{"mode": "room", "room": "bench", "rate": cfg.rate, "duration_ms": cfg.durationMs,
+		"size": cfg.size, "batch": cfg.batch}
+	if cfg.workload == "w4" {
+		body = map[string]any{"mode": "users", "users": cfg.conns, "rate": cfg.rate, "duration_ms": cfg.durationMs, "size": cfg.size}
+	}
+	r.disconnects.Store(0)
+	r.received.Store(0)
+	r.events.Store(0)
+	r.frames.Store(0)
+	phase.Store("publish")
+	s0, m0 := cpuSeconds(spid), cpuSeconds(mypid)
+	pubStart := time.Now().UnixMicro()
+	var rssPeak atomic.Int64
+	stopRSS := make(chan struct{})
+	rssDone := make(chan struct{})
+	go func() {
+		defer close(rssDone)
+		tk := time.NewTicker(200 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stopRSS:
+				return
+			case <-tk.C:
+				if v := rssBytes(spid); !math.IsNaN(v) && int64(v) > rssPeak.Load() {
+					rssPeak.Store(int64(v))
+				}
+			}
+		}
+	}()
+	pub, err := r.post(ctx, "/bench/publish", body, time.Duration(cfg.durationMs)*time.Millisecond+2*time.Minute)
+	if err != nil {
+		close(stopRSS)
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	pubEnd := time.Now().UnixMicro()
+	published := int64(num(pub["published"]))
+	expected := published * connected
+	if cfg.workload == "w4" {
+		expected = published
+	}
+	phase.Store("drain")
+	lastSeen, lastProgress, drainStart := r.received.Load(), time.Now(), time.Now()
+	for r.received.Load() < expected && time.Since(drainStart) < cfg.drain && ctx.Err() == nil {
+		sleep(ctx, 100*time.Millisecond)
+		if n := r.received.Load(); n != lastSeen {
+			lastSeen, lastProgress = n, time.Now()
+		} else if time.Since(lastProgress) > cfg.idle {
+			break
+		}
+	}
+	close(stopRSS)
+	<-rssDone
+	s1, m1 := cpuSeconds(spid), cpuSeconds(mypid)
+	activeS := float64(max(pubEnd, r.lastRecvUs.Load())-pubStart) / 1e6
+	rcv := r.received.Load()
+	out["published"] = published
+	out["publish_errors"] = num(pub["errors"])
+	out["publish_s"] = num(pub["elapsed_ms"]) / 1000
+	out["publish_rate"] = finite(float64(published) / (num(pub["elapsed_ms"]) / 1000))
+	out["expected"] = expected
+	out["received"] = rcv
+	out["lost"] = expected - rcv
+	out["disconnects"] = r.disconnects.Load()
+	out["deliveries_per_s"] = finite(float64(rcv) / activeS)
+	out["active_s"] = activeS
+	out["p50_ms"] = finite(r.hist.quantile(0.5))
+	out["p99_ms"] = finite(r.hist.quantile(0.99))
+	out["max_ms"] = finite(r.hist.maxMs())
+	out["server_cpu_pct"] = finite(100 * (s1 - s0) / activeS)
+	out["client_cpu_pct"] = finite(100 * (m1 - m0) / activeS)
+	out["server_rss_peak"] = rssPeak.Load()
+	frames := r.frames.Load()
+	out["frames"] = frames
+	if frames > 0 {
+		out["events_per_frame"] = float64(r.events.Load()) / float64(frames)
+	}
+	if rcv > 0 {
+		out["server_us_per_delivery"] = finite(1e6 * (s1 - s0) / float64(rcv))
+		out["client_us_per_delivery"] = finite(1e6 * (m1 - m0) / float64(rcv))
+	}
+	r.errMu.Lock()
+	if r.lastErr != "" {
+		out["disconnect_last_error"] = r.lastErr
+	}
+	r.errMu.Unlock()
+	return out, ctx.Err()
+}
+
+// startProgress reports on stderr every cfg.progress until stopped.
+func (r *run) startProgress(phase *atomic.Value, okN, failN *atomic.Int64) (stop func()) {
+	if r.cfg.progress <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tk := time.NewTicker(r.cfg.progress)
+		defer tk.Stop()
+		start, last := time.Now(), int64(0)
+		for {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+			}
+			rcv := r.received.Load()
+			r.logf("%6.1fs %-8s connected %d/%d (failed %d)  received %d (+%d/s)  disconnects %d",
+				time.Since(start).Seconds(), phase.Load(), okN.Load(), r.cfg.conns, failN.Load(),
+				rcv, int64(float64(rcv-last)/r.cfg.progress.Seconds()), r.disconnects.Load())
+			last = rcv
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// dialH2C makes one client per streams-per-conn subscribers and opens its
+// connection before the connect phase, so that concurrent streams share
+// it instead of racing to dial their own.
+func (r *run) dialH2C(ctx context.Context) error {
+	n := (r.cfg.conns + r.cfg.streamsPerConn - 1) / r.cfg.streamsPerConn
+	for range max(n, 1) {
+		p := new(http.Protocols)
+		p.SetUnencryptedHTTP2(true)
+		tr := &http.Transport{
+			Protocols:          p,
+			DisableCompression: true,
+			DialContext:        (&net.Dialer{Timeout: 20 * time.Second}).DialContext,
+		}
+		c := &http.Client{Transport: tr}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.baseURL+"/bench/info", nil)
+		if err != nil {
+			return err
+		}
+		res, err := c.Do(req)
+		if err != nil {
+			return fmt.Errorf("h2c: %w", err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.ProtoMajor != 2 {
+			return fmt.Errorf("h2c: the server answered with %s", res.Proto)
+		}
+		r.clients = append(r.clients, c)
+	}
+	return nil
+}
+
+// tokens returns one dev token per subscriber: user i, household
+// floor(i / household-size), plus room:bench for W2 and W3. With --data-dir
+// they are minted here with the server's dev key; otherwise the server's
+// /dev/token mints them.
+func (r *run) tokens(ctx context.Context) ([]string, error) {
+	cfg := r.cfg
+	var rooms []string
+	if cfg.workload == "w2" || cfg.workload == "w3" {
+		rooms = []string{"room:bench"}
+	}
+	household := func(i int) string {
+		if cfg.householdSize > 0 {
+			return strconv.Itoa(i / cfg.householdSize)
+		}
+		return ""
+	}
+	var key *auth.DevKey
+	if cfg.dataDir != "" {
+		// Load, never create: a new key would sign tokens the server rejects.
+		if _, err := os.Stat(filepath.Join(cfg.dataDir, auth.DevKeyFile)); err != nil {
+			return nil, fmt.Errorf("--data-dir: no dev key: %w (start the server with --dev --data-dir %s first)", err, cfg.dataDir)
+		}
+		var err error
+		if key, err = auth.LoadOrCreateDevKey(cfg.dataDir); err != nil {
+			return nil, err
+		}
+	}
+	t0 := time.Now()
+	tokens := make([]string, cfg.conns)
+	var next atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	workers := 8
+	if key != nil {
+		workers = 2
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	for range min(workers, cfg.conns) {
+		wg.Go(func() {
+			for ctx.Err() == nil && firstErr.Load() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= cfg.conns {
+					return
+				}
+				var err error
+				if key != nil {
+					tokens[i], _, err = key.Mint(auth.MintOptions{UserID: strconv.Itoa(i), HouseholdID: household(i), TTL: cfg.tokenTTL, ExtraRooms: rooms})
+				} else {
+					tokens[i], err = r.devToken(ctx, client, strconv.Itoa(i), household(i), rooms)
+				}
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if e := firstErr.Load(); e != nil {
+		return nil, fmt.Errorf("tokens: %w", e.(error))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if d := time.Since(t0); d > time.Second {
+		r.logf("minted %d tokens in %s", cfg.conns, d.Round(time.Millisecond))
+	}
+	return tokens, nil
+}
+
+func (r *run) devToken(ctx context.Context, client *http.Client, user, household string, rooms []string) (string, error) {
+	q := url.Values{"user": {user}, "ttl": {r.cfg.tokenTTL.String()}}
+	if household != "" {
+		q.Set("household", household)
+	}
+	for _, room := range rooms {
+		q.Add("rooms", room)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.baseURL+"/dev/token?"+q.Encode(), nil)
+	if err != nil {
+		return "", err
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	if res.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("/dev/token: HTTP %d: %s", res.StatusCode, b)
+	}
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(b, &tok); err != nil || tok.Token == "" {
+		return "", fmt.Errorf("/dev/token: bad reply %.200s", b)
+	}
+	return tok.Token, nil
+}
+
+func (r *run) post(ctx context.Context, path string, body any, timeout time.Duration) (map[string]any, error) {
+	b, _ := json.Marshal(body)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.baseURL+path, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	rb, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: HTTP %d: %s", path, res.StatusCode, rb)
+	}
+	var m map[string]any
+	if len(rb) > 0 {
+		if err := json.Unmarshal(rb, &m); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func num(v any) float64 {
+	f, _ := v.(float64)
+	return f
+}
+
+// finite keeps the RESULT line valid JSON: NaN and ±Inf become null.
+func finite(f float64) any {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil
+	}
+	return f
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

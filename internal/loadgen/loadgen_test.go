@@ -1,0 +1,169 @@
+package loadgen_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/honeydo/realtime/internal/auth"
+	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/loadgen"
+	"github.com/honeydo/realtime/internal/server"
+)
+
+// newBenchServer starts realtimed's server with the bench API and a dev key
+// in a temporary directory, and returns its URL and that directory.
+func newBenchServer(t *testing.T) (url, dataDir string) {
+	t.Helper()
+	dir := t.TempDir()
+	key, err := auth.LoadOrCreateDevKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := auth.NewVerifier(auth.Config{Dev: key, DefaultHousehold: "home"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := broker.NewMemory(broker.MemoryConfig{})
+	t.Cleanup(func() { b.Close() })
+	srv, err := server.New(server.Config{
+		Broker:    b,
+		Verifier:  verifier,
+		Dev:       key,
+		BenchAPI:  true,
+		RateLimit: server.RateLimit{PerSecond: -1},
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln, "", "") }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String(), dir
+}
+
+// runBench runs Main and returns its RESULT object.
+func runBench(t *testing.T, args ...string) map[string]any {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := loadgen.Main(ctx, args, &stdout, &stderr); err != nil {
+		t.Fatalf("Main: %v\nstderr:\n%s", err, stderr.String())
+	}
+	line, ok := strings.CutPrefix(strings.TrimSpace(stdout.String()), "RESULT ")
+	if !ok || strings.Contains(line, "\n") {
+		t.Fatalf("stdout is not one RESULT line: %q", stdout.String())
+	}
+	var res map[string]any
+	if err := json.Unmarshal([]byte(line), &res); err != nil {
+		t.Fatalf("RESULT: %v: %s", err, line)
+	}
+	return res
+}
+
+// peerKeys are the keys every generator's RESULT line has (run.sh's report
+// reads them).
+var peerKeys = []string{"peer", "workload", "conns", "size", "rate", "duration_ms", "connected",
+	"connect_failed", "connect_s", "connect_server_cpu_pct", "connect_client_cpu_pct"}
+
+var measureKeys = []string{"published", "publish_errors", "publish_s", "publish_rate", "expected",
+	"received", "lost", "disconnects", "deliveries_per_s", "active_s", "p50_ms", "p99_ms", "max_ms",
+	"server_cpu_pct", "client_cpu_pct", "server_rss_peak", "server_us_per_delivery",
+	"client_us_per_delivery", "protocol", "h2c", "frames", "events_per_frame"}
+
+func TestMain_Workloads(t *testing.T) {
+	url, dir := newBenchServer(t)
+	pid := strconv.Itoa(os.Getpid()) // the server runs in this process
+	cases := []struct {
+		name string
+		args []string
+		want int64 // expected deliveries
+	}{
+		{"w2-connect-http1", []string{"--workload", "w2", "--conns", "20", "--rate", "400", "--duration-ms", "250"}, 20 * 100},
+		{"w2-connect-h2c", []string{"--workload", "w2", "--conns", "20", "--rate", "400", "--duration-ms", "250", "--h2c", "--streams-per-conn", "8"}, 20 * 100},
+		{"w2-grpc", []string{"--workload", "w2", "--conns", "20", "--rate", "400", "--duration-ms", "250", "--protocol", "grpc"}, 20 * 100},
+		{"w4-connect-http1", []string{"--workload", "w4", "--conns", "50", "--rate", "400", "--duration-ms", "250"}, 100},
+		{"w4-dev-token", []string{"--workload", "w4", "--conns", "10", "--rate", "400", "--duration-ms", "250", "--data-dir", ""}, 100},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--url", url, "--server-pid", pid, "--data-dir", dir, "--progress", "0", "--idle", "1s"}, tc.args...)
+			res := runBench(t, args...)
+			for _, k := range append(peerKeys, measureKeys...) {
+				if _, ok := res[k]; !ok {
+					t.Errorf("RESULT has no %q: %v", k, res)
+				}
+			}
+			if res["connected"] != res["conns"] || res["connect_failed"] != 0.0 {
+				t.Fatalf("connected %v of %v, failed %v (%v)", res["connected"], res["conns"], res["connect_failed"], res["connect_first_error"])
+			}
+			if got := int64(res["received"].(float64)); got != tc.want || res["lost"] != 0.0 || res["expected"] != float64(tc.want) {
+				t.Fatalf("expected %v, received %v, lost %v; want %d each", res["expected"], res["received"], res["lost"], tc.want)
+			}
+			if res["disconnects"] != 0.0 {
+				t.Fatalf("disconnects %v: %v", res["disconnects"], res["disconnect_last_error"])
+			}
+			if p99, ok := res["p99_ms"].(float64); !ok || p99 <= 0 {
+				t.Fatalf("p99_ms = %v", res["p99_ms"])
+			}
+		})
+	}
+}
+
+func TestMain_IdleW1(t *testing.T) {
+	url, dir := newBenchServer(t)
+	res := runBench(t, "--url", url, "--server-pid", strconv.Itoa(os.Getpid()), "--data-dir", dir,
+		"--workload", "w1", "--conns", "30", "--settle", "10ms", "--progress", "0")
+	if res["connected"] != 30.0 || res["bytes_per_conn"] == nil || res["disconnects"] != 0.0 {
+		t.Fatalf("RESULT %v", res)
+	}
+}
+
+func TestMain_Errors(t *testing.T) {
+	url, _ := newBenchServer(t)
+	for _, args := range [][]string{
+		{"--workload", "w9"},
+		{"--protocol", "websocket"},
+		{"--proto", "json"},
+		{"--url", url, "--data-dir", t.TempDir(), "--conns", "1"}, // no dev key there
+	} {
+		var stdout, stderr bytes.Buffer
+		if err := loadgen.Main(context.Background(), args, &stdout, &stderr); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+	// Tokens the server rejects (signed by another dev key) fail the
+	// connect, and the run says so.
+	other := t.TempDir()
+	if _, err := auth.LoadOrCreateDevKey(other); err != nil {
+		t.Fatal(err)
+	}
+	res := runBench(t, "--url", url, "--data-dir", other, "--workload", "w1", "--conns", "2", "--settle", "0s",
+		"--household-size", "0", "--progress", "0")
+	if res["connected"] != 0.0 || res["connect_failed"] != 2.0 || !strings.Contains(res["connect_first_error"].(string), "unauthenticated") {
+		t.Fatalf("RESULT %v", res)
+	}
+}
