@@ -22,6 +22,7 @@ import (
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/config"
+	"github.com/honeydo/realtime/internal/metrics"
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/shopping"
 )
@@ -64,6 +65,7 @@ type options struct {
 	shutdownTimeout              time.Duration
 	logFormat, logLevel          string
 	benchAPI                     bool
+	metricsAddr                  string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -95,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.historyMaxEvents, "history-max-events", 100_000, "most events kept for resumes")
 	fs.Int64Var(&o.historyMaxBytes, "history-max-bytes", 64<<20, "most encoded `bytes` of events kept for resumes")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for handlers to finish on SIGTERM")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "`host:port` of the admin listener serving Prometheus /metrics (empty: off);\nkeep it off the public port, e.g. 127.0.0.1:9090")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.Usage = config.Usage(fs, synopsis, "REALTIMED_", envOverrides)
@@ -217,7 +220,10 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		}
 		jwtKey = string(b)
 	}
+	m := metrics.New()
 	authCfg := auth.Config{
+		OnFailure:         func(reason string) { m.AuthFailures.WithLabelValues(reason).Inc() },
+		Logger:            log,
 		SecretKey:         o.clerkSecretKey,
 		JWTKeyPEM:         jwtKey,
 		AuthorizedParties: o.authorizedParties,
@@ -242,10 +248,12 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		return err
 	}
 
-	b := broker.NewMemory(broker.MemoryConfig{History: broker.HistoryLimits{
+	rawBroker := broker.NewMemory(broker.MemoryConfig{History: broker.HistoryLimits{
 		MaxAge: o.historyMaxAge, MaxEvents: o.historyMaxEvents, MaxBytes: o.historyMaxBytes,
 	}})
-	defer b.Close()
+	defer rawBroker.Close()
+
+	b := metrics.InstrumentBroker(rawBroker, m)
 
 	store, err := shopping.OpenStore(ctx, filepath.Join(o.dataDir, "shopping.db"))
 	if err != nil {
@@ -268,6 +276,7 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		BenchAPI:          o.benchAPI,
 		WebDir:            o.webDir,
 		Logger:            log,
+		Metrics:           m,
 	})
 	if err != nil {
 		return err
@@ -288,7 +297,7 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		"default_household", authCfg.DefaultHousehold, "service_keys", len(serviceKeys),
 		"heartbeat", o.heartbeat, "token_grace", o.tokenGrace, "queue_size", o.queueSize,
 		"max_streams_per_user", o.maxStreamsPerUser, "rate_limit", o.rateLimit,
-		"history_max_age", o.historyMaxAge, "history_max_events", o.historyMaxEvents, "epoch", b.Epoch())
+		"history_max_age", o.historyMaxAge, "history_max_events", o.historyMaxEvents, "epoch", rawBroker.Epoch(), "metrics_addr", o.metricsAddr)
 	if devKey != nil {
 		log.Warn("dev mode: tokens are signed by a local key; never expose this server",
 			"service_key", devKey.ServiceKey(),
@@ -296,6 +305,13 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 			"token_url", "http://"+ln.Addr().String()+"/dev/token?user=alice&household=home")
 	}
 
+	if o.metricsAddr != "" {
+		stopMetrics, err := serveMetrics(o.metricsAddr, m, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln, o.tlsCert, o.tlsKey) }()
 	select {
@@ -315,4 +331,23 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 	}
 	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// serveMetrics serves Prometheus metrics on their own listener, so that the
+// public port never exposes them. The returned function stops it.
+func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener failed", "err", err)
+		}
+	}()
+	log.Info("metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() { _ = srv.Close() }, nil
 }

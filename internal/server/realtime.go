@@ -16,6 +16,7 @@ import (
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/metrics"
 )
 
 // maxEventsPerFrame caps a batch so that a long replay does not become one
@@ -36,6 +37,7 @@ type realtimeService struct {
 	broker  broker.Broker
 	cfg     streamConfig
 	streams *streamRegistry
+	metrics *metrics.Metrics
 	// closing is closed when the server shuts down: every stream ends with
 	// Unavailable so that clients reconnect (to another node).
 	closing <-chan struct{}
@@ -92,8 +94,7 @@ func (s *realtimeService) Subscribe(ctx context.Context, req *connect.Request[re
 	}
 	defer release()
 
-	rooms := roomsFor(p)
-	sub, err := s.broker.Subscribe(ctx, broker.SubscribeOptions{UserID: p.UserID, Rooms: rooms, Since: since, QueueSize: s.cfg.QueueSize})
+	sub, err := s.broker.Subscribe(ctx, broker.SubscribeOptions{UserID: p.UserID, Rooms: roomsFor(p), Since: since, QueueSize: s.cfg.QueueSize})
 	if err != nil {
 		return brokerError(err)
 	}
@@ -103,12 +104,23 @@ func (s *realtimeService) Subscribe(ctx context.Context, req *connect.Request[re
 	if !p.Expiry.IsZero() {
 		expire = p.Expiry.Add(s.cfg.TokenGrace)
 	}
+	m := s.metrics
+	m.OpenStreams.Inc()
+	for _, r := range sub.Rooms {
+		m.Subscriptions.WithLabelValues(metrics.RoomKind(string(r))).Inc()
+	}
+	m.Resumes.WithLabelValues(resumeLabel(sub.Resume)).Inc()
 	log := s.cfg.Logger.With("user", p.UserID, "household", p.HouseholdID, "session", p.SessionID)
 	log.Info("stream opened", "resume", sub.Resume.String(), "cursor", sub.Start.Cursor(), "protocol", req.Peer().Protocol)
 	started := time.Now()
 	delivered := 0
-	reason := "client went away"
+	reason := "client_gone"
 	defer func() {
+		m.OpenStreams.Dec()
+		for _, r := range sub.Rooms {
+			m.Subscriptions.WithLabelValues(metrics.RoomKind(string(r))).Dec()
+		}
+		m.StreamsClosed.WithLabelValues(reason).Inc()
 		log.Info("stream closed", "reason", reason, "events", delivered, "duration", time.Since(started).Round(time.Millisecond))
 	}()
 
@@ -116,7 +128,7 @@ func (s *realtimeService) Subscribe(ctx context.Context, req *connect.Request[re
 		UserId:            p.UserID,
 		SessionId:         p.SessionID,
 		HouseholdId:       p.HouseholdID,
-		Rooms:             roomNames(rooms),
+		Rooms:             roomNames(sub.Rooms),
 		Resume:            resumeStatus(sub.Resume),
 		Cursor:            sub.Start.Cursor(),
 		HeartbeatInterval: durationpb.New(s.cfg.Heartbeat),
@@ -125,6 +137,7 @@ func (s *realtimeService) Subscribe(ctx context.Context, req *connect.Request[re
 		welcome.ExpireTime = timestamppb.New(expire)
 	}
 	if err := stream.Send(&realtimev1.SubscribeResponse{Frame: &realtimev1.SubscribeResponse_Welcome{Welcome: welcome}}); err != nil {
+		reason = "write_error"
 		return err
 	}
 
@@ -142,46 +155,67 @@ func (s *realtimeService) Subscribe(ctx context.Context, req *connect.Request[re
 		select {
 		case <-sub.Ready():
 			batch = sub.Next(batch)
-			for len(batch) > 0 {
-				n := min(len(batch), maxEventsPerFrame)
-				if err := stream.Send(enc.encode(batch[:n])); err != nil {
-					reason = "write failed: " + err.Error()
+			for pending := batch; len(pending) > 0; {
+				n := min(len(pending), maxEventsPerFrame)
+				if err := stream.Send(enc.encode(pending[:n])); err != nil {
+					reason = "write_error"
 					return err
 				}
+				now := time.Now()
+				for _, msg := range pending[:n] {
+					m.DeliveryLatency.Observe(now.Sub(msg.Time).Seconds())
+				}
+				m.Delivered.Add(float64(n))
+				m.Frames.Inc()
 				delivered += n
-				batch = batch[n:]
+				pending = pending[n:]
 			}
-			batch = batch[:0]
 			// Since Go 1.23 Reset discards a pending tick: no drain needed.
 			heartbeat.Reset(s.cfg.Heartbeat)
 			select {
 			case <-sub.Done():
-				err := brokerError(sub.Err())
-				if err == nil {
-					reason = "subscription closed"
+				err := sub.Err()
+				switch {
+				case err == nil:
+					reason = "closed"
 					return nil
+				case errors.Is(err, broker.ErrSlowConsumer):
+					reason = "slow_consumer"
+				default:
+					reason = "broker_closed"
 				}
-				reason = err.Message()
-				return err
+				return brokerError(err)
 			default:
 			}
 		case <-heartbeat.C:
 			hb := &realtimev1.SubscribeResponse{Frame: &realtimev1.SubscribeResponse_Heartbeat{Heartbeat: &realtimev1.Heartbeat{Time: timestamppb.Now()}}}
 			if err := stream.Send(hb); err != nil {
-				reason = "write failed: " + err.Error()
+				reason = "write_error"
 				return err
 			}
 			heartbeat.Reset(s.cfg.Heartbeat)
 		case <-expired:
-			reason = "token expired"
+			reason = "token_expired"
 			return connect.NewError(connect.CodeUnauthenticated, errors.New("token expired: reconnect with a fresh token and your cursor"))
 		case <-s.closing:
-			reason = "server shutting down"
+			reason = "shutdown"
 			return connect.NewError(connect.CodeUnavailable, errors.New("server is shutting down: reconnect with your cursor"))
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+}
+
+func resumeLabel(s broker.ResumeStatus) string {
+	switch s {
+	case broker.ResumeOK:
+		return "resumed"
+	case broker.ResumeExpired:
+		return "expired"
+	case broker.ResumeEpochChanged:
+		return "epoch_changed"
+	}
+	return "none"
 }
 
 func resumeStatus(s broker.ResumeStatus) realtimev1.ResumeStatus {

@@ -27,6 +27,7 @@ import (
 	"github.com/honeydo/realtime/gen/honeydo/shopping/v1/shoppingv1connect"
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/metrics"
 )
 
 // Config configures a [Server]. Broker and Verifier are required; every other
@@ -72,6 +73,9 @@ type Config struct {
 	WebDir string
 	// Logger receives the server's logs. Nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics receives the stream metrics. Nil means a private set that is
+	// not exported. Serve Metrics.Handler on an admin address to scrape it.
+	Metrics *metrics.Metrics
 }
 
 // Server is realtimed's HTTP server.
@@ -109,11 +113,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
 	s := &Server{cfg: cfg, streams: newStreamRegistry(), closing: make(chan struct{})}
 	s.realtime = &realtimeService{
 		broker:  cfg.Broker,
 		streams: s.streams,
 		closing: s.closing,
+		metrics: cfg.Metrics,
 		cfg: streamConfig{
 			Heartbeat:  cfg.Heartbeat,
 			TokenGrace: cfg.TokenGrace,
@@ -218,7 +226,9 @@ func (s *Server) routes() (http.Handler, error) {
 		if _, err := os.Stat(filepath.Join(s.cfg.WebDir, "index.html")); err != nil {
 			return nil, fmt.Errorf("server: web dir: %w (build the demo with `make web`)", err)
 		}
-		mux.Handle("GET /", spaHandler(s.cfg.WebDir))
+		// "/" without a method: a "GET /" pattern would conflict with the
+		// RPC routes, which are method-less and more specific.
+		mux.Handle("/", spaHandler(s.cfg.WebDir))
 	}
 	return s.cors(mux), nil
 }
@@ -287,6 +297,11 @@ func writeJSON(w http.ResponseWriter, v any) {
 func spaHandler(dir string) http.Handler {
 	files := http.FileServer(http.Dir(dir))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
 		p := path.Clean("/" + r.URL.Path)
 		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(p))); err != nil && path.Ext(p) == "" {
 			r2 := r.Clone(r.Context())

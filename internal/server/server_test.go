@@ -312,17 +312,21 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 
 func TestGracefulShutdownEndsStreams(t *testing.T) {
 	srv := newTestServer(t)
-	base := runtime.NumGoroutine()
 	const n = 1000
 	streams := make([]*stream, n)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
+	// gRPC streams multiplexed over four h2c connections.
+	conns := make([]realtimeClientPair, 4)
+	for i := range conns {
+		conns[i] = realtimeClientPair{kind: clientKinds[3], http: httpClient(t, true)}
+	}
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := srv.realtimeClient(t, clientKinds[3], srv.token(t, fmt.Sprint("u", i), "home", time.Minute))
+			c := conns[i%len(conns)].client(srv.URL, srv.token(t, fmt.Sprint("u", i), "home", time.Minute))
 			s, err := trySubscribe(t, c, "")
 			mu.Lock()
 			defer mu.Unlock()
@@ -349,7 +353,6 @@ func TestGracefulShutdownEndsStreams(t *testing.T) {
 	for _, s := range streams {
 		wantCode(t, s.end(t, 5*time.Second), connect.CodeUnavailable)
 	}
-	_ = base
 }
 
 func TestTokenExpiryEndsStream(t *testing.T) {
