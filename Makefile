@@ -70,6 +70,14 @@ test-web: build web ## TypeScript unit tests and the Chromium end-to-end tests
 bench: ## Go micro-benchmarks
 	go test -run='^$$' -bench=. -benchmem ./internal/...
 
+.PHONY: bench-peers
+bench-peers: build ## run realtimed beside Socket.io and Centrifuge in ../shared/peers/run.sh (see docs/PERFORMANCE.md)
+	scripts/bench-peers.sh
+
+.PHONY: run-cluster
+run-cluster: build web ## a local NATS server and three realtimed --dev nodes on :8081-8083 (see docs/CLUSTER.md)
+	scripts/run-cluster.sh
+
 .PHONY: clean
 clean: ## remove build output
 	rm -rf bin web/dist web/test-results
