@@ -1,0 +1,230 @@
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-web";
+import type { Browser, BrowserContext } from "playwright-core";
+import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
+import { RealtimeClient, devTokenProvider } from "../src/client";
+import { RealtimeService } from "../src/gen/honeydo/realtime/v1/realtime_pb";
+import { ShoppingService } from "../src/gen/honeydo/shopping/v1/shopping_pb";
+import { Notification_Level } from "../src/gen/honeydo/system/v1/events_pb";
+import { SERVICE_KEY, waitFor, type Realtimed } from "../src/testing";
+import { Demo, launchBrowser, launchServer, preflight, screenshot } from "./harness";
+
+let browser: Browser;
+let srv: Realtimed | undefined;
+const contexts: BrowserContext[] = [];
+
+beforeAll(async () => {
+  preflight();
+  browser = await launchBrowser();
+});
+afterAll(async () => {
+  await browser?.close();
+});
+afterEach(async () => {
+  for (const c of contexts.splice(0)) await c.close();
+  await srv?.dispose();
+  srv = undefined;
+});
+
+async function newContext(options: { phone?: boolean } = {}): Promise<BrowserContext> {
+  const c = await browser.newContext(
+    options.phone
+      ? { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true }
+      : { viewport: { width: 1100, height: 760 } },
+  );
+  contexts.push(c);
+  return c;
+}
+
+/** shoppingAs is a Node-side ShoppingService client for a dev user. */
+function shoppingAs(server: Realtimed, user: string, household = "home") {
+  return new RealtimeClient({
+    baseUrl: server.baseUrl,
+    getToken: devTokenProvider({ baseUrl: server.baseUrl, user, household }),
+    crossTab: false,
+  }).service(ShoppingService);
+}
+
+test("1. Alice and Bob see each other's changes within a second; Carol, in another household, sees none", async () => {
+  const server = (srv = await launchServer());
+  const carolContext = await newContext();
+  // Carol's page records every item it ever shows.
+  await carolContext.addInitScript(() => {
+    const seen = new Set<string>();
+    Object.assign(window, { __seenItems: seen });
+    new MutationObserver(() => {
+      for (const el of document.querySelectorAll('[data-testid="item"]')) seen.add(el.getAttribute("data-name") ?? "");
+    }).observe(document, { subtree: true, childList: true, attributes: true });
+  });
+  const picker = await Demo.open(await newContext(), server.baseUrl);
+  await screenshot(picker.page, "01-user-picker");
+  const alice = picker;
+  const bob = await Demo.open(await newContext(), server.baseUrl);
+  const carol = await Demo.open(carolContext, server.baseUrl);
+  await Promise.all([alice.signIn("Alice"), bob.signIn("Bob"), carol.signIn("Carol")]);
+  expect(await alice.page.getByTestId("signed-in-user").textContent()).toBe("Alice");
+
+  // Alice adds → Bob sees it within 1 s, no reload.
+  let t0 = Date.now();
+  await alice.add("Oat milk");
+  await bob.item("Oat milk").waitFor({ timeout: 1000 });
+  const addLatency = Date.now() - t0;
+  await alice.item("Oat milk").waitFor();
+  expect(addLatency).toBeLessThan(1000);
+
+  for (const name of ["Eggs", "Sourdough bread", "Apples"]) await alice.add(name);
+  await waitFor("Bob has 4 items", async () => (await bob.names()).length === 4);
+
+  // Bob checks it → Alice sees it checked.
+  t0 = Date.now();
+  await bob.toggle("Oat milk");
+  await alice.page.locator('[data-testid="item"][data-name="Oat milk"][data-checked="true"]').waitFor({ timeout: 1000 });
+  expect(Date.now() - t0).toBeLessThan(1000);
+
+  // Alice renames → Bob sees the new name.
+  await alice.rename("Apples", "Green apples");
+  await bob.item("Green apples").waitFor({ timeout: 1000 });
+
+  // Bob removes it → gone for Alice.
+  t0 = Date.now();
+  await bob.remove("Oat milk");
+  await alice.item("Oat milk").waitFor({ state: "detached", timeout: 1000 });
+  expect(Date.now() - t0).toBeLessThan(1000);
+  expect(await alice.names()).toEqual(["Eggs", "Sourdough bread", "Green apples"]);
+  expect(await bob.names()).toEqual(["Eggs", "Sourdough bread", "Green apples"]);
+
+  // A system notification from a backend service shows as a toast in the household.
+  const publisher = createClient(RealtimeService, createConnectTransport({ baseUrl: server.baseUrl, useBinaryFormat: true }));
+  await publisher.publish(
+    {
+      target: { to: { case: "householdId", value: "home" } },
+      event: {
+        payload: {
+          case: "notification",
+          value: { id: "n1", level: Notification_Level.SUCCESS, title: "Groceries delivered", message: "Your order is at the door." },
+        },
+      },
+    },
+    { headers: { Authorization: `Bearer ${SERVICE_KEY}` } },
+  );
+  await alice.page.getByTestId("toast").filter({ hasText: "Groceries delivered" }).waitFor({ timeout: 2000 });
+  await bob.page.getByTestId("toast").filter({ hasText: "Groceries delivered" }).waitFor({ timeout: 2000 });
+  await screenshot(alice.page, "02-alice-list-with-toast");
+  await screenshot(bob.page, "03-bob-list");
+
+  // Carol never saw any of it.
+  await carol.page.waitForTimeout(300);
+  expect(await carol.names()).toEqual([]);
+  expect(await carol.page.evaluate(() => [...((window as unknown as { __seenItems: Set<string> }).__seenItems)])).toEqual([]);
+  expect(await carol.page.getByTestId("toast").count()).toBe(0);
+  await screenshot(carol.page, "04-carol-other-household");
+
+  // Same list on a phone-width screen.
+  const phone = await Demo.open(await newContext({ phone: true }), server.baseUrl);
+  await phone.signIn("Bob");
+  await waitFor("phone list", async () => (await phone.names()).length === 3);
+  await screenshot(phone.page, "05-phone");
+});
+
+test("2. the indicator follows the server: connected → reconnecting when it stops → connected and resynced when it is back", async () => {
+  const server = (srv = await launchServer());
+  const context = await newContext();
+  const alice = await Demo.open(context, server.baseUrl);
+  await alice.signIn("Alice");
+  await alice.add("Coffee");
+  await alice.item("Coffee").waitFor();
+  expect(await alice.state()).toBe("connected");
+  expect(await alice.status.getAttribute("aria-live")).toBe("polite");
+  expect(await alice.status.getAttribute("title")).toMatch(/Live/);
+  const resyncsBefore = await alice.resyncs();
+
+  await server.stop();
+  await alice.waitForState("reconnecting", 5000);
+  expect(await alice.status.getAttribute("title")).toMatch(/Reconnecting (in \d+ s|now), attempt \d+/);
+  await screenshot(alice.page, "06-reconnecting");
+
+  // While Alice's browser is offline the server comes back (with a new
+  // history epoch) and Bob changes the list: only a resync can show it.
+  await context.setOffline(true);
+  await waitFor("offline state", async () => (await alice.state()) === "error" || (await alice.state()) === "reconnecting");
+  await server.start();
+  const bob = shoppingAs(server, "bob");
+  const list = await bob.listItems({});
+  const coffee = list.items.find((i) => i.name === "Coffee") ?? expect.unreachable();
+  await bob.updateItem({ itemId: coffee.id, checked: true });
+  await bob.addItem({ name: "Butter" });
+  await context.setOffline(false);
+
+  await alice.waitForState("connected", 10_000);
+  await alice.item("Butter").waitFor({ timeout: 5000 });
+  await alice.page.locator('[data-testid="item"][data-name="Coffee"][data-checked="true"]').waitFor({ timeout: 5000 });
+  expect(await alice.resyncs()).toBeGreaterThan(resyncsBefore);
+  expect(await alice.names()).toEqual(["Butter", "Coffee"]);
+  await screenshot(alice.page, "07-reconnected-resynced");
+});
+
+test("3. eight tabs over HTTP/1.1 share one stream; every tab gets every event; unary calls work; the leader can close", async () => {
+  const server = (srv = await launchServer());
+  const context = await newContext();
+  const first = await Demo.open(context, server.baseUrl);
+  await first.signIn("Alice");
+  const tabs = [first];
+  for (let i = 1; i < 8; i++) tabs.push(await Demo.open(context, server.baseUrl));
+  await Promise.all(tabs.map((t) => t.waitForState("connected")));
+  // The demo is served over plain HTTP/1.1: 6 connections per origin for all tabs.
+  const protocol = await first.page.evaluate(
+    () => (performance.getEntriesByType("navigation")[0] as PerformanceNavigationTiming).nextHopProtocol,
+  );
+  expect(protocol).toBe("http/1.1");
+  const roles = await Promise.all(tabs.map((t) => t.role()));
+  expect(roles.filter((r) => r === "leader")).toHaveLength(1);
+  expect(roles.filter((r) => r === "follower")).toHaveLength(7);
+  expect((await server.streams()).byUser.alice).toBe(1);
+
+  // Bob's change reaches all eight.
+  const bob = shoppingAs(server, "bob");
+  await bob.addItem({ name: "From Bob" });
+  await Promise.all(tabs.map((t) => t.item("From Bob").waitFor({ timeout: 2000 })));
+
+  // Every tab makes a unary call (AddItem); every tab ends up with every item.
+  for (const [i, t] of tabs.entries()) await t.add(`Tab ${i + 1}`);
+  const expected = ["From Bob", ...tabs.map((_, i) => `Tab ${i + 1}`)];
+  for (const t of tabs) {
+    await waitFor("all items in every tab", async () => (await t.names()).length === expected.length, 5000);
+    expect((await t.names()).sort()).toEqual([...expected].sort());
+  }
+  const bobView = await bob.listItems({});
+  expect(bobView.items.map((i) => i.name).sort()).toEqual([...expected].sort());
+  expect((await server.streams()).byUser.alice).toBe(1);
+  await screenshot(tabs[3]?.page ?? first.page, "08-eight-tabs-follower");
+
+  // Close the leader's tab: another takes over and events keep coming.
+  const leaderIndex = roles.indexOf("leader");
+  const leader = tabs[leaderIndex] ?? expect.unreachable();
+  await leader.page.close();
+  const rest = tabs.filter((_, i) => i !== leaderIndex);
+  await waitFor(
+    "a new leader",
+    async () => (await Promise.all(rest.map((t) => t.role()))).filter((r) => r === "leader").length === 1,
+    5000,
+  );
+  await Promise.all(rest.map((t) => t.waitForState("connected")));
+  await bob.addItem({ name: "After takeover" });
+  await Promise.all(rest.map((t) => t.item("After takeover").waitFor({ timeout: 3000 })));
+  await waitFor("one stream again", async () => (await server.streams()).byUser.alice === 1, 5000);
+});
+
+test("4. signing out closes the stream on the server at once", async () => {
+  const server = (srv = await launchServer());
+  const alice = await Demo.open(await newContext(), server.baseUrl);
+  await alice.signIn("Alice");
+  await waitFor("stream open", async () => (await server.streams()).byUser.alice === 1);
+  const t0 = Date.now();
+  await alice.page.getByRole("button", { name: "Sign out" }).click();
+  await waitFor("stream closed", async () => !(await server.streams()).byUser.alice, 2000, 10);
+  expect(Date.now() - t0).toBeLessThan(1000);
+  await alice.page.getByRole("button", { name: "Continue as Alice" }).waitFor();
+  // And it stays closed.
+  await alice.page.waitForTimeout(500);
+  expect((await server.streams()).open).toBe(0);
+});

@@ -1,0 +1,127 @@
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
+import { Realtimed, realtimedBinary } from "../src/testing";
+
+const webDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+export const distDir = join(webDir, "dist");
+export const resultsDir = join(webDir, "test-results");
+
+/** CHROMIUM is $CHROMIUM_BIN or Debian's /usr/bin/chromium. */
+export const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
+
+/**
+ * preflight fails with a clear message when something the browser tests
+ * need is missing: they are never skipped.
+ */
+export function preflight(): void {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `Chromium not found at ${CHROMIUM}. Install it with \`apt-get install chromium\` ` +
+        `(Debian; as root), or set CHROMIUM_BIN to a Chromium binary.`,
+    );
+  }
+  if (!existsSync(join(distDir, "index.html"))) {
+    throw new Error(`The demo is not built (${distDir}/index.html is missing): run \`npm run build\` first.`);
+  }
+  realtimedBinary(); // throws with a build hint when missing
+  mkdirSync(resultsDir, { recursive: true });
+}
+
+/** launchBrowser starts headless Chromium with flags for a machine without internet. */
+export function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-background-networking",
+      "--disable-gpu",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+      "--disable-quic",
+      "--disable-dev-shm-usage",
+    ],
+  });
+}
+
+/** launchServer starts realtimed --dev serving the built demo. */
+export function launchServer(): Promise<Realtimed> {
+  return Realtimed.launch({ webDir: distDir, heartbeat: "5s" });
+}
+
+/** screenshot saves a page under web/test-results/. */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(resultsDir, `${name}.png`), fullPage: true });
+}
+
+/** Demo wraps a page of the demo with the actions a person takes. */
+export class Demo {
+  constructor(
+    readonly page: Page,
+    readonly baseUrl: string,
+  ) {}
+
+  static async open(context: BrowserContext, baseUrl: string): Promise<Demo> {
+    const page = await context.newPage();
+    page.on("pageerror", (err) => console.error(`[page error] ${err.message}`));
+    await page.goto(baseUrl);
+    return new Demo(page, baseUrl);
+  }
+
+  get status(): Locator {
+    return this.page.locator('.topbar [role="status"]');
+  }
+
+  async signIn(name: string): Promise<void> {
+    await this.page.getByRole("button", { name: `Continue as ${name}` }).click();
+    await this.waitForState("connected");
+    await this.page.locator('section.list[data-loaded="true"]').waitFor();
+  }
+
+  async waitForState(state: string, timeout = 10_000): Promise<void> {
+    await this.page.locator(`.topbar [role="status"][data-state="${state}"]`).waitFor({ timeout });
+  }
+
+  async state(): Promise<string | null> {
+    return this.status.getAttribute("data-state");
+  }
+
+  async role(): Promise<string | null> {
+    return this.status.getAttribute("data-role");
+  }
+
+  item(name: string): Locator {
+    return this.page.locator(`[data-testid="item"][data-name="${name}"]`);
+  }
+
+  async add(name: string): Promise<void> {
+    await this.page.getByPlaceholder("Add an item").fill(name);
+    await this.page.getByPlaceholder("Add an item").press("Enter");
+  }
+
+  async toggle(name: string): Promise<void> {
+    await this.page.getByRole("checkbox", { name: `${name}: in the basket` }).click();
+  }
+
+  async remove(name: string): Promise<void> {
+    await this.page.getByRole("button", { name: `Remove ${name}` }).click();
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await this.page.getByRole("button", { name: `Rename ${from}` }).click();
+    const input = this.page.getByRole("textbox", { name: `New name for ${from}` });
+    await input.fill(to);
+    await input.press("Enter");
+  }
+
+  async names(): Promise<string[]> {
+    return this.page.locator('[data-testid="item"]').evaluateAll((els) => els.map((e) => e.getAttribute("data-name") ?? ""));
+  }
+
+  async resyncs(): Promise<number> {
+    return Number(await this.page.locator("section.list").getAttribute("data-resyncs"));
+  }
+}

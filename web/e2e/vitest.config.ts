@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+// The browser tests: Debian's Chromium driven by playwright-core against
+// `realtimed --dev` serving the built demo (npm run build first).
+export default defineConfig({
+  test: {
+    include: ["e2e/**/*.e2e.ts"],
+    environment: "node",
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    fileParallelism: false,
+  },
+});

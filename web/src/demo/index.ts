@@ -1,0 +1,2 @@
+export { App } from "./app";
+export { DEV_USERS, type DevUser, type Session } from "./session";
