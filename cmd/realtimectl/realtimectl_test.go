@@ -210,7 +210,7 @@ func TestSubscribeReportsReconnects(t *testing.T) {
 	if err := sub.stop(t); err != nil {
 		t.Fatalf("Ctrl-C should end subscribe cleanly, got %v", err)
 	}
-	if !strings.Contains(sub.stderr.String(), "stopped after 1 events; resume with --cursor ") {
+	if !strings.Contains(sub.stderr.String(), "stopped after 1 event; resume with --cursor ") {
 		t.Fatalf("stderr:\n%s", sub.stderr.String())
 	}
 	t.Logf("stderr:\n%s", sub.stderr.String())

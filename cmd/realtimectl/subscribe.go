@@ -60,7 +60,7 @@ func runSubscribe(ctx context.Context, std *stdio, args []string) error {
 	}
 	opts.Cursor = cursor
 
-	r := &subscribeReporter{std: std, cursor: cursor}
+	r := &subscribeReporter{std: std, cursor: cursor, staticToken: creds.devUser == ""}
 	opts.OnStatus = r.status
 	fmt.Fprintf(std.stderr, "connecting to %s (%s)\n", opts.BaseURL, opts.Protocol)
 	printed := 0
@@ -81,7 +81,11 @@ func runSubscribe(ctx context.Context, std *stdio, args []string) error {
 		return nil
 	})
 	if r.cursor != "" {
-		fmt.Fprintf(std.stderr, "stopped after %d events; resume with --cursor %s\n", printed, r.cursor)
+		plural := "s"
+		if printed == 1 {
+			plural = ""
+		}
+		fmt.Fprintf(std.stderr, "stopped after %d event%s; resume with --cursor %s\n", printed, plural, r.cursor)
 	}
 	if errors.Is(err, errEnough) || errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil
@@ -97,6 +101,9 @@ func runSubscribe(ctx context.Context, std *stdio, args []string) error {
 type subscribeReporter struct {
 	std    *stdio
 	cursor string
+	// staticToken is set when every connection reuses one --token, which
+	// ends the stream for good once it expires.
+	staticToken bool
 }
 
 func (r *subscribeReporter) status(st client.Status) {
@@ -109,8 +116,8 @@ func (r *subscribeReporter) status(st client.Status) {
 			who += " in household " + h
 		}
 		expires := ""
-		if e := st.Welcome.GetExpireTime(); e != nil {
-			expires = fmt.Sprintf("; the server ends the stream in %v (token expiry + grace)", time.Until(e.AsTime()).Round(time.Second))
+		if e := st.Welcome.GetExpireTime(); e != nil && r.staticToken && !st.Reconnected {
+			expires = fmt.Sprintf("; the token expires, and the stream ends, in %v (expiry + grace)", time.Until(e.AsTime()).Round(time.Second))
 		}
 		switch {
 		case !st.Reconnected && st.Resumed:
