@@ -1,0 +1,147 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
+	"github.com/honeydo/realtime/internal/auth"
+	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/server"
+)
+
+// TestTLSServesHTTP2 starts the server with a certificate, as browsers need
+// it for HTTP/2, and checks that a TLS client negotiates h2 and streams.
+func TestTLSServesHTTP2(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSignedCert(t, dir)
+	key, _ := auth.LoadOrCreateDevKey(dir)
+	verifier, _ := auth.NewVerifier(auth.Config{Dev: key, DefaultHousehold: "home"})
+	b := broker.NewMemory(broker.MemoryConfig{})
+	defer b.Close()
+	srv, err := server.New(server.Config{Broker: b, Verifier: verifier})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln, certFile, keyFile) }()
+	defer func() {
+		srv.Shutdown(context.Background())
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	tok, _, _ := key.Mint(auth.MintOptions{UserID: "alice", TTL: time.Minute})
+	c := realtimev1connect.NewRealtimeServiceClient(hc, "https://"+ln.Addr().String(), bearer(tok))
+	s := subscribe(t, c, "")
+	if _, err := broker.NewEmitter(b).ToUser(context.Background(), "alice", notification("over tls")); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.next(t).GetNotification().GetMessage(); got != "over tls" {
+		t.Fatalf("got %q", got)
+	}
+	res, err := hc.Get("https://" + ln.Addr().String() + "/grpc.health.v1.Health/Check")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.ProtoMajor != 2 {
+		t.Fatalf("negotiated %s, want HTTP/2", res.Proto)
+	}
+	_, err = c.Ping(context.Background(), connect.NewRequest(&realtimev1.PingRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(priv)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+func TestCORS(t *testing.T) {
+	srv := newTestServer(t, func(c *server.Config) { c.CORSOrigins = []string{"https://app.example"} })
+	preflight := func(origin string) *http.Response {
+		req, _ := http.NewRequest(http.MethodOptions, srv.URL+"/honeydo.realtime.v1.RealtimeService/Subscribe", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization,connect-protocol-version,content-type") // sorted, as browsers send it
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	res := preflight("https://app.example")
+	if got := res.Header.Get("Access-Control-Allow-Origin"); got != "https://app.example" {
+		t.Fatalf("allowed origin: Access-Control-Allow-Origin = %q", got)
+	}
+	if got := res.Header.Get("Access-Control-Allow-Headers"); got == "" {
+		t.Fatal("no Access-Control-Allow-Headers")
+	}
+	res = preflight("https://evil.example")
+	if got := res.Header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Fatalf("other origin allowed: %q", got)
+	}
+	// An actual call exposes the Connect/gRPC-Web headers to the page.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/honeydo.realtime.v1.RealtimeService/Ping", nil)
+	req.Header.Set("Origin", "https://app.example")
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.Header.Get("Access-Control-Expose-Headers") == "" {
+		t.Fatal("no Access-Control-Expose-Headers")
+	}
+}
