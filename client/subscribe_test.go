@@ -223,7 +223,7 @@ func TestResyncOnEpochChange(t *testing.T) {
 // the events published meanwhile.
 func TestWatchdog(t *testing.T) {
 	checkGoroutines(t)
-	const heartbeat = 100 * time.Millisecond
+	const heartbeat = 200 * time.Millisecond
 	srv := newTestServer(t, func(c *server.Config) { c.Heartbeat = heartbeat })
 	px := newProxy(t, srv.addr)
 	var st statuses
@@ -242,7 +242,7 @@ func TestWatchdog(t *testing.T) {
 	}
 	// Stay idle for several heartbeat intervals: heartbeats keep the
 	// watchdog quiet.
-	time.Sleep(5 * heartbeat)
+	time.Sleep(3 * heartbeat)
 	if n := st.count(client.StateReconnecting); n != 0 {
 		t.Fatalf("watchdog fired on a stream with heartbeats: %s", describe(st.all()))
 	}
