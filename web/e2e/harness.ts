@@ -54,7 +54,7 @@ export function launchServer(): Promise<Realtimed> {
 
 /** screenshot saves a page under web/test-results/. */
 export async function screenshot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(resultsDir, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: join(resultsDir, `${name}.png`), fullPage: true, animations: "disabled" });
 }
 
 /** Demo wraps a page of the demo with the actions a person takes. */

@@ -33,7 +33,7 @@ type Untyped = (payload: unknown, event: Event) => void;
  */
 export class EventHub {
   private readonly byCase = new Map<EventCase, Set<Untyped>>();
-  private readonly any = new Set<AnyEventHandler>();
+  private readonly anyHandlers = new Set<AnyEventHandler>();
 
   constructor(private readonly onError: (err: unknown) => void) {}
 
@@ -52,14 +52,14 @@ export class EventHub {
   }
 
   onAny(handler: AnyEventHandler): () => void {
-    this.any.add(handler);
+    this.anyHandlers.add(handler);
     return () => {
-      this.any.delete(handler);
+      this.anyHandlers.delete(handler);
     };
   }
 
   get size(): number {
-    let n = this.any.size;
+    let n = this.anyHandlers.size;
     for (const s of this.byCase.values()) n += s.size;
     return n;
   }
@@ -78,7 +78,7 @@ export class EventHub {
         }
       }
     }
-    for (const h of [...this.any]) {
+    for (const h of [...this.anyHandlers]) {
       try {
         h(event);
       } catch (err) {
