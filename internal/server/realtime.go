@@ -103,6 +103,12 @@ func (s *realtimeService) Subscribe(ctx context.Context, req *connect.Request[re
 	var expire time.Time
 	if !p.Expiry.IsZero() {
 		expire = p.Expiry.Add(s.cfg.TokenGrace)
+		// The verifier's leeway can admit a token whose grace has already
+		// run out; opening a stream only to cut it at once would make a
+		// client with a stale token loop.
+		if !time.Now().Before(expire) {
+			return connect.NewError(connect.CodeUnauthenticated, errors.New("token expired: reconnect with a fresh token"))
+		}
 	}
 	m := s.metrics
 	m.OpenStreams.Inc()
