@@ -66,6 +66,7 @@ type options struct {
 	logFormat, logLevel          string
 	benchAPI                     bool
 	metricsAddr                  string
+	nats                         natsOptions
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -100,6 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "`host:port` of the admin listener serving Prometheus /metrics (empty: off);\nkeep it off the public port, e.g. 127.0.0.1:9090")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	o.nats.register(fs)
 	fs.Usage = config.Usage(fs, synopsis, "REALTIMED_", envOverrides)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -248,9 +250,10 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		return err
 	}
 
-	rawBroker := broker.NewMemory(broker.MemoryConfig{History: broker.HistoryLimits{
-		MaxAge: o.historyMaxAge, MaxEvents: o.historyMaxEvents, MaxBytes: o.historyMaxBytes,
-	}})
+	rawBroker, err := openBroker(ctx, o, log)
+	if err != nil {
+		return err
+	}
 	defer rawBroker.Close()
 
 	b := metrics.InstrumentBroker(rawBroker, m)
