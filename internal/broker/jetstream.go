@@ -688,6 +688,12 @@ func (j *JetStream) wakeWaitersLocked() {
 // (on a quorum of replicas); the event then reaches every node through its
 // consumer. With NATS unreachable it fails at once with an error wrapping
 // [ErrUnavailable].
+//
+// After an Unavailable the event may or may not have been stored (the ack
+// can be lost with the connection). An event whose id the caller set is
+// idempotent: publishing it again to the same target within the stream's
+// duplicate window (the history age, at most 2 minutes) stores it once and
+// returns its original position. Without an id a retry may duplicate it.
 func (j *JetStream) Publish(ctx context.Context, target Target, ev *realtimev1.Event) (*Message, error) {
 	if err := validateForPublish(target, ev); err != nil {
 		return nil, err
@@ -718,7 +724,13 @@ func (j *JetStream) Publish(ctx context.Context, target Target, ev *realtimev1.E
 	defer cancel()
 	// One message id for every attempt: if an ack is lost and we retry,
 	// JetStream stores the event once and acks the retry with its sequence.
+	// An id chosen by the caller makes the id stable across the caller's
+	// own retries too (scoped to the target, since a service may send one
+	// id to several users).
 	id := nuid.Next()
+	if ev.Id != "" {
+		id = "ev|" + msg.Subject + "|" + target.ExceptUserID + "|" + ev.Id
+	}
 	var ack *jetstream.PubAck
 	for attempt := 0; ; attempt++ {
 		ack, err = j.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(j.cfg.Stream),
@@ -981,7 +993,7 @@ func (j *JetStream) fetchRange(ctx context.Context, filters []string, userID str
 		// don't make the subscriber wait for it.
 		go func() {
 			defer j.bg.Done()
-			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			dctx, cancel := context.WithTimeout(j.ctx, 5*time.Second) // Close abandons it to InactiveThreshold
 			defer cancel()
 			_ = j.js.DeleteConsumer(dctx, j.cfg.Stream, name)
 		}()

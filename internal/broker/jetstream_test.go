@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 )
 
 func TestJetStream(t *testing.T) {
@@ -185,6 +187,14 @@ func TestJetStreamResumeExpired(t *testing.T) {
 	for i := 1; i < 30; i++ {
 		publish(t, j, Target{Room: room}, fmt.Sprint(i))
 	}
+	// With a window this small a busy machine's node consumer can fall
+	// out of it (its live streams then end, as they must); let it settle.
+	jsCheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if h := j.Stats().Head.Offset; h != 30 {
+			return fmt.Errorf("node delivered up to %d", h)
+		}
+		return nil
+	})
 	since := first.Position
 	s := subscribe(t, j, "u", []Room{room}, &since)
 	if s.Resume != ResumeExpired {
@@ -295,6 +305,41 @@ func TestJetStreamNodeCatchesUp(t *testing.T) {
 	if s.Resume != ResumeExpired {
 		t.Fatalf("Resume = %v, want expired", s.Resume)
 	}
+}
+
+// TestJetStreamIdempotentPublish: an event whose id the caller set is stored
+// once however often it is published to the same target, so a caller may
+// retry after Unavailable without duplicating it.
+func TestJetStreamIdempotentPublish(t *testing.T) {
+	t.Parallel()
+	n := runNATS(t)
+	j := newTestJetStream(t, n.ClientURL(), JetStreamConfig{})
+	room := HouseholdRoom("home")
+	s := subscribe(t, j, "u", []Room{room, UserRoom("u")}, nil)
+	withID := func(id, text string) *realtimev1.Event {
+		ev := note(text)
+		ev.Id = id
+		return ev
+	}
+	first, err := j.Publish(context.Background(), Target{Room: room}, withID("evt-1", "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := j.Publish(context.Background(), Target{Room: room}, withID("evt-1", "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Position != first.Position {
+		t.Fatalf("retry stored at %v, first at %v", again.Position, first.Position)
+	}
+	// The same id to another target is another event.
+	if _, err := j.Publish(context.Background(), Target{Room: UserRoom("u")}, withID("evt-1", "b")); err != nil {
+		t.Fatal(err)
+	}
+	if got := collect(t, s, 2, 5*time.Second); fmt.Sprint(got) != "[a b]" {
+		t.Fatalf("got %v", got)
+	}
+	assertQuiet(t, s)
 }
 
 func TestRoomSubjects(t *testing.T) {
