@@ -20,7 +20,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
 });
-afterEach(async () => {
+afterEach(async (ctx) => {
+  if (ctx.task.result?.state === "fail") {
+    // Keep what each page showed, for the CI artifacts.
+    let n = 0;
+    for (const c of contexts) for (const p of c.pages()) await screenshot(p, `failed-${ctx.task.name.slice(0, 1)}-${++n}`).catch(() => {});
+  }
   for (const c of contexts.splice(0)) await c.close();
   await srv?.dispose();
   srv = undefined;

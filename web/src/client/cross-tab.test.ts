@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { ItemAddedSchema, ShoppingService } from "../gen/honeydo/shopping/v1/shopping_pb";
-import { MemoryLocks, Realtimed, sleep, waitFor } from "../testing";
+import { FakeEnvironment, MemoryLocks, Realtimed, sleep, waitFor } from "../testing";
 import { browserChannel, isTabMessage } from "./cross-tab";
 import { devTokenProvider, RealtimeClient, type ResyncReason } from ".";
 
@@ -173,7 +173,44 @@ test("a follower's status tells the truth about the shared stream", async () => 
   }
 });
 
+test("a follower's tab becoming visible makes the leader retry at once", async () => {
+  const home = `x${++seq}${Date.now()}`;
+  const locks = new MemoryLocks();
+  const local = await Realtimed.launch();
+  try {
+    const envs = [new FakeEnvironment(), new FakeEnvironment()];
+    const [leader, follower] = envs.map((environment) => {
+      const c = new RealtimeClient({
+        baseUrl: local.baseUrl,
+        getToken: devTokenProvider({ baseUrl: local.baseUrl, user: "alice", household: home }),
+        crossTab: { key: home, locks },
+        environment,
+        initialDelayMs: 60_000,
+        maxDelayMs: 60_000,
+        random: () => 0.99,
+      });
+      tabs.push(c);
+      c.subscribe(() => {});
+      return c;
+    });
+    if (!leader || !follower) throw new Error("tabs");
+    await waitFor("leader", () => leader.getStatus().state === "connected" && leader.getStatus().role === "leader");
+    await waitFor("follower", () => follower.getStatus().state === "connected");
+    await local.stop();
+    await waitFor("waiting ~1 min", () => follower.getStatus().state === "reconnecting");
+    await local.start();
+    const t0 = Date.now();
+    envs[1]?.fire("visible"); // the follower's tab, not the leader's
+    await waitFor("connected", () => follower.getStatus().state === "connected", 5000);
+    expect(Date.now() - t0).toBeLessThan(3000);
+  } finally {
+    await local.dispose();
+  }
+});
+
 test("channel messages are validated", () => {
+  expect(isTabMessage({ t: "retry", from: "x", force: true })).toBe(true);
+  expect(isTabMessage({ t: "retry", from: "x" })).toBe(false);
   expect(isTabMessage({ t: "hello", from: "x" })).toBe(true);
   expect(isTabMessage({ t: "frame", from: "x", frame: new Uint8Array(1) })).toBe(true);
   expect(isTabMessage({ t: "frame", from: "x", frame: "nope" })).toBe(false);

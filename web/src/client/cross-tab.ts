@@ -49,8 +49,12 @@ export type TabMessage =
   | { readonly t: "frame"; readonly from: string; readonly frame: Uint8Array }
   /** An event a tab shares with its siblings, protobuf binary (Event). */
   | { readonly t: "local"; readonly from: string; readonly event: Uint8Array }
-  /** A follower asks the leader to retry now (e.g. after signing in again). */
-  | { readonly t: "retry"; readonly from: string }
+  /**
+   * A follower asks the leader to retry now: `force` after the app called
+   * connect() (e.g. signed in again), otherwise because the follower's tab
+   * became visible or the browser came back online.
+   */
+  | { readonly t: "retry"; readonly from: string; readonly force: boolean }
   /** The leader is stepping down; another tab takes over. */
   | { readonly t: "bye"; readonly from: string };
 
@@ -69,9 +73,10 @@ export function isTabMessage(v: unknown): v is TabMessage {
   if (!isRecord(v) || typeof v.from !== "string") return false;
   switch (v.t) {
     case "hello":
-    case "retry":
     case "bye":
       return true;
+    case "retry":
+      return typeof v.force === "boolean";
     case "state":
       return isStatusBody(v.status) && typeof v.cursor === "string";
     case "status":
@@ -98,7 +103,7 @@ export interface TabCoordinatorCallbacks {
   /** An event another tab shared. */
   localEvent(event: Event): void;
   /** (leader) A follower asks for an immediate retry. */
-  retryRequested(): void;
+  retryRequested(force: boolean): void;
   /** (leader) The current status and cursor, for a tab that joins. */
   snapshot(): { status: StatusBody; cursor: string };
 }
@@ -209,9 +214,9 @@ export class TabCoordinator {
     this.channel?.post({ t: "local", from: this.tabId, event: toBinary(EventSchema, event) });
   }
 
-  /** requestRetry asks the leader to retry now. */
-  requestRetry(): void {
-    if (!this.leader) this.channel?.post({ t: "retry", from: this.tabId });
+  /** requestRetry asks the leader to retry now; see the "retry" message. */
+  requestRetry(force: boolean): void {
+    if (!this.leader) this.channel?.post({ t: "retry", from: this.tabId, force });
   }
 
   private receive(data: unknown): void {
@@ -224,7 +229,7 @@ export class TabCoordinator {
         }
         return;
       case "retry":
-        if (this.leader) this.cb.retryRequested();
+        if (this.leader) this.cb.retryRequested(data.force);
         return;
       case "local":
         this.cb.localEvent(fromBinary(EventSchema, data.event));

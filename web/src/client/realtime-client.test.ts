@@ -5,12 +5,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { RealtimeService, type Event } from "../gen/honeydo/realtime/v1/realtime_pb";
 import { ShoppingService, type ShoppingItem } from "../gen/honeydo/shopping/v1/shopping_pb";
 import { Notification_Level, NotificationSchema } from "../gen/honeydo/system/v1/events_pb";
-import { FlakyNetwork, Realtimed, SERVICE_KEY, sleep, waitFor } from "../testing";
+import { FakeEnvironment, FlakyNetwork, Realtimed, SERVICE_KEY, sleep, waitFor } from "../testing";
 import {
   backoffCap,
   devTokenProvider,
   RealtimeClient,
-  type BrowserEnvironment,
   type RealtimeClientOptions,
   type RealtimeStatus,
   type ResyncReason,
@@ -77,26 +76,6 @@ function countingTokens(inner: TokenProvider): TokenProvider & { calls: number; 
     { calls: 0, forced: 0 },
   );
   return f;
-}
-
-/** fakeEnvironment lets a test say online/offline and fire the browser events. */
-function fakeEnvironment(): BrowserEnvironment & { online: boolean; fire(type: "online" | "offline" | "visible"): void } {
-  const listeners = { online: new Set<() => void>(), offline: new Set<() => void>(), visible: new Set<() => void>() };
-  const on = (type: keyof typeof listeners) => (fn: () => void) => {
-    listeners[type].add(fn);
-    return () => listeners[type].delete(fn);
-  };
-  const env = {
-    online: true,
-    isOnline: () => env.online,
-    onOnline: on("online"),
-    onOffline: on("offline"),
-    onVisible: on("visible"),
-    fire(type: keyof typeof listeners) {
-      for (const fn of listeners[type]) fn();
-    },
-  };
-  return env;
 }
 
 describe("against one realtimed", () => {
@@ -293,7 +272,7 @@ describe("against one realtimed", () => {
   });
 
   test("an offline browser shows the offline error and retries as soon as it is online", async () => {
-    const env = fakeEnvironment();
+    const env = new FakeEnvironment();
     const net = new FlakyNetwork();
     const home = newHousehold();
     const alice = client(srv, "alice", home, {
@@ -321,7 +300,7 @@ describe("against one realtimed", () => {
   });
 
   test("a hidden tab that becomes visible retries at once", async () => {
-    const env = fakeEnvironment();
+    const env = new FakeEnvironment();
     const net = new FlakyNetwork();
     const alice = client(srv, "alice", newHousehold(), {
       environment: env,

@@ -254,10 +254,8 @@ export class RealtimeClient {
       this.start();
       return;
     }
-    if (this.status.state === "error" || this.status.state === "reconnecting") {
-      if (this.role === "follower") this.coordinator?.requestRetry();
-      else this.loop.retry();
-    }
+    if (this.role === "follower") this.coordinator?.requestRetry(true);
+    else if (this.failing()) this.loop.retry();
   }
 
   /**
@@ -269,7 +267,7 @@ export class RealtimeClient {
     this.stoppedByApp = true;
     this.held = false;
     this.stop();
-    this.setStatus({ state: "disconnected", role: this.crossTab ? "follower" : "solo" });
+    this.setStatus({ state: "disconnected", role: this.role });
   }
 
   // ---- unary --------------------------------------------------------------
@@ -329,8 +327,8 @@ export class RealtimeClient {
     if (this.active || this.stoppedByApp) return;
     this.active = true;
     this.envUnsubscribe = [
-      this.env.onOnline(() => this.loop.kick()),
-      this.env.onVisible(() => this.loop.kick()),
+      this.env.onOnline(() => this.kick()),
+      this.env.onVisible(() => this.kick()),
       this.env.onOffline(() => this.loop.noteOffline()),
     ];
     if (this.crossTab === undefined) {
@@ -354,10 +352,31 @@ export class RealtimeClient {
       localEvent: (event) => {
         if (this.seen.add(event.id)) this.hub.dispatch(event);
       },
-      retryRequested: () => this.loop.retry(),
+      retryRequested: (force) => {
+        if (!force) this.loop.kick();
+        else if (this.failing()) this.loop.retry();
+      },
       snapshot: () => ({ status: stripRole(this.status), cursor: this.cursor }),
     });
     this.coordinator.join();
+  }
+
+  /** failing is true while the stream is down (waiting to retry, or given up). */
+  private failing(): boolean {
+    return this.status.state === "error" || this.status.state === "reconnecting";
+  }
+
+  /**
+   * kick retries a failing stream at once (browser back online, tab
+   * visible). A follower's tab may be the visible one while the leader's is
+   * hidden, so a follower asks the leader.
+   */
+  private kick(): void {
+    if (this.role === "follower") {
+      if (this.failing()) this.coordinator?.requestRetry(false);
+    } else {
+      this.loop.kick();
+    }
   }
 
   private stop(): void {

@@ -3,3 +3,4 @@ export type { RealtimedOptions, StreamsSnapshot } from "./realtimed";
 export { MemoryLocks } from "./memory-locks";
 export { FlakyNetwork } from "./flaky-network";
 export { FakeRealtime } from "./fake-realtime";
+export { FakeEnvironment } from "./fake-environment";
