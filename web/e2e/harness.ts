@@ -67,6 +67,9 @@ export class Demo {
   static async open(context: BrowserContext, baseUrl: string): Promise<Demo> {
     const page = await context.newPage();
     page.on("pageerror", (err) => console.error(`[page error] ${err.message}`));
+    page.on("console", (msg) => {
+      if (msg.type() === "error") console.error(`[console] ${msg.text()}`);
+    });
     await page.goto(baseUrl);
     return new Demo(page, baseUrl);
   }

@@ -1,0 +1,33 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { Realtimed } from "../testing";
+import { devTokenProvider } from "./dev-token";
+import { RealtimeClient } from "./realtime-client";
+import type { TokenProvider } from "./auth";
+
+let srv: Realtimed;
+beforeAll(async () => {
+  srv = await Realtimed.launch();
+});
+afterAll(async () => {
+  await srv.dispose();
+});
+
+test("a unary call rejected as UNAUTHENTICATED is retried once with a fresh token", async () => {
+  const real = devTokenProvider({ baseUrl: srv.baseUrl, user: "alice", household: "home" });
+  const asked: boolean[] = [];
+  const getToken: TokenProvider = (req) => {
+    asked.push(req.forceRefresh);
+    return req.forceRefresh ? real(req) : "stale-token";
+  };
+  const client = new RealtimeClient({ baseUrl: srv.baseUrl, getToken, crossTab: false });
+  expect((await client.whoAmI()).userId).toBe("alice");
+  expect(asked).toEqual([false, true]);
+});
+
+test("a unary call without a token fails as UNAUTHENTICATED without reaching the server", async () => {
+  const client = new RealtimeClient({ baseUrl: srv.baseUrl, getToken: () => null, crossTab: false });
+  const err = await client.ping().catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(ConnectError);
+  expect(err instanceof ConnectError && err.code).toBe(Code.Unauthenticated);
+});
