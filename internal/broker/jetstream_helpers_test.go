@@ -42,7 +42,8 @@ func runNATS(t testing.TB) *natsServer {
 
 func (n *natsServer) start(t testing.TB) {
 	t.Helper()
-	s, err := natsserver.NewServer(n.opts)
+	opts := *n.opts // the server keeps and fills in what it is given
+	s, err := natsserver.NewServer(&opts)
 	if err != nil {
 		t.Fatal(err)
 	}

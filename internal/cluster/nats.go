@@ -48,7 +48,10 @@ func natsOptions(t testing.TB, name string) *natsserver.Options {
 // Start starts (or restarts) the server and waits until it accepts clients.
 func (n *NATS) Start(t testing.TB) {
 	t.Helper()
-	s, err := natsserver.NewServer(n.opts)
+	// The server keeps (and fills in) the options it is given: give it a
+	// copy, so that recording its ports below does not race with it.
+	opts := *n.opts
+	s, err := natsserver.NewServer(&opts)
 	if err != nil {
 		t.Fatal(err)
 	}
