@@ -104,6 +104,11 @@ func (m *Memory) Publish(ctx context.Context, target Target, ev *realtimev1.Even
 	rl.push(msg)
 	m.evictLocked(now)
 	slow := m.hub.deliver(msg, nil)
+	// Leave the rooms now, under the lock: a subscription that missed this
+	// event must not receive a later one, or its cursor would skip a gap.
+	for _, s := range slow {
+		m.hub.remove(s)
+	}
 	m.mu.Unlock()
 
 	for _, s := range slow {

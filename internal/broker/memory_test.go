@@ -193,3 +193,76 @@ func TestMemoryRandomUnsubscribe(t *testing.T) {
 		t.Fatalf("%d subscriptions, %d rooms left", st.Subscriptions, len(m.hub.rooms))
 	}
 }
+
+// TestMemorySlowConsumerGetsNoLaterEvent: once a publish overflowed a
+// subscription, no later publish may reach it, even if its owner drains the
+// queue before the subscription is ended; otherwise the owner would see a
+// gap and keep a cursor past the missing event. Two publishers race a
+// draining reader with a tiny queue, many times over.
+func TestMemorySlowConsumerGetsNoLaterEvent(t *testing.T) {
+	t.Parallel()
+	m := NewMemory(MemoryConfig{History: HistoryLimits{MaxEvents: 64}})
+	defer m.Close()
+	for round := range 300 {
+		s, err := m.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []Room{BroadcastRoom}, QueueSize: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						m.Publish(context.Background(), Target{Room: BroadcastRoom}, note("x"))
+					}
+				}
+			}()
+		}
+		var last uint64
+		var buf []*Message
+		for done := false; !done; {
+			select {
+			case <-s.Ready():
+			case <-s.Done():
+				done = true
+			}
+			buf = s.Next(buf)
+			for _, msg := range buf {
+				if last != 0 && msg.Position.Offset != last+1 {
+					t.Fatalf("round %d: offset %d after %d: the subscription skipped an event", round, msg.Position.Offset, last)
+				}
+				last = msg.Position.Offset
+			}
+		}
+		close(stop)
+		wg.Wait()
+		s.Close()
+	}
+}
+
+// TestSubscriptionNoPushAfterOverflow is the deterministic form of the test
+// above, at the subscription itself: after a failed push, draining the queue
+// must not make room for later events.
+func TestSubscriptionNoPushAfterOverflow(t *testing.T) {
+	t.Parallel()
+	s := newSubscription(SubscribeOptions{UserID: "u", Rooms: []Room{BroadcastRoom}, QueueSize: 1})
+	msg := func(off uint64) *Message { return &Message{Position: Position{Epoch: "e", Offset: off}} }
+	if !s.push(msg(1)) {
+		t.Fatal("first push refused")
+	}
+	if s.push(msg(2)) {
+		t.Fatal("push into a full queue accepted")
+	}
+	if got := s.Next(nil); len(got) != 1 || got[0].Position.Offset != 1 {
+		t.Fatalf("Next = %v", got)
+	}
+	if s.push(msg(3)) {
+		t.Fatal("push after an overflow accepted: the owner would skip event 2")
+	}
+}
