@@ -149,7 +149,11 @@ func TestTokenRotation(t *testing.T) {
 	st.waitState(t, client.StateConnected, 1)
 	began := time.Now()
 	f := startFlow(t, srv, 5*time.Millisecond)
-	st.waitState(t, client.StateConnected, 5) // four expiries
+	// Ten seconds of steady flow (the figure): about ten expiries.
+	time.Sleep(10 * time.Second)
+	if n := st.count(client.StateConnected); n < 6 {
+		t.Fatalf("only %d streams in 10 s of 1 s tokens", n)
+	}
 	f.waitCount(t, f.count()+20)
 	exactlyOnce(t, srv, rec, f.end())
 	for _, err := range st.reconnectErrs() {
