@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -47,6 +48,13 @@ func (s *Server) mountBench(mux *http.ServeMux) {
 		runtime.GC()
 		debug.FreeOSMemory()
 		writeJSON(w, map[string]any{})
+	}))
+	// Profiles of the server under load, for docs/PERFORMANCE.md:
+	// go tool pprof http://127.0.0.1:PORT/bench/pprof/profile?seconds=5
+	mux.HandleFunc("GET /bench/pprof/profile", loopbackOnly(pprof.Profile))
+	mux.HandleFunc("GET /bench/pprof/trace", loopbackOnly(pprof.Trace))
+	mux.HandleFunc("GET /bench/pprof/{name}", loopbackOnly(func(w http.ResponseWriter, r *http.Request) {
+		pprof.Handler(r.PathValue("name")).ServeHTTP(w, r)
 	}))
 	mux.HandleFunc("POST /bench/publish", loopbackOnly(func(w http.ResponseWriter, r *http.Request) {
 		var req benchPublishRequest
