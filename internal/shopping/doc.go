@@ -9,12 +9,36 @@
 //   - The [Store] is plain domain code: it validates, scopes every query by
 //     household and returns sentinel errors ([ErrInvalid], [ErrNotFound]);
 //     it does not know about Connect.
-//   - The [Service] performs the write, and only after it committed emits
-//     the event to the household except the actor ([broker.Emitter.ToOthers]),
-//     whose client already shows its own change.
+//   - The [Service] makes the write and its event stand or fall together:
+//     it writes in a SQLite transaction, publishes the event to the
+//     household except the actor ([broker.Emitter.ToOthers], whose client
+//     already shows its own change) while the transaction is open, and
+//     commits only once the broker has accepted the event. If the publish
+//     fails (NATS unreachable, broker shut down) the write is rolled back
+//     and the call fails with Unavailable: nothing changed, so a retry is
+//     safe.
 //
-// Concurrency: [Store] and [Service] are safe for concurrent use. Events of
-// one household reach subscribers in the order their writes were emitted;
-// two writes racing on the same item may emit in either order, and clients
-// keep the copy with the higher version.
+// Why publish before the commit: committing first and then emitting leaves
+// two bad choices when the emit fails. Returning success drops the event
+// silently (the other members never hear of the change until they happen
+// to refetch); returning an error after the change was made makes clients
+// retry a change that succeeded, adding duplicate items. Publishing inside
+// the transaction turns the common failure (broker unreachable) into a
+// clean "nothing happened". The remaining gap is a commit that fails after
+// the publish (disk full, I/O error): the event then describes a change
+// that did not persist; the call fails with Internal, it is logged with the
+// event id, and clients converge because every resync refetches the list
+// (ListItems is the truth) and item versions reconcile.
+//
+// Why not a transactional outbox (write the event into an outbox table in
+// the same transaction, relay it to the broker afterwards): it closes that
+// gap, but needs a relay process, retries, de-duplication by event id and
+// monitoring of the backlog — more moving parts than the reference module
+// needs. It is the path for a module that needs stronger guarantees.
+//
+// Concurrency: [Store] and [Service] are safe for concurrent use. A write
+// holds SQLite's write lock from BEGIN to COMMIT, publish included, so
+// writes are serialized and their events are published in commit order;
+// the price is that one publish (a JetStream round trip, bounded at 5 s)
+// is on every write's critical path.
 package shopping

@@ -16,11 +16,14 @@ import (
 	"github.com/honeydo/realtime/internal/shopping"
 )
 
-// This example is how a module emits an event: commit the change first,
-// then wrap the module's payload in a realtimev1.Event with the actor as
-// sender and send it to the household except the actor, whose own client
-// already shows the change. A module never builds JSON: every payload is a
-// oneof case of realtimev1.Event.
+// This example is how a module emits an event: wrap the module's payload in
+// a realtimev1.Event with the actor as sender and send it to the household
+// except the actor, whose own client already shows the change. A module
+// never builds JSON: every payload is a oneof case of realtimev1.Event.
+//
+// The Service publishes while its write's transaction is still open and
+// commits only once the broker accepted the event; if the publish fails it
+// rolls the write back and returns Unavailable (see the package doc).
 func Example() {
 	ctx := context.Background()
 	b := broker.NewMemory(broker.MemoryConfig{})
@@ -37,16 +40,19 @@ func Example() {
 	}
 	defer sub.Close()
 
-	// Alice checked an item; the write has committed. Now tell the others.
+	// Alice checked an item; the write is done but not yet committed. Tell
+	// the others before committing.
 	item := &shoppingv1.ShoppingItem{Id: shopping.NewItemID(), ListId: shopping.ListID("home"), Name: "Oat milk", Checked: true, Version: 2}
 	ev := &realtimev1.Event{
 		SenderUserId: "alice",
 		Payload:      &realtimev1.Event_ItemUpdated{ItemUpdated: &shoppingv1.ItemUpdated{Item: item}},
 	}
 	if _, err := emit.ToOthers(ctx, "home", "alice", ev); err != nil {
-		// The write stands; log and let the others resync.
-		log.Printf("emit: %v", err)
+		// Roll the write back and fail with Unavailable: nothing changed,
+		// so the caller can retry.
+		log.Fatalf("emit: %v", err)
 	}
+	// Published: commit the write now.
 
 	<-sub.Ready()
 	for _, m := range sub.Next(nil) {

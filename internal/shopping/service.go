@@ -27,9 +27,12 @@ type Service struct {
 
 var _ shoppingv1connect.ShoppingServiceHandler = (*Service)(nil)
 
-// emitTimeout bounds how long a mutation waits to hand its event to the
-// broker once the write has committed.
-const emitTimeout = 5 * time.Second
+// publishTimeout bounds how long a mutation waits for the broker to accept
+// its event. The publish runs while the write holds SQLite's write lock, so
+// it bounds how long other writes can be held up; it also matches the
+// store's busy timeout, so that a write queued behind a stalled publish
+// gives up at about the time the stalled one does.
+const publishTimeout = 5 * time.Second
 
 // NewService returns a Service that stores items in store and announces
 // changes through emit. store and emit must not be nil; a nil logger
@@ -68,17 +71,18 @@ func (s *Service) AddItem(ctx context.Context, req *connect.Request[shoppingv1.A
 	if err != nil {
 		return nil, err
 	}
-	it, err := s.store.Add(ctx, p.HouseholdID, p.UserID, NewItem{
-		Name:     req.Msg.GetName(),
-		Quantity: req.Msg.GetQuantity(),
-		Unit:     req.Msg.GetUnit(),
+	it, err := s.mutate(ctx, "AddItem", p, func(ctx context.Context, hook beforeCommit) (Item, error) {
+		return s.store.add(ctx, p.HouseholdID, p.UserID, NewItem{
+			Name:     req.Msg.GetName(),
+			Quantity: req.Msg.GetQuantity(),
+			Unit:     req.Msg.GetUnit(),
+		}, hook)
+	}, func(it Item) *realtimev1.Event {
+		return &realtimev1.Event{Payload: &realtimev1.Event_ItemAdded{ItemAdded: &shoppingv1.ItemAdded{Item: toProto(it)}}}
 	})
 	if err != nil {
-		return nil, s.fail(ctx, "AddItem", p, err)
+		return nil, err
 	}
-	s.emitToOthers(ctx, p, &realtimev1.Event{
-		Payload: &realtimev1.Event_ItemAdded{ItemAdded: &shoppingv1.ItemAdded{Item: toProto(it)}},
-	})
 	return connect.NewResponse(&shoppingv1.AddItemResponse{Item: toProto(it)}), nil
 }
 
@@ -91,18 +95,20 @@ func (s *Service) UpdateItem(ctx context.Context, req *connect.Request[shoppingv
 	}
 	// The optional fields arrive as pointers: nil means "leave it", which is
 	// exactly what Patch means.
-	it, err := s.store.Update(ctx, p.HouseholdID, req.Msg.GetItemId(), Patch{
+	patch := Patch{
 		Name:     req.Msg.Name,
 		Quantity: req.Msg.Quantity,
 		Unit:     req.Msg.Unit,
 		Checked:  req.Msg.Checked,
+	}
+	it, err := s.mutate(ctx, "UpdateItem", p, func(ctx context.Context, hook beforeCommit) (Item, error) {
+		return s.store.update(ctx, p.HouseholdID, req.Msg.GetItemId(), patch, hook)
+	}, func(it Item) *realtimev1.Event {
+		return &realtimev1.Event{Payload: &realtimev1.Event_ItemUpdated{ItemUpdated: &shoppingv1.ItemUpdated{Item: toProto(it)}}}
 	})
 	if err != nil {
-		return nil, s.fail(ctx, "UpdateItem", p, err)
+		return nil, err
 	}
-	s.emitToOthers(ctx, p, &realtimev1.Event{
-		Payload: &realtimev1.Event_ItemUpdated{ItemUpdated: &shoppingv1.ItemUpdated{Item: toProto(it)}},
-	})
 	return connect.NewResponse(&shoppingv1.UpdateItemResponse{Item: toProto(it)}), nil
 }
 
@@ -113,16 +119,17 @@ func (s *Service) RemoveItem(ctx context.Context, req *connect.Request[shoppingv
 	if err != nil {
 		return nil, err
 	}
-	id := req.Msg.GetItemId()
-	if err := s.store.Remove(ctx, p.HouseholdID, id); err != nil {
-		return nil, s.fail(ctx, "RemoveItem", p, err)
-	}
-	s.emitToOthers(ctx, p, &realtimev1.Event{
-		Payload: &realtimev1.Event_ItemRemoved{ItemRemoved: &shoppingv1.ItemRemoved{
-			ListId: ListID(p.HouseholdID),
-			ItemId: id,
-		}},
+	_, err = s.mutate(ctx, "RemoveItem", p, func(ctx context.Context, hook beforeCommit) (Item, error) {
+		return s.store.remove(ctx, p.HouseholdID, req.Msg.GetItemId(), hook)
+	}, func(it Item) *realtimev1.Event {
+		return &realtimev1.Event{Payload: &realtimev1.Event_ItemRemoved{ItemRemoved: &shoppingv1.ItemRemoved{
+			ListId: it.ListID,
+			ItemId: it.ID,
+		}}}
 	})
+	if err != nil {
+		return nil, err
+	}
 	return connect.NewResponse(&shoppingv1.RemoveItemResponse{}), nil
 }
 
@@ -141,29 +148,98 @@ func caller(ctx context.Context) (*auth.Principal, error) {
 	return p, nil
 }
 
-// emitToOthers sends ev, from p, to p's household except p. It is called
-// only after the write committed, so that nobody hears of a change that did
-// not happen.
+// mutate performs one write and publishes its event so that the two stand
+// or fall together, as far as two systems allow (the package doc says why
+// this order):
 //
-// A failure here is logged, not returned: the write is durable, and
-// reporting an error would make the actor retry a change that succeeded
-// (adding a duplicate item). The other members miss one live event; their
-// clients recover through a resync (a resume that the broker cannot serve
-// says so in its welcome frame, and the app refetches the list).
+//  1. write runs the change in a SQLite transaction (which holds the
+//     database's write lock from BEGIN) and calls the hook it is given
+//     before committing;
+//  2. the hook publishes event(item) to p's household except p, and returns
+//     once the broker accepted it (JetStream's PubAck, the memory broker's
+//     append);
+//  3. only then does the transaction commit.
 //
-// The emit is detached from the request's cancellation: once the write has
-// committed, the caller hanging up must not swallow the event.
-func (s *Service) emitToOthers(ctx context.Context, p *auth.Principal, ev *realtimev1.Event) {
-	ev.SenderUserId = p.UserID
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), emitTimeout)
-	defer cancel()
-	if _, err := s.emit.ToOthers(ctx, p.HouseholdID, p.UserID, ev); err != nil {
-		s.logger.LogAttrs(ctx, slog.LevelError, "shopping: event not emitted after a committed write; other members resync",
+// A failed publish rolls the change back and the call fails with
+// Unavailable: nothing changed, so the caller may simply retry.
+//
+// The write runs detached from the caller's cancellation: database/sql
+// rolls a transaction back when its context ends, and a caller hanging up
+// between the publish and the commit would otherwise leave an event for a
+// change that never happened. The publish is bounded by [publishTimeout]
+// instead; it is the only network call made under the write lock.
+func (s *Service) mutate(ctx context.Context, op string, p *auth.Principal,
+	write func(context.Context, beforeCommit) (Item, error),
+	event func(Item) *realtimev1.Event,
+) (Item, error) {
+	// A caller that is already gone gets nothing done.
+	if err := ctx.Err(); err != nil {
+		return Item{}, toConnectError(err)
+	}
+	wctx := context.WithoutCancel(ctx)
+	var published *broker.Message
+	var ev *realtimev1.Event
+	it, err := write(wctx, func(it Item) error {
+		ev = event(it)
+		ev.SenderUserId = p.UserID
+		pctx, cancel := context.WithTimeout(wctx, publishTimeout)
+		defer cancel()
+		msg, err := s.emit.ToOthers(pctx, p.HouseholdID, p.UserID, ev)
+		if err != nil {
+			return &publishError{err: err}
+		}
+		published = msg
+		return nil
+	})
+	switch {
+	case err == nil:
+		return it, nil
+	case published != nil:
+		// The event is out but the commit failed (disk full, I/O error):
+		// the event describes a change that did not persist. Very rare, and
+		// an event cannot be recalled. Clients converge because the next
+		// ListItems (every resync refetches it) is the truth, and item
+		// versions reconcile: a phantom update carries version N+1 that was
+		// never stored, and the item's next real updates carry N+1, N+2, …
+		// The caller gets an error, so it does not assume the change. The
+		// same holds for the rarer JetStream Unavailable whose ack was lost
+		// after the event was stored (then the write was rolled back).
+		s.logger.LogAttrs(ctx, slog.LevelError, "shopping: "+op+": commit failed after the event was published; the event describes a change that did not persist",
 			slog.String("household", p.HouseholdID),
 			slog.String("user", p.UserID),
 			slog.String("event", eventKind(ev)),
+			slog.String("event_id", published.Event.GetId()),
+			slog.String("cursor", published.Event.GetCursor()),
 			slog.Any("error", err))
+		return Item{}, connect.NewError(connect.CodeInternal, errors.New("shopping: internal error"))
 	}
+	var perr *publishError
+	if errors.As(err, &perr) {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "shopping: "+op+" rolled back: its event could not be published",
+			slog.String("household", p.HouseholdID),
+			slog.String("user", p.UserID),
+			slog.String("event", eventKind(ev)),
+			slog.Any("error", perr.err))
+	}
+	return Item{}, s.fail(ctx, op, p, err)
+}
+
+// publishError is a publish that failed inside a write's transaction; the
+// write was rolled back.
+type publishError struct{ err error }
+
+func (e *publishError) Error() string {
+	return "shopping: the event could not be published: " + e.err.Error() + "; nothing was changed; retry"
+}
+
+func (e *publishError) Unwrap() error { return e.err }
+
+// retryable reports whether the broker failed for a reason that goes away
+// (backend unreachable, broker closed for shutdown, no ack in time), as
+// opposed to refusing the event (a bug here).
+func (e *publishError) retryable() bool {
+	return errors.Is(e.err, broker.ErrUnavailable) || errors.Is(e.err, broker.ErrClosed) ||
+		errors.Is(e.err, context.DeadlineExceeded)
 }
 
 // eventKind names ev's payload for logs.
@@ -194,14 +270,24 @@ func (s *Service) fail(ctx context.Context, op string, p *auth.Principal, err er
 
 // toConnectError maps a domain error to its Connect code: [ErrInvalid] →
 // InvalidArgument and [ErrNotFound] → NotFound, with the domain message
-// (which names the field and the reason); a cancelled or expired request
-// keeps its own code; anything else is Internal with a generic message, so
-// that storage details never reach clients (fail logs them).
+// (which names the field and the reason); a publish that failed for a
+// passing reason, and a write that found the database locked for longer
+// than the busy timeout, → Unavailable (nothing changed; retry); a
+// cancelled or expired request keeps its own code; anything else is
+// Internal with a generic message, so that storage details never reach
+// clients (fail logs them).
 func toConnectError(err error) *connect.Error {
 	var cerr *connect.Error
+	var perr *publishError
 	switch {
 	case errors.As(err, &cerr):
 		return cerr
+	case errors.As(err, &perr):
+		if perr.retryable() {
+			return connect.NewError(connect.CodeUnavailable, perr)
+		}
+	case isBusy(err):
+		return connect.NewError(connect.CodeUnavailable, errors.New("shopping: the shopping list is busy, nothing was changed; retry"))
 	case errors.Is(err, ErrInvalid):
 		return connect.NewError(connect.CodeInvalidArgument, err)
 	case errors.Is(err, ErrNotFound):

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,8 +28,10 @@ type testEnv struct {
 	svc    *Service
 	store  *Store
 	broker *broker.Memory
-	emit   *broker.Emitter
-	logs   *syncBuffer
+	// emit publishes straight to broker (the tests' fences), bypassing any
+	// wrapper the service publishes through.
+	emit *broker.Emitter
+	logs *syncBuffer
 }
 
 type syncBuffer struct {
@@ -50,13 +53,24 @@ func (b *syncBuffer) String() string {
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
+	return newTestEnvWith(t, nil)
+}
+
+// newTestEnvWith is newTestEnv with the service publishing through
+// wrap(memory broker) when wrap is not nil.
+func newTestEnvWith(t *testing.T, wrap func(broker.Broker) broker.Broker) *testEnv {
+	t.Helper()
 	b := broker.NewMemory(broker.MemoryConfig{})
 	t.Cleanup(func() { b.Close() })
 	logs := &syncBuffer{}
 	emit := broker.NewEmitter(b)
+	svcEmit := emit
+	if wrap != nil {
+		svcEmit = broker.NewEmitter(wrap(b))
+	}
 	store := newTestStore(t)
 	return &testEnv{
-		svc:    NewService(store, emit, slog.New(slog.NewTextHandler(logs, nil))),
+		svc:    NewService(store, svcEmit, slog.New(slog.NewTextHandler(logs, nil))),
 		store:  store,
 		broker: b,
 		emit:   emit,
@@ -352,50 +366,280 @@ func TestServiceListItems(t *testing.T) {
 	}
 }
 
-// TestServiceEmitFailureStillSucceeds checks that a write whose event cannot
-// be emitted still succeeds (it committed) and that the failure is logged.
-func TestServiceEmitFailureStillSucceeds(t *testing.T) {
+// list returns the household's list as a member sees it.
+func (e *testEnv) list(t *testing.T, household string) []*shoppingv1.ShoppingItem {
+	t.Helper()
+	res, err := e.svc.ListItems(as("reader", household), connect.NewRequest(&shoppingv1.ListItemsRequest{}))
+	if err != nil {
+		t.Fatalf("ListItems(%s): %v", household, err)
+	}
+	return res.Msg.Items
+}
+
+// sameItems compares two lists including versions and times.
+func sameItems(a, b []*shoppingv1.ShoppingItem) bool {
+	return proto.Equal(&shoppingv1.ListItemsResponse{Items: a}, &shoppingv1.ListItemsResponse{Items: b})
+}
+
+// failingBroker publishes through the real broker unless fail is set, in
+// which case Publish fails with that error without reaching the broker; hook,
+// when set, runs at the start of every Publish.
+type failingBroker struct {
+	broker.Broker
+	fail atomic.Pointer[error]
+	hook func()
+}
+
+func (f *failingBroker) Publish(ctx context.Context, target broker.Target, ev *realtimev1.Event) (*broker.Message, error) {
+	if f.hook != nil {
+		f.hook()
+	}
+	if err := f.fail.Load(); err != nil {
+		return nil, *err
+	}
+	return f.Broker.Publish(ctx, target, ev)
+}
+
+// TestServicePublishFailureChangesNothing checks that with the broker
+// closed, or unreachable, every mutation fails with Unavailable and leaves
+// the store exactly as it was (items, versions, times), that nobody hears
+// of it, and that the refusal is logged; and that once the broker is back
+// the same calls succeed and are heard once.
+func TestServicePublishFailureChangesNothing(t *testing.T) {
+	t.Parallel()
+	unavailable := fmt.Errorf("%w: not connected to NATS (RECONNECTING)", broker.ErrUnavailable)
+	for _, tc := range []struct {
+		name    string
+		breakIt func(e *testEnv, f *failingBroker)
+		heal    func(f *failingBroker) // nil: cannot heal
+		want    error
+	}{
+		{"closed", func(e *testEnv, _ *failingBroker) { e.broker.Close() }, nil, broker.ErrClosed},
+		{"unavailable", func(_ *testEnv, f *failingBroker) { f.fail.Store(&unavailable) }, func(f *failingBroker) { f.fail.Store(nil) }, broker.ErrUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := &failingBroker{}
+			e := newTestEnvWith(t, func(b broker.Broker) broker.Broker { f.Broker = b; return f })
+			alice := as("alice", "home")
+			milk := mustAddItem(t, e, alice, "Milk")
+			mustAddItem(t, e, as("carol", "other"), "Coffee")
+			home, other := e.list(t, "home"), e.list(t, "other")
+			bob := e.subscribe(t, "bob", "home")
+
+			tc.breakIt(e, f)
+			calls := []struct {
+				name string
+				call func() error
+			}{
+				{"AddItem", func() error {
+					_, err := e.svc.AddItem(alice, connect.NewRequest(&shoppingv1.AddItemRequest{Name: "Eggs"}))
+					return err
+				}},
+				{"UpdateItem", func() error {
+					_, err := e.svc.UpdateItem(alice, connect.NewRequest(&shoppingv1.UpdateItemRequest{
+						ItemId: milk.Id, Checked: proto.Bool(true), Name: proto.String("Oat milk"),
+					}))
+					return err
+				}},
+				{"RemoveItem", func() error {
+					_, err := e.svc.RemoveItem(alice, connect.NewRequest(&shoppingv1.RemoveItemRequest{ItemId: milk.Id}))
+					return err
+				}},
+			}
+			for _, c := range calls {
+				err := c.call()
+				if connect.CodeOf(err) != connect.CodeUnavailable {
+					t.Fatalf("%s: %v, want Unavailable", c.name, err)
+				}
+				if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), "nothing was changed; retry") {
+					t.Errorf("%s: error %q does not wrap %v or say that nothing changed", c.name, err, tc.want)
+				}
+				if got := e.list(t, "home"); !sameItems(got, home) {
+					t.Fatalf("%s changed the list:\n got %v\nwant %v", c.name, got, home)
+				}
+			}
+			if got := e.list(t, "other"); !sameItems(got, other) {
+				t.Errorf("other household's list changed: %v", got)
+			}
+			logs := e.logs.String()
+			for _, want := range []string{"level=WARN", "rolled back", "event=item_added", "event=item_updated", "event=item_removed", tc.want.Error(), "household=home", "user=alice"} {
+				if !strings.Contains(logs, want) {
+					t.Errorf("log does not mention %q:\n%s", want, logs)
+				}
+			}
+			if strings.Contains(logs, "level=ERROR") {
+				t.Errorf("a refused publish was logged as an error:\n%s", logs)
+			}
+			if tc.heal == nil {
+				return
+			}
+			if got := e.received(t, bob); len(got) != 0 {
+				t.Fatalf("bob heard of refused changes: %v", got)
+			}
+
+			tc.heal(f)
+			for _, c := range calls {
+				if err := c.call(); err != nil {
+					t.Fatalf("%s after the broker is back: %v", c.name, err)
+				}
+			}
+			got := e.received(t, bob)
+			if len(got) != 3 || got[0].GetItemAdded() == nil || got[1].GetItemUpdated().GetItem().GetVersion() != 2 || got[2].GetItemRemoved() == nil {
+				t.Fatalf("bob received %v, want added, updated (version 2), removed", got)
+			}
+			if items := e.list(t, "home"); len(items) != 1 || items[0].Name != "Eggs" {
+				t.Fatalf("list after the retries = %v, want [Eggs]", items)
+			}
+		})
+	}
+}
+
+// TestServiceCommitFailsAfterPublish makes the commit itself fail after the
+// event went out (a deferred foreign key, violated by a trigger, fails the
+// COMMIT as a full disk would): the call fails with Internal, the error is
+// logged with the id of the event that went out, nothing is stored, and the
+// store keeps working.
+func TestServiceCommitFailsAfterPublish(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
-	e.broker.Close() // every Publish now fails with broker.ErrClosed
-
-	alice := as("alice", "home")
-	it := mustAddItem(t, e, alice, "Milk")
-	if _, err := e.svc.UpdateItem(alice, connect.NewRequest(&shoppingv1.UpdateItemRequest{ItemId: it.Id, Checked: proto.Bool(true)})); err != nil {
-		t.Fatalf("UpdateItem: %v", err)
-	}
-	items, err := e.store.List(context.Background(), "home")
-	if err != nil {
+	ctx := context.Background()
+	if _, err := e.store.db.ExecContext(ctx, `
+		CREATE TABLE fail_commit (list_id TEXT REFERENCES lists (id) DEFERRABLE INITIALLY DEFERRED);
+		CREATE TRIGGER fail_commit AFTER INSERT ON items BEGIN INSERT INTO fail_commit VALUES ('no such list'); END;`); err != nil {
 		t.Fatal(err)
 	}
-	if len(items) != 1 || !items[0].Checked {
-		t.Fatalf("the writes did not commit: %+v", items)
+	bob := e.subscribe(t, "bob", "home")
+
+	_, err := e.svc.AddItem(as("alice", "home"), connect.NewRequest(&shoppingv1.AddItemRequest{Name: "Milk"}))
+	if connect.CodeOf(err) != connect.CodeInternal || strings.Contains(err.Error(), "FOREIGN KEY") {
+		t.Fatalf("AddItem = %v, want Internal without storage details", err)
 	}
-	if _, err := e.svc.RemoveItem(alice, connect.NewRequest(&shoppingv1.RemoveItemRequest{ItemId: it.Id})); err != nil {
-		t.Fatalf("RemoveItem: %v", err)
+	got := e.received(t, bob)
+	if len(got) != 1 || got[0].GetItemAdded() == nil {
+		t.Fatalf("bob received %v, want the one ItemAdded that went out", got)
 	}
 	logs := e.logs.String()
-	for _, want := range []string{"event=item_added", "event=item_updated", "event=item_removed", broker.ErrClosed.Error(), "household=home", "user=alice"} {
+	for _, want := range []string{"level=ERROR", "did not persist", "event_id=" + got[0].Id, "event=item_added", "FOREIGN KEY"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log does not mention %q:\n%s", want, logs)
 		}
 	}
+	if items := e.list(t, "home"); len(items) != 0 {
+		t.Fatalf("the failed commit left items: %v", items)
+	}
+
+	// The failed COMMIT left no transaction open on a pooled connection:
+	// the next writes succeed.
+	if _, err := e.store.db.ExecContext(ctx, `DROP TRIGGER fail_commit`); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		mustAddItem(t, e, as("alice", "home"), "Eggs")
+	}
+	if items := e.list(t, "home"); len(items) != 4 {
+		t.Fatalf("list = %v, want 4 items", items)
+	}
 }
 
-// TestServiceEmitSurvivesCancel checks that a caller hanging up right after
-// the commit does not swallow the event.
-func TestServiceEmitSurvivesCancel(t *testing.T) {
+// TestServiceCallerHangsUp checks that a caller gone before the call
+// changes nothing, and that a caller hanging up while the event is being
+// published does not undo the write that the event announces.
+func TestServiceCallerHangsUp(t *testing.T) {
+	t.Parallel()
+	f := &failingBroker{}
+	e := newTestEnvWith(t, func(b broker.Broker) broker.Broker { f.Broker = b; return f })
+	bob := e.subscribe(t, "bob", "home")
+
+	gone, cancel := context.WithCancel(as("alice", "home"))
+	cancel()
+	if _, err := e.svc.AddItem(gone, connect.NewRequest(&shoppingv1.AddItemRequest{Name: "Milk"})); connect.CodeOf(err) != connect.CodeCanceled {
+		t.Fatalf("AddItem from a caller already gone = %v, want Canceled", err)
+	}
+
+	ctx, cancel := context.WithCancel(as("alice", "home"))
+	f.hook = cancel // the caller hangs up while the event is being published
+	if _, err := e.svc.AddItem(ctx, connect.NewRequest(&shoppingv1.AddItemRequest{Name: "Eggs"})); err != nil {
+		t.Fatalf("AddItem: %v", err)
+	}
+	items := e.list(t, "home")
+	if len(items) != 1 || items[0].Name != "Eggs" {
+		t.Fatalf("list = %v, want [Eggs]", items)
+	}
+	got := e.received(t, bob)
+	if len(got) != 1 || got[0].GetItemAdded().GetItem().GetId() != items[0].Id {
+		t.Fatalf("bob received %v, want the ItemAdded of %s", got, items[0].Id)
+	}
+}
+
+// TestServiceEventsInCommitOrder checks that racing updates of one item are
+// heard in the order they were stored: versions 2, 3, ... with no
+// inversion, because each publish happens under the write lock.
+func TestServiceEventsInCommitOrder(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
+	it := mustAddItem(t, e, as("alice", "home"), "Milk")
 	bob := e.subscribe(t, "bob", "home")
-	ctx, cancel := context.WithCancel(as("alice", "home"))
-	cancel()
-	p, _ := auth.FromContext(ctx)
-	e.svc.emitToOthers(ctx, p, &realtimev1.Event{Payload: &realtimev1.Event_ItemRemoved{
-		ItemRemoved: &shoppingv1.ItemRemoved{ListId: "list_home", ItemId: NewItemID()},
-	}})
-	if got := e.received(t, bob); len(got) != 1 {
-		t.Fatalf("bob received %d events, want 1; log:\n%s", len(got), e.logs.String())
+	const n = 30
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, err := e.svc.UpdateItem(as("alice", "home"), connect.NewRequest(&shoppingv1.UpdateItemRequest{
+				ItemId: it.Id, Quantity: proto.Float64(float64(i + 1)),
+			}))
+			if err != nil {
+				t.Errorf("UpdateItem: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	got := e.received(t, bob)
+	if len(got) != n {
+		t.Fatalf("bob received %d events, want %d", len(got), n)
+	}
+	for i, ev := range got {
+		if v := ev.GetItemUpdated().GetItem().GetVersion(); v != int64(i+2) {
+			t.Fatalf("event %d carries version %d, want %d", i, v, i+2)
+		}
+	}
+	if last := e.list(t, "home")[0]; !proto.Equal(last, got[n-1].GetItemUpdated().GetItem()) {
+		t.Errorf("stored item %v differs from the last event's %v", last, got[n-1].GetItemUpdated().GetItem())
+	}
+}
+
+// TestServiceBusyIsUnavailable checks that a write that cannot get the
+// database's write lock within the busy timeout (another write holds it,
+// e.g. behind a stalled publish) fails with Unavailable and changes
+// nothing. It waits out the 5 s busy timeout.
+func TestServiceBusyIsUnavailable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the 5 s busy timeout")
+	}
+	t.Parallel()
+	e := newTestEnv(t)
+	ctx := context.Background()
+	conn, err := e.store.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil) // BEGIN IMMEDIATE: takes the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+
+	start := time.Now()
+	_, err = e.svc.AddItem(as("alice", "home"), connect.NewRequest(&shoppingv1.AddItemRequest{Name: "Milk"}))
+	if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "busy") {
+		t.Fatalf("AddItem while the database is locked = %v, want Unavailable (busy)", err)
+	}
+	if d := time.Since(start); d < busyTimeout/2 {
+		t.Errorf("AddItem gave up after %v, before the busy timeout", d)
+	}
+	tx.Rollback()
+	if items := e.list(t, "home"); len(items) != 0 {
+		t.Fatalf("list = %v, want empty", items)
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+	"modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 )
 
 // Item is one line of a household's shopping list as the store keeps it.
@@ -82,6 +82,18 @@ type Store struct {
 // with SQLITE_BUSY. Writes here take microseconds, so waiting this long only
 // happens under pathological contention.
 const busyTimeout = 5 * time.Second
+
+// sqliteBusy is SQLITE_BUSY, the primary result code (the low byte of an
+// extended one) of a write that waited busyTimeout for the lock in vain.
+const sqliteBusy = 5
+
+// isBusy reports whether err is SQLite's "database is locked": another
+// write held the lock for longer than busyTimeout (e.g. behind a publish
+// that stalled). Nothing was written; the caller may retry.
+func isBusy(err error) bool {
+	var serr *sqlite.Error
+	return errors.As(err, &serr) && serr.Code()&0xff == sqliteBusy
+}
 
 // OpenStore opens (creating if needed) the database at path and brings its
 // schema up to date. The server passes "<data-dir>/shopping.db". The caller
@@ -239,10 +251,27 @@ func (s *Store) List(ctx context.Context, householdID string) ([]Item, error) {
 	return items, nil
 }
 
+// beforeCommit is called inside a write's transaction, after the change
+// and before the commit, with the item as the change leaves it (for a
+// removal: as it was). If it returns an error the transaction is rolled
+// back and the write fails with that error (wrapped): nothing changed. If it
+// succeeds the transaction is committed; should the commit fail, the write
+// fails with the commit error although beforeCommit ran. The [Service] uses
+// it to publish the change's event while the change can still be undone.
+//
+// It runs while the transaction holds SQLite's write lock, so it must be
+// short and bounded: every other write waits for it.
+type beforeCommit func(Item) error
+
 // Add validates in, puts a new item on the household's list (creating the
 // list on first use) and returns it as stored: trimmed name and unit, a new
 // id, version 1. It fails with [ErrInvalid] for bad input.
 func (s *Store) Add(ctx context.Context, householdID, userID string, in NewItem) (Item, error) {
+	return s.add(ctx, householdID, userID, in, nil)
+}
+
+// add is [Store.Add] with an optional hook; see [beforeCommit].
+func (s *Store) add(ctx context.Context, householdID, userID string, in NewItem, hook beforeCommit) (Item, error) {
 	if err := validateHousehold(householdID); err != nil {
 		return Item{}, err
 	}
@@ -291,14 +320,31 @@ func (s *Store) Add(ctx context.Context, householdID, userID string, in NewItem)
 		now.UnixNano(), now.UnixNano(), it.Version); err != nil {
 		return Item{}, fmt.Errorf("shopping: add item: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
-		return Item{}, fmt.Errorf("shopping: add item: commit: %w", err)
-	}
 	// Round-trip the times through the stored representation so the item
-	// returned now equals the item List returns later.
+	// returned now (and handed to hook) equals the item List returns later.
 	it.CreateTime = time.Unix(0, now.UnixNano()).UTC()
 	it.UpdateTime = it.CreateTime
+	if err := commit(tx, it, hook); err != nil {
+		return Item{}, fmt.Errorf("shopping: add item: %w", err)
+	}
 	return it, nil
+}
+
+// commit runs hook (if any) and commits tx, or leaves tx for the caller's
+// deferred Rollback when hook fails. A failed COMMIT can leave SQLite's
+// transaction open (a deferred constraint, SQLITE_BUSY); the driver
+// (modernc.org/sqlite, tx.Commit) rolls it back before returning, so the
+// connection goes back to the pool clean and the change is gone.
+func commit(tx *sql.Tx, it Item, hook beforeCommit) error {
+	if hook != nil {
+		if err := hook(it); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
 
 // Update sets the fields p sets on the household's item id, leaves the
@@ -308,6 +354,11 @@ func (s *Store) Add(ctx context.Context, householdID, userID string, in NewItem)
 // nothing, and with [ErrNotFound] when the household has no such item
 // (including when the item belongs to another household).
 func (s *Store) Update(ctx context.Context, householdID, itemID string, p Patch) (Item, error) {
+	return s.update(ctx, householdID, itemID, p, nil)
+}
+
+// update is [Store.Update] with an optional hook; see [beforeCommit].
+func (s *Store) update(ctx context.Context, householdID, itemID string, p Patch, hook beforeCommit) (Item, error) {
 	if err := validateHousehold(householdID); err != nil {
 		return Item{}, err
 	}
@@ -336,10 +387,15 @@ func (s *Store) Update(ctx context.Context, householdID, itemID string, p Patch)
 			return Item{}, err
 		}
 	}
-	// One statement, so the read-modify-write is atomic without a
-	// transaction: a NULL parameter (nil pointer) keeps the column. MAX keeps
-	// update_time from going backwards if the wall clock does.
-	row := s.db.QueryRowContext(ctx, `UPDATE items SET
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Item{}, fmt.Errorf("shopping: update item: %w", err)
+	}
+	defer tx.Rollback()
+	// One statement reads, modifies and returns the row: a NULL parameter
+	// (nil pointer) keeps the column. MAX keeps update_time from going
+	// backwards if the wall clock does. The transaction is there for hook.
+	row := tx.QueryRowContext(ctx, `UPDATE items SET
 			name = COALESCE(?, name),
 			quantity = COALESCE(?, quantity),
 			unit = COALESCE(?, unit),
@@ -356,6 +412,9 @@ func (s *Store) Update(ctx context.Context, householdID, itemID string, p Patch)
 	if err != nil {
 		return Item{}, fmt.Errorf("shopping: update item: %w", err)
 	}
+	if err := commit(tx, it, hook); err != nil {
+		return Item{}, fmt.Errorf("shopping: update item: %w", err)
+	}
 	return it, nil
 }
 
@@ -363,24 +422,37 @@ func (s *Store) Update(ctx context.Context, householdID, itemID string, p Patch)
 // malformed id and with [ErrNotFound] when the household has no such item
 // (including when it belongs to another household, or was already removed).
 func (s *Store) Remove(ctx context.Context, householdID, itemID string) error {
+	_, err := s.remove(ctx, householdID, itemID, nil)
+	return err
+}
+
+// remove is [Store.Remove] with an optional hook; see [beforeCommit]. It
+// returns the item as it was before the removal.
+func (s *Store) remove(ctx context.Context, householdID, itemID string, hook beforeCommit) (Item, error) {
 	if err := validateHousehold(householdID); err != nil {
-		return err
+		return Item{}, err
 	}
 	if err := ValidateItemID(itemID); err != nil {
-		return err
+		return Item{}, err
 	}
-	res, err := s.db.ExecContext(ctx, `DELETE FROM items WHERE household_id = ? AND id = ?`, householdID, itemID)
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("shopping: remove item: %w", err)
+		return Item{}, fmt.Errorf("shopping: remove item: %w", err)
 	}
-	n, err := res.RowsAffected()
+	defer tx.Rollback()
+	row := tx.QueryRowContext(ctx,
+		`DELETE FROM items WHERE household_id = ? AND id = ? RETURNING `+itemColumns, householdID, itemID)
+	it, err := scanItem(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Item{}, fmt.Errorf("%w: item %s", ErrNotFound, itemID)
+	}
 	if err != nil {
-		return fmt.Errorf("shopping: remove item: %w", err)
+		return Item{}, fmt.Errorf("shopping: remove item: %w", err)
 	}
-	if n == 0 {
-		return fmt.Errorf("%w: item %s", ErrNotFound, itemID)
+	if err := commit(tx, it, hook); err != nil {
+		return Item{}, fmt.Errorf("shopping: remove item: %w", err)
 	}
-	return nil
+	return it, nil
 }
 
 // itemIDPrefix marks item ids so that an id pasted into the wrong field is
