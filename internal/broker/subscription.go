@@ -78,6 +78,14 @@ func (s *Subscription) Err() error {
 	return s.err
 }
 
+// Len returns how many messages are queued. The owner uses it to let a
+// batch grow while more messages are arriving.
+func (s *Subscription) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
+}
+
 // Next returns every queued message, in delivery order. Pass the previous
 // result back in, whole (not truncated), to reuse its memory: it becomes the
 // next queue, and the subscription keeps no other reference to it.

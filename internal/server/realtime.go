@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -223,6 +224,7 @@ func (ls *liveStream) pump(ctx context.Context) error {
 	for {
 		select {
 		case <-ls.sub.Ready():
+			ls.coalesce()
 			if done, err := ls.deliver(); done {
 				return err
 			}
@@ -237,6 +239,32 @@ func (ls *liveStream) pump(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+// maxCoalesceYields bounds how often a woken stream yields before writing.
+const maxCoalesceYields = 16
+
+// coalesce lets events that are on their way join this frame. A write costs
+// far more than the bytes in it (loopback write(2) is ~5-8 us here, the
+// bytes ~0.3 ns each), so under load one write of many events is much cheaper
+// than many writes of one. Before draining, the stream yields the processor
+// for as long as its queue keeps growing: when the server is idle nothing
+// else is runnable and the yield returns at once (about 0.2 us); when it is
+// busy, publishers and the other streams run first and this stream's batch
+// grows. Events wait at most one round of the run queue per yield.
+func (ls *liveStream) coalesce() {
+	n := ls.sub.Len()
+	for range maxCoalesceYields {
+		if n >= maxEventsPerFrame {
+			return
+		}
+		runtime.Gosched()
+		m := ls.sub.Len()
+		if m == n {
+			return
+		}
+		n = m
 	}
 }
 
