@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Runs realtimed beside the peers (Socket.io, Centrifuge) in ONE invocation of
+# ../shared/peers/run.sh, as its "custom" peer, so every row of the table
+# shares the same machine state. See docs/PERFORMANCE.md.
+#
+#   scripts/bench-peers.sh                                  # ours + centrifuge-ws-raw + socketio, W1..W4, REPS=1
+#   REPS=3 scripts/bench-peers.sh                           # the full medians
+#   PEERS="socketio centrifuge-ws centrifuge-sse centrifuge-ws-raw" REPS=3 scripts/bench-peers.sh   # every peer
+#   WORKLOADS="w2s w4" PEERS= scripts/bench-peers.sh        # ours only, two workloads
+#   OURS_ARGS="--h2c" OURS_LABEL=realtimed-h2c scripts/bench-peers.sh   # our h2c variant
+#   NICE=-20 scripts/bench-peers.sh                         # on a shared box (root): every peer at the same priority
+#
+# Environment: PEERS (peer labels of run.sh besides ours; default
+# "centrifuge-ws-raw socketio"), WORKLOADS, REPS (default 1), PORT, WORK,
+# PEERS_DIR (default ../shared/peers), OURS_ARGS (extra flags for our
+# generator: --h2c, --protocol grpc, ...), OURS_LABEL, SERVER_ARGS (extra
+# realtimed flags), NICE, and everything run.sh reads (W2_ARGS, ...).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PEERS_DIR="${PEERS_DIR:-$ROOT/../shared/peers}"
+WORK="${WORK:-/tmp/peers-bench}"
+BIN="$WORK/realtimed-bin"
+DATA="$WORK/realtimed-data.$$"       # a fresh dev key per invocation
+export REPS="${REPS:-1}"
+PEERS="${PEERS-centrifuge-ws-raw socketio}"
+OURS_ARGS="${OURS_ARGS:-}"
+OURS_LABEL="${OURS_LABEL:-}"
+SERVER_ARGS="${SERVER_ARGS:-}"
+
+[[ -x "$PEERS_DIR/run.sh" ]] || { echo "bench-peers: no run.sh in $PEERS_DIR (set PEERS_DIR)" >&2; exit 1; }
+mkdir -p "$BIN" "$DATA"
+trap 'rm -rf "$DATA"' EXIT
+
+# ---- build (outside the repository) ----
+cd "$ROOT"
+go build -o "$BIN/realtimed" ./cmd/realtimed
+if go build -o "$BIN/realtimectl" ./cmd/realtimectl 2>/dev/null && "$BIN/realtimectl" bench -h >/dev/null 2>&1; then
+  LOADGEN="$BIN/realtimectl bench"
+else
+  # realtimectl without its bench subcommand: a throwaway main for
+  # internal/loadgen, overlaid at build time (nothing is written to the tree).
+  tmp="$WORK/loadgen-main"; mkdir -p "$tmp"
+  cat > "$tmp/main.go" <<'EOF'
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/honeydo/realtime/internal/loadgen"
+)
+
+func main() {
+	if err := loadgen.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+EOF
+  printf '{"Replace":{"%s/internal/loadgen/cmd/overlaymain/main.go":"%s/main.go"}}\n' "$ROOT" "$tmp" > "$tmp/overlay.json"
+  go build -overlay "$tmp/overlay.json" -o "$BIN/loadgen" ./internal/loadgen/cmd/overlaymain
+  LOADGEN="$BIN/loadgen"
+fi
+
+label=()
+[[ -n "$OURS_LABEL" ]] && label=(--label "$OURS_LABEL")
+# run.sh word-splits these commands and substitutes {PORT}; keep paths free of spaces.
+export CUSTOM_SERVER_CMD="$BIN/realtimed --dev --bench-api --addr 127.0.0.1:{PORT} --data-dir $DATA --log-level warn $SERVER_ARGS"
+export CUSTOM_LOADGEN_CMD="$LOADGEN --url http://127.0.0.1:{PORT} --data-dir $DATA ${label[*]:-} $OURS_ARGS"
+export PEERS="${PEERS:+$PEERS }custom"
+echo "bench-peers: PEERS=[$PEERS] REPS=$REPS"
+echo "  server:  $CUSTOM_SERVER_CMD"
+echo "  loadgen: $CUSTOM_LOADGEN_CMD"
+
+cd "$WORK"    # realtimed --dev serves ./web/dist if present: not here
+if [[ -n "${NICE:-}" ]]; then
+  nice -n "$NICE" "$PEERS_DIR/run.sh"
+else
+  "$PEERS_DIR/run.sh"
+fi
