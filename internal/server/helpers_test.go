@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -130,6 +132,29 @@ func httpClient(t *testing.T, h2c bool) *http.Client {
 		p.SetHTTP1(true)
 	}
 	tr.Protocols = p
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// tinyWindowClient is an HTTP/1.1 client whose sockets have a small, fixed
+// receive buffer: a reader that stops reading then stalls the server's
+// writes after a few frames, instead of after the tens of megabytes that
+// loopback autotuning would otherwise absorb.
+func tinyWindowClient(t *testing.T) *http.Client {
+	t.Helper()
+	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 8<<10)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	tr := &http.Transport{DialContext: dialer.DialContext, Protocols: p}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr}
 }
@@ -319,4 +344,15 @@ func wantCode(t *testing.T, err error, code connect.Code) {
 	if got := connect.CodeOf(err); got != code {
 		t.Fatalf("error %v has code %v, want %v", err, got, code)
 	}
+}
+
+// incompressible returns n random letters: event payloads that gzip, which
+// the server applies above 1 KiB, cannot shrink.
+func incompressible(n int) string {
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = letters[rand.IntN(len(letters))]
+	}
+	return string(b)
 }
