@@ -1,7 +1,7 @@
 import { defineConfig } from "vitest/config";
 
 // Unit tests run in Node against a real `realtimed --dev` that each test file
-// starts itself (see src/client/testing/realtimed.ts).
+// starts itself (see src/testing/realtimed.ts).
 export default defineConfig({
   esbuild: { jsx: "automatic" },
   test: {

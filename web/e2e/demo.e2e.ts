@@ -1,3 +1,4 @@
+import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import type { Browser, BrowserContext } from "playwright-core";
@@ -5,8 +6,8 @@ import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
 import { RealtimeClient, devTokenProvider } from "../src/client";
 import { RealtimeService } from "../src/gen/honeydo/realtime/v1/realtime_pb";
 import { ShoppingService } from "../src/gen/honeydo/shopping/v1/shopping_pb";
-import { Notification_Level } from "../src/gen/honeydo/system/v1/events_pb";
-import { SERVICE_KEY, waitFor, type Realtimed } from "../src/testing";
+import { Notification_Level, ProbeSchema } from "../src/gen/honeydo/system/v1/events_pb";
+import { SERVICE_KEY, sleep, waitFor, type Realtimed } from "../src/testing";
 import { Demo, launchBrowser, launchServer, preflight, screenshot } from "./harness";
 
 let browser: Browser;
@@ -233,3 +234,80 @@ test("4. signing out closes the stream on the server at once", async () => {
   await alice.page.waitForTimeout(500);
   expect((await server.streams()).open).toBe(0);
 });
+
+test("5. Bob is offline for 10 s while Alice adds items: back online, every item appears once, without a reload", async () => {
+  const server = (srv = await launchServer());
+  const bobContext = await newContext();
+  // Bob's page notes any moment an item is shown twice.
+  await bobContext.addInitScript(() => {
+    const doubled: string[] = [];
+    Object.assign(window, { __doubled: doubled });
+    new MutationObserver(() => {
+      const names = [...document.querySelectorAll('[data-testid="item"]')].map((el) => el.getAttribute("data-name"));
+      for (const [i, n] of names.entries()) if (names.indexOf(n) !== i) doubled.push(n ?? "");
+    }).observe(document, { subtree: true, childList: true, attributes: true });
+  });
+  const alice = await Demo.open(await newContext(), server.baseUrl);
+  const bob = await Demo.open(bobContext, server.baseUrl);
+  await Promise.all([alice.signIn("Alice"), bob.signIn("Bob")]);
+  await alice.add("Before");
+  await bob.item("Before").waitFor({ timeout: 1000 });
+  let navigations = 0;
+  bob.page.on("framenavigated", (frame) => {
+    if (frame === bob.page.mainFrame()) navigations++;
+  });
+  await bob.page.evaluate(() => Object.assign(window, { __sameDocument: "yes" })); // gone if the page reloads
+  const resyncsBefore = await bob.resyncs();
+
+  const offlineAt = Date.now();
+  await bobContext.setOffline(true);
+  await bob.waitForState("error", 5000);
+  expect(await bob.status.textContent()).toBe("No network");
+  const names = ["Oat milk", "Eggs", "Sourdough bread", "Apples", "Coffee", "Butter"];
+  for (const [i, name] of names.entries()) {
+    await alice.add(name);
+    await alice.item(name).filter({ hasText: "added by you" }).waitFor(); // the server has it
+    // Load-test probes go to the household too; the demo must ignore them.
+    await publishProbe(server, "home", i);
+    await alice.page.waitForTimeout(1200);
+  }
+  await sleep(offlineAt + 10_000 - Date.now());
+  // Ten seconds later Bob's page has seen none of it: the network really was cut.
+  expect(await bob.names()).toEqual(["Before"]);
+  expect(await bob.state()).toBe("error");
+  await screenshot(bob.page, "09-bob-offline");
+
+  const onlineAt = Date.now();
+  await bobContext.setOffline(false);
+  await bob.waitForState("connected", 5000);
+  await waitFor("every item at Bob's", async () => (await bob.names()).length === names.length + 1, 5000);
+  const catchUp = Date.now() - onlineAt;
+  expect((await bob.names()).sort()).toEqual(["Before", ...names].sort());
+  expect(await alice.names()).toEqual(await bob.names());
+  // Replayed from the cursor (the resume succeeded), not refetched; no item doubled; no reload.
+  expect(await bob.resyncs()).toBe(resyncsBefore);
+  expect(await bob.page.evaluate(() => (window as unknown as { __doubled: string[] }).__doubled)).toEqual([]);
+  expect(await bob.page.evaluate(() => (window as unknown as { __sameDocument?: string }).__sameDocument)).toBe("yes");
+  expect(navigations).toBe(0);
+  // Nothing failed in either page (the browser's own "net::ERR_INTERNET_DISCONNECTED" lines aside).
+  for (const page of [alice, bob]) expect(page.errors.filter((e) => !e.includes("net::ERR_INTERNET_DISCONNECTED"))).toEqual([]);
+  await screenshot(bob.page, "10-bob-back-online");
+  console.info(`bob caught up ${catchUp} ms after coming back online`);
+});
+
+/** publishProbe publishes a load-test probe to a household, as `realtimectl bench` does. */
+async function publishProbe(server: Realtimed, household: string, seq: number): Promise<void> {
+  const publisher = createClient(RealtimeService, createConnectTransport({ baseUrl: server.baseUrl, useBinaryFormat: true }));
+  await publisher.publish(
+    {
+      target: { to: { case: "householdId", value: household } },
+      event: {
+        payload: {
+          case: "probe",
+          value: create(ProbeSchema, { seq: BigInt(seq), sendTimeUnixMicros: BigInt(Date.now()) * 1000n, target: `household:${household}` }),
+        },
+      },
+    },
+    { headers: { Authorization: `Bearer ${SERVICE_KEY}` } },
+  );
+}

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
@@ -22,11 +22,38 @@ export function preflight(): void {
         `(Debian; as root), or set CHROMIUM_BIN to a Chromium binary.`,
     );
   }
-  if (!existsSync(join(distDir, "index.html"))) {
-    throw new Error(`The demo is not built (${distDir}/index.html is missing): run \`npm run build\` first.`);
+  const built = join(distDir, "index.html");
+  if (!existsSync(built)) {
+    throw new Error(`The demo is not built (${built} is missing): run \`npm run build\` first.`);
+  }
+  const newer = newestSource();
+  if (newer !== undefined && newer.mtimeMs > statSync(built).mtimeMs) {
+    throw new Error(`The demo build is older than ${newer.path}: run \`npm run build\` first.`);
   }
   realtimedBinary(); // throws with a build hint when missing
   mkdirSync(resultsDir, { recursive: true });
+}
+
+/** newestSource is the most recently changed file the demo is built from (tests aside). */
+function newestSource(): { path: string; mtimeMs: number } | undefined {
+  let newest: { path: string; mtimeMs: number } | undefined;
+  const consider = (path: string): void => {
+    const { mtimeMs } = statSync(path);
+    if (newest === undefined || mtimeMs > newest.mtimeMs) newest = { path, mtimeMs };
+  };
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, e.name);
+      if (e.isDirectory()) {
+        if (e.name !== "testing") walk(path);
+      } else if (!/\.test\.tsx?$/.test(e.name)) {
+        consider(path);
+      }
+    }
+  };
+  walk(join(webDir, "src"));
+  for (const f of ["index.html", "vite.config.ts", "package-lock.json"]) consider(join(webDir, f));
+  return newest;
 }
 
 /** launchBrowser starts headless Chromium with flags for a machine without internet. */
@@ -59,6 +86,9 @@ export async function screenshot(page: Page, name: string): Promise<void> {
 
 /** Demo wraps a page of the demo with the actions a person takes. */
 export class Demo {
+  /** errors are the page's uncaught exceptions and console.error messages, as they happened. */
+  readonly errors: string[] = [];
+
   constructor(
     readonly page: Page,
     readonly baseUrl: string,
@@ -66,12 +96,19 @@ export class Demo {
 
   static async open(context: BrowserContext, baseUrl: string): Promise<Demo> {
     const page = await context.newPage();
-    page.on("pageerror", (err) => console.error(`[page error] ${err.message}`));
+    const demo = new Demo(page, baseUrl);
+    page.on("pageerror", (err) => {
+      demo.errors.push(`[page error] ${err.message}`);
+      console.error(`[page error] ${err.message}`);
+    });
     page.on("console", (msg) => {
-      if (msg.type() === "error") console.error(`[console] ${msg.text()}`);
+      if (msg.type() !== "error") return;
+      demo.errors.push(`[console] ${msg.text()}`);
+      // Chromium's own line for each request refused while offline is expected noise.
+      if (!msg.text().includes("net::ERR_INTERNET_DISCONNECTED")) console.error(`[console] ${msg.text()}`);
     });
     await page.goto(baseUrl);
-    return new Demo(page, baseUrl);
+    return demo;
   }
 
   get status(): Locator {

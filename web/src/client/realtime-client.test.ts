@@ -4,7 +4,7 @@ import { createConnectTransport } from "@connectrpc/connect-web";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { RealtimeService, type Event } from "../gen/honeydo/realtime/v1/realtime_pb";
 import { ShoppingService, type ShoppingItem } from "../gen/honeydo/shopping/v1/shopping_pb";
-import { Notification_Level, NotificationSchema } from "../gen/honeydo/system/v1/events_pb";
+import { Notification_Level, NotificationSchema, ProbeSchema } from "../gen/honeydo/system/v1/events_pb";
 import { FakeEnvironment, FlakyNetwork, Realtimed, SERVICE_KEY, sleep, waitFor } from "../testing";
 import {
   backoffCap,
@@ -159,6 +159,46 @@ describe("against one realtimed", () => {
     expect(alice.getStatus().state).toBe("connected");
   });
 
+  test("probe events (load tests) pass through typed and reach only their own handlers", async () => {
+    const home = newHousehold();
+    const alice = client(srv, "alice", home); // onError throws: any handler failure fails the test
+    const items = itemNames(alice);
+    const probes: string[] = [];
+    alice.on("probe", (p, e) => probes.push(`${p.seq}:${p.target}:${p.padding.length}:${e.senderUserId || "system"}`));
+    const cases: (string | undefined)[] = [];
+    alice.onEvent((e) => cases.push(e.payload.case));
+    await connected(alice);
+    const publisher = createClient(
+      RealtimeService,
+      createConnectTransport({ baseUrl: srv.baseUrl, useBinaryFormat: true }),
+    );
+    for (const seq of [0n, 1n]) {
+      await publisher.publish(
+        {
+          target: { to: { case: "householdId", value: home } },
+          event: {
+            payload: {
+              case: "probe",
+              value: create(ProbeSchema, {
+                seq,
+                sendTimeUnixMicros: BigInt(Date.now()) * 1000n,
+                target: `household:${home}`,
+                padding: new Uint8Array(256),
+              }),
+            },
+          },
+        },
+        { headers: { Authorization: `Bearer ${SERVICE_KEY}` } },
+      );
+    }
+    await client(srv, "bob", home).service(ShoppingService).addItem({ name: "Tea" });
+    await waitFor("3 events", () => cases.length === 3);
+    expect(cases).toEqual(["probe", "probe", "itemAdded"]);
+    expect(probes).toEqual([`0:household:${home}:256:system`, `1:household:${home}:256:system`]);
+    expect(items).toEqual(["Tea"]);
+    expect(alice.getStatus().state).toBe("connected");
+  });
+
   test("unary helpers and module clients carry the token", async () => {
     const home = newHousehold();
     const alice = client(srv, "alice", home);
@@ -297,6 +337,49 @@ describe("against one realtimed", () => {
     env.fire("online");
     await connected(alice);
     expect(Date.now() - t0).toBeLessThan(2000); // not the ~59 s backoff
+  });
+
+  test("going offline drops a live stream at once; back online it resumes from the cursor, nothing lost or doubled", async () => {
+    // The connection itself stays up here, as it does under Chromium's
+    // offline emulation (and as a dead one looks until the watchdog fires):
+    // only the browser's word says the network is gone.
+    const env = new FakeEnvironment();
+    const net = new FlakyNetwork();
+    const home = newHousehold();
+    const alice = client(srv, "alice", home, {
+      environment: env,
+      fetch: net.fetch,
+      initialDelayMs: 60_000,
+      maxDelayMs: 60_000,
+      random: () => 0.99,
+    });
+    const got = itemNames(alice);
+    const resyncs: ResyncReason[] = [];
+    alice.onResync((r) => resyncs.push(r));
+    await connected(alice);
+    const shopping = client(srv, "bob", home).service(ShoppingService);
+    await shopping.addItem({ name: "Before" });
+    await waitFor("Before", () => got.length === 1);
+    const cursor = alice.resumeCursor;
+
+    env.online = false;
+    env.fire("offline");
+    expect(alice.getStatus()).toMatchObject({ state: "error", reason: "offline" });
+    await waitFor("the server saw the stream close", async () => !(await srv.streams()).byUser.alice);
+    for (const name of ["A", "B", "C"]) await shopping.addItem({ name });
+    await sleep(100);
+    expect(got).toEqual(["Before"]);
+
+    env.online = true;
+    const t0 = Date.now();
+    env.fire("online");
+    await connected(alice);
+    expect(Date.now() - t0).toBeLessThan(2000); // not the ~59 s backoff
+    await waitFor("replayed", () => got.length === 4);
+    await sleep(100);
+    expect(got).toEqual(["Before", "A", "B", "C"]);
+    expect(net.subscribeCursors).toEqual(["", cursor]);
+    expect(resyncs).toEqual(["initial"]); // resumed, not refetched
   });
 
   test("a hidden tab that becomes visible retries at once", async () => {

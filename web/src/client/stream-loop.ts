@@ -225,15 +225,34 @@ export class StreamLoop {
     this.deps.onStatus({ state: "error", reason, message });
   }
 
-  /** noteOffline turns a pending retry's status into the offline error. */
+  /**
+   * noteOffline handles the browser's `offline` event. Without a network the
+   * stream is gone even if its connection has not noticed: a dead TCP
+   * connection can stay silent until the watchdog fires (2 heartbeats), and
+   * the indicator would say "Live" meanwhile. So a stream being opened or
+   * open is dropped at once and the status turns to the offline error; the
+   * `online` event (kick) reconnects at once and resumes from the cursor, so
+   * nothing is lost even if the connection was in fact still alive. A
+   * pending retry just shows the offline error; a loop that gave up stays so.
+   */
   noteOffline(): void {
-    if (!this.running || !this.waiting || this.retryTimer === undefined) return;
-    this.deps.onStatus({
-      state: "error",
-      reason: "offline",
-      message: "the browser is offline",
-      retryAt: this.retryAt,
-    });
+    if (!this.running) return;
+    if (this.waiting) {
+      if (this.retryTimer === undefined) return;
+      this.deps.onStatus({
+        state: "error",
+        reason: "offline",
+        message: "the browser is offline",
+        retryAt: this.retryAt,
+      });
+      return;
+    }
+    const abort = this.abort;
+    if (abort === undefined || abort.signal.aborted) return; // gave up: nothing open
+    this.generation++; // the dropped attempt's callbacks are now harmless
+    this.clearTimers();
+    abort.abort();
+    this.fail("unavailable", "the browser went offline");
   }
 }
 

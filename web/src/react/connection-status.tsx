@@ -49,7 +49,7 @@ export interface ConnectionStatusProps {
  */
 export function ConnectionStatus({ showLabel = true, className }: ConnectionStatusProps): ReactNode {
   const status = useRealtimeStatus();
-  const now = useNowWhile(status.state === "reconnecting" || (status.state === "error" && status.retryAt !== undefined));
+  const now = useClockWhile(status.state === "reconnecting" || (status.state === "error" && status.retryAt !== undefined));
   const look = statusLook(status);
   const detail = describeStatus(status, now);
   const Icon = look.icon;
@@ -69,14 +69,17 @@ export function ConnectionStatus({ showLabel = true, className }: ConnectionStat
   );
 }
 
-/** useNowWhile re-renders every second while active and returns the time. */
-function useNowWhile(active: boolean): number {
-  const [now, setNow] = useState(() => Date.now());
+/**
+ * useClockWhile re-renders every second while active and returns the time
+ * of this render. Read at render, not kept in state: a status that has just
+ * turned to "reconnecting" must count down from now, not from the last tick.
+ */
+function useClockWhile(active: boolean): number {
+  const [, setTick] = useState(0);
   useEffect(() => {
     if (!active) return;
-    setNow(Date.now());
-    const id = setInterval(() => setNow(Date.now()), 1000);
+    const id = setInterval(() => setTick((t) => t + 1), 1000);
     return () => clearInterval(id);
   }, [active]);
-  return now;
+  return Date.now();
 }

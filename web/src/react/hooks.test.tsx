@@ -1,12 +1,28 @@
 // @vitest-environment happy-dom
+// @vitest-environment-options {"url": "http://localhost:5173"}
+//
+// The React bindings against a real `realtimed --dev` (one per file). The
+// "page" runs at the Vite dev server's origin, which a --dev server allows
+// by CORS out of the box, and happy-dom's fetch applies the same-origin
+// policy like a browser: the calls below are the ones `npm run dev` makes.
 import { create } from "@bufbuild/protobuf";
-import { act, StrictMode, useState, type ReactNode } from "react";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-web";
+import { StrictMode, useState, type ReactNode } from "react";
 import { createRoot, type Root } from "react-dom/client";
 import { renderToStaticMarkup } from "react-dom/server";
-import { afterEach, beforeAll, expect, test } from "vitest";
-import { ItemAddedSchema, ShoppingService } from "../gen/honeydo/shopping/v1/shopping_pb";
-import { RealtimeClient, type RealtimeStatus, type ResyncReason } from "../client";
-import { FakeRealtime, waitFor } from "../testing";
+import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
+import { RealtimeService, type Event } from "../gen/honeydo/realtime/v1/realtime_pb";
+import { ShoppingService } from "../gen/honeydo/shopping/v1/shopping_pb";
+import { ProbeSchema } from "../gen/honeydo/system/v1/events_pb";
+import {
+  devTokenProvider,
+  RealtimeClient,
+  type RealtimeClientOptions,
+  type RealtimeStatus,
+  type ResyncReason,
+} from "../client";
+import { FakeEnvironment, FlakyNetwork, MemoryLocks, Realtimed, SERVICE_KEY, waitFor } from "../testing";
 import {
   ConnectionStatus,
   RealtimeProvider,
@@ -17,43 +33,94 @@ import {
   useRealtimeStatus,
 } from ".";
 
-declare global {
-  var IS_REACT_ACT_ENVIRONMENT: boolean | undefined;
-}
+// No act(): what changes the UI here is a real server at its own pace, so
+// React renders on its own schedule, as in a browser, and the tests poll
+// the DOM (React's act environment stays off).
 
-beforeAll(() => {
-  globalThis.IS_REACT_ACT_ENVIRONMENT = true;
+let srv: Realtimed;
+beforeAll(async () => {
+  srv = await Realtimed.launch();
+});
+afterAll(async () => {
+  await srv?.dispose();
 });
 
 let root: Root | undefined;
 let container: HTMLElement | undefined;
+const clients: RealtimeClient[] = [];
+/** handlerErrors collects what the clients' onError saw: every test expects none. */
+let handlerErrors: unknown[] = [];
 afterEach(() => {
-  act(() => root?.unmount());
+  root?.unmount();
   container?.remove();
   root = undefined;
+  for (const c of clients.splice(0)) c.disconnect();
+  expect(handlerErrors).toEqual([]);
+  handlerErrors = [];
 });
 
 function render(node: ReactNode): HTMLElement {
   container = document.createElement("div");
   document.body.append(container);
   root = createRoot(container);
-  act(() => root?.render(node));
+  root.render(node);
   return container;
 }
 
-function fakeClient(): { fake: FakeRealtime; client: RealtimeClient } {
-  const fake = new FakeRealtime();
-  const client = new RealtimeClient({
-    baseUrl: "http://fake",
-    getToken: () => "t",
-    transport: fake.transport,
-    crossTab: false,
-    stopDelayMs: 10,
-  });
-  return { fake, client };
+/**
+ * people returns fresh names for one test: its own household and users, so
+ * tests sharing the server never see each other's events or streams.
+ */
+let seq = 0;
+function people(): { home: string; alice: string; bob: string } {
+  const n = `${Date.now().toString(36)}${++seq}`;
+  return { home: `home-${n}`, alice: `alice-${n}`, bob: `bob-${n}` };
 }
 
-const added = (name: string) => ({ case: "itemAdded" as const, value: create(ItemAddedSchema, { item: { name } }) });
+function clientFor(user: string, household: string, extra: Partial<RealtimeClientOptions> = {}): RealtimeClient {
+  const c = new RealtimeClient({
+    baseUrl: srv.baseUrl,
+    getToken: devTokenProvider({ baseUrl: srv.baseUrl, user, household }),
+    crossTab: false,
+    stopDelayMs: 10,
+    onError: (err) => handlerErrors.push(err),
+    ...extra,
+  });
+  clients.push(c);
+  return c;
+}
+
+/** shoppingAs is another person's ShoppingService client: their changes reach the household. */
+function shoppingAs(user: string, household: string) {
+  return clientFor(user, household).service(ShoppingService);
+}
+
+/** publish sends an event to a household as a backend service would (Publish with a service key). */
+async function publish(household: string, payload: Event["payload"]): Promise<void> {
+  const rpc = createClient(RealtimeService, createConnectTransport({ baseUrl: srv.baseUrl, useBinaryFormat: true }));
+  await rpc.publish(
+    { target: { to: { case: "householdId", value: household } }, event: { payload } },
+    { headers: { Authorization: `Bearer ${SERVICE_KEY}` } },
+  );
+}
+
+const probe = (n: number): Event["payload"] => ({
+  case: "probe",
+  value: create(ProbeSchema, { seq: BigInt(n), sendTimeUnixMicros: BigInt(Date.now()) * 1000n, target: "test" }),
+});
+
+const until = <T,>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>): Promise<T> =>
+  waitFor(what, fn, 10_000);
+
+/** connected waits for the client, then for React to show it. */
+async function connected(c: RealtimeClient, badge?: () => HTMLElement): Promise<void> {
+  await until(`${c.getStatus().state} → connected`, () => c.getStatus().state === "connected");
+  if (badge) await until("the badge shows it", () => badge().dataset.state === "connected");
+}
+
+function badgeOf(el: HTMLElement): () => HTMLElement {
+  return () => el.querySelector('[role="status"]') ?? expect.unreachable();
+}
 
 test("a hook outside <RealtimeProvider> throws an error that says so", () => {
   function Orphan(): ReactNode {
@@ -63,52 +130,67 @@ test("a hook outside <RealtimeProvider> throws an error that says so", () => {
   expect(() => renderToStaticMarkup(<Orphan />)).toThrow(/no <RealtimeProvider> above this component/);
 });
 
-test("useRealtimeEvent calls the latest handler without resubscribing and unsubscribes on unmount", async () => {
-  const { fake, client } = fakeClient();
+test("useRealtimeEvent calls the latest handler without resubscribing, ignores other cases, unsubscribes on unmount", async () => {
+  const { home, alice, bob } = people();
+  let subscribes = 0;
+  const client = clientFor(alice, home, {
+    // Counts the Subscribe requests the browser sends; passes everything through.
+    fetch: (input, init) => {
+      if (String(input instanceof Request ? input.url : input).endsWith("/Subscribe")) subscribes++;
+      return globalThis.fetch(input, init);
+    },
+    stopDelayMs: 400,
+  });
   const calls: string[] = [];
   let setLabel: (s: string) => void = () => {};
   function Listener(): ReactNode {
     const [label, set] = useState("first");
     setLabel = set;
     useRealtimeEvent("itemAdded", (p, e) => calls.push(`${label}:${p.item?.name}:${e.senderUserId}`));
-    return <span>{label}</span>;
+    return <span data-testid="label">{label}</span>;
   }
   function App({ show }: { show: boolean }): ReactNode {
     return <RealtimeProvider client={client}>{show ? <Listener /> : null}</RealtimeProvider>;
   }
-  render(
+  const el = render(
     <StrictMode>
       <App show />
     </StrictMode>,
   );
-  await waitFor("stream", () => client.getStatus().state === "connected");
-  await act(async () => {
-    fake.push(added("Milk"));
-    await waitFor("1 call", () => calls.length === 1);
-  });
-  act(() => setLabel("second"));
-  await act(async () => {
-    fake.push(added("Eggs"));
-    await waitFor("2 calls", () => calls.length === 2);
-  });
-  expect(calls).toEqual(["first:Milk:bob", "second:Eggs:bob"]);
-  expect(fake.subscribes).toBe(1); // StrictMode's double effects did not reopen the stream
+  await connected(client);
+  const shopping = shoppingAs(bob, home);
 
-  act(() =>
-    root?.render(
-      <StrictMode>
-        <App show={false} />
-      </StrictMode>,
-    ),
+  await shopping.addItem({ name: "Milk" });
+  await until("1 call", () => calls.length === 1);
+  setLabel("second");
+  await until("rendered again", () => el.textContent === "second");
+  // A load-test probe to the household first: no itemAdded handler runs and nothing fails.
+  await publish(home, probe(1));
+  await shopping.addItem({ name: "Eggs" });
+  await until("2 calls", () => calls.length === 2);
+  expect(calls).toEqual([`first:Milk:${bob}`, `second:Eggs:${bob}`]);
+  expect(subscribes).toBe(1); // StrictMode's double effects did not reopen the stream
+
+  root?.render(
+    <StrictMode>
+      <App show={false} />
+    </StrictMode>,
   );
-  fake.push(added("Bread"));
-  await waitFor("stream closed after the last listener", () => fake.open === 0);
+  await until("unmounted", () => el.textContent === "");
+  // The stream stays open for stopDelayMs: an event that reaches the client
+  // now (its cursor moves) must not reach the unmounted component.
+  const before = client.resumeCursor;
+  await shopping.addItem({ name: "Bread" });
+  await until("Bread reached the client", () => client.resumeCursor !== before);
+  expect(client.getStatus().state).toBe("connected");
   expect(calls).toHaveLength(2);
-  expect(client.getStatus().state).toBe("idle");
+  await until("idle", () => client.getStatus().state === "idle");
+  await waitFor("stream closed after the last listener", async () => !(await srv.streams()).byUser[alice]);
 });
 
 test("useRealtimeStatus and useRealtimeResync follow the client; useRealtimeService is stable", async () => {
-  const { client } = fakeClient();
+  const { home, alice } = people();
+  const client = clientFor(alice, home);
   const seen: RealtimeStatus["state"][] = [];
   const resyncs: ResyncReason[] = [];
   const services = new Set<unknown>();
@@ -118,64 +200,189 @@ test("useRealtimeStatus and useRealtimeResync follow the client; useRealtimeServ
     useRealtimeResync((r) => resyncs.push(r));
     services.add(useRealtimeService(ShoppingService));
     const same = useRealtimeClient() === client;
-    return <span data-testid="probe">{`${status.state}:${String(same)}`}</span>;
+    const who = status.state === "connected" ? `${status.userId}@${status.householdId}` : "";
+    return <span>{`${status.state}:${String(same)}:${who}`}</span>;
   }
   const el = render(
     <RealtimeProvider client={client}>
       <Probe />
     </RealtimeProvider>,
   );
-  await act(() => waitFor("connected", () => client.getStatus().state === "connected"));
-  expect(el.textContent).toBe("connected:true");
+  await connected(client);
+  await until("rendered", () => el.textContent === `connected:true:${alice}@${home}`);
   expect(seen[0]).toBe("idle");
   expect(seen).toContain("connected");
   expect(resyncs).toEqual(["initial"]);
   expect(services.size).toBe(1);
-  act(() => client.disconnect());
-  expect(el.textContent).toBe("disconnected:true");
+  // The service client from the hook talks to the server with the user's token.
+  const [service] = [...services];
+  expect(service).toBe(client.service(ShoppingService));
+  await client.service(ShoppingService).addItem({ name: "Rice" });
+  expect((await client.service(ShoppingService).listItems({})).items.map((i) => i.name)).toEqual(["Rice"]);
+  client.disconnect();
+  await until("disconnected", () => el.textContent === "disconnected:true:");
+  await until("stream closed", async () => !(await srv.streams()).byUser[alice]);
 });
 
 test("<ConnectionStatus/> is an accessible live region with an icon, a label and a tooltip", async () => {
-  const { client } = fakeClient();
+  const { home, alice } = people();
+  const client = clientFor(alice, home);
   const el = render(
     <RealtimeProvider client={client}>
       <ConnectionStatus />
     </RealtimeProvider>,
   );
-  const badge = (): HTMLElement => el.querySelector('[role="status"]') ?? expect.unreachable();
+  const badge = badgeOf(el);
+  await until("rendered", () => el.querySelector('[role="status"]') !== null);
   expect(badge().getAttribute("aria-live")).toBe("polite");
-  await act(() => waitFor("connected", () => client.getStatus().state === "connected"));
-  expect(badge().dataset.state).toBe("connected");
+  await connected(client, badge);
+  expect(badge().dataset.role).toBe("solo");
   expect(badge().textContent).toBe("Live");
   expect(badge().title).toBe("Live: changes appear instantly");
   expect(badge().getAttribute("aria-label")).toBe("Connection: Live. Live: changes appear instantly");
   expect(badge().querySelector("svg")).not.toBeNull();
   expect(badge().className).toContain("connection-status--ok");
-  act(() => client.disconnect());
-  expect(badge().dataset.state).toBe("disconnected");
+  client.disconnect();
+  await until("disconnected", () => badge().dataset.state === "disconnected");
+  expect(badge().textContent).toBe("Offline");
+  expect(badge().className).toContain("connection-status--off");
 });
 
-test("<ConnectionStatus/> renders each state with its own look", () => {
-  const states: RealtimeStatus[] = [
-    { state: "connecting", attempt: 0, role: "solo" },
-    { state: "reconnecting", attempt: 2, delayMs: 3000, retryAt: Date.now() + 3000, reason: "unavailable", message: "", role: "leader" },
-    { state: "error", reason: "offline", message: "", retryAt: Date.now() + 5000, role: "follower" },
-    { state: "error", reason: "unauthenticated", message: "", role: "solo" },
-  ];
-  const html = states.map((s) => {
-    const stub = { getStatus: () => s, subscribe: () => () => {} };
-    // Only getStatus/subscribe are used by the component.
-    const client = stub as unknown as RealtimeClient;
-    return renderToStaticMarkup(
+test("<ConnectionStatus/> shows Connecting until the welcome, then Live", async () => {
+  const { home, alice } = people();
+  const tokens = devTokenProvider({ baseUrl: srv.baseUrl, user: alice, household: home });
+  let release: () => void = () => {};
+  const gate = new Promise<void>((r) => (release = r));
+  // The app's token provider is slow (say, a sign-in still loading).
+  const client = clientFor(alice, home, {
+    getToken: async (req) => {
+      await gate;
+      return tokens(req);
+    },
+  });
+  const el = render(
+    <RealtimeProvider client={client}>
+      <ConnectionStatus />
+    </RealtimeProvider>,
+  );
+  const badge = badgeOf(el);
+  await until("connecting", () => el.querySelector('[role="status"][data-state="connecting"]') !== null);
+  expect(badge().textContent).toBe("Connecting");
+  expect(badge().title).toBe("Connecting");
+  expect(badge().className).toContain("connection-status--busy");
+  expect(badge().querySelector("svg")?.getAttribute("class")).toContain("spin");
+  release();
+  await connected(client, badge);
+  expect(badge().textContent).toBe("Live");
+});
+
+test("<ConnectionStatus/> counts down to the retry while the server is down, and is Live again when it is back", async () => {
+  const own = await Realtimed.launch();
+  try {
+    const { home, alice } = people();
+    const client = new RealtimeClient({
+      baseUrl: own.baseUrl,
+      getToken: devTokenProvider({ baseUrl: own.baseUrl, user: alice, household: home }),
+      crossTab: false,
+      initialDelayMs: 3000,
+      maxDelayMs: 3000,
+      random: () => 0.999,
+      onError: (err) => handlerErrors.push(err),
+    });
+    clients.push(client);
+    const el = render(
       <RealtimeProvider client={client}>
         <ConnectionStatus />
       </RealtimeProvider>,
     );
+    const badge = badgeOf(el);
+    await connected(client, badge);
+    // Every tooltip the badge ever shows: a countdown must never start above the real delay.
+    const titles: string[] = [];
+    new MutationObserver(() => titles.push(badge().title)).observe(el, { subtree: true, attributes: true });
+    await own.stop(); // SIGTERM: the server ends the stream with UNAVAILABLE
+    await until("reconnecting", () => badge().dataset.state === "reconnecting");
+    expect(badge().textContent).toBe("Reconnecting");
+    expect(badge().className).toContain("connection-status--warn");
+    expect(badge().title).toBe("Reconnecting in 3 s, attempt 1: server unavailable");
+    // The tooltip ticks while the retry is pending.
+    await until("countdown", () => badge().title === "Reconnecting in 2 s, attempt 1: server unavailable");
+    const seconds = titles.flatMap((t) => /^Reconnecting in (\d+) s/.exec(t)?.[1] ?? []).map(Number);
+    expect(Math.max(...seconds)).toBe(3);
+    await own.start();
+    // The browser's `online` event retries at once (no need to wait for the timer).
+    window.dispatchEvent(new Event("online"));
+    await connected(client, badge);
+  } finally {
+    await own.dispose();
+  }
+});
+
+test("<ConnectionStatus/> in a follower tab shows the leader tab's offline error, marked as shared", async () => {
+  const { home, alice } = people();
+  // Two tabs of one browser: the Web Locks API is MemoryLocks here, the
+  // BroadcastChannel is Node's; the leader's network can be unplugged.
+  const locks = new MemoryLocks();
+  const leaderEnv = new FakeEnvironment();
+  const net = new FlakyNetwork();
+  const crossTab = { key: `${alice}@${home}`, locks };
+  const leader = clientFor(alice, home, {
+    crossTab,
+    environment: leaderEnv,
+    fetch: net.fetch,
+    initialDelayMs: 5000,
+    maxDelayMs: 5000,
+    random: () => 0.999,
   });
-  expect(html[0]).toContain(">Connecting<");
-  expect(html[1]).toMatch(/title="Reconnecting in 3 s, attempt 2: server unavailable"/);
-  expect(html[1]).toContain("connection-status--warn");
-  expect(html[2]).toMatch(/title="you are offline; retrying in 5 s \(shared from another tab\)"/);
-  expect(html[2]).toContain('data-role="follower"');
-  expect(html[3]).toContain(">Sign-in needed<");
+  leader.subscribe(() => {});
+  await connected(leader);
+  expect(leader.getStatus().role).toBe("leader");
+  const follower = clientFor(alice, home, { crossTab, environment: new FakeEnvironment() });
+  const badge = badgeOf(
+    render(
+      <RealtimeProvider client={follower}>
+        <ConnectionStatus />
+      </RealtimeProvider>,
+    ),
+  );
+  await connected(follower, badge);
+  expect(badge().dataset.role).toBe("follower");
+  expect(badge().title).toBe("Live: changes appear instantly (shared from another tab)");
+  expect((await srv.streams()).byUser[alice]).toBe(1);
+
+  leaderEnv.online = false;
+  net.cut();
+  leaderEnv.fire("offline");
+  await until("offline", () => badge().dataset.state === "error");
+  expect(badge().textContent).toBe("No network");
+  expect(badge().className).toContain("connection-status--bad");
+  expect(badge().title).toBe("you are offline; retrying in 5 s (shared from another tab)");
+
+  leaderEnv.online = true;
+  net.restore();
+  leaderEnv.fire("online");
+  await connected(follower, badge);
+  expect(badge().textContent).toBe("Live");
+});
+
+test("<ConnectionStatus/> asks to sign in when the server rejects the token twice", async () => {
+  const { home, alice } = people();
+  let asked = 0;
+  const client = clientFor(alice, home, {
+    getToken: () => {
+      asked++;
+      return "not-a-token";
+    },
+  });
+  const el = render(
+    <RealtimeProvider client={client}>
+      <ConnectionStatus />
+    </RealtimeProvider>,
+  );
+  const badge = badgeOf(el);
+  await until("error", () => badge().dataset.state === "error");
+  expect(badge().textContent).toBe("Sign-in needed");
+  expect(badge().className).toContain("connection-status--bad");
+  expect(badge().title).toBe("sign-in expired or rejected");
+  expect(asked).toBe(2); // once, then once more with forceRefresh; then it stops
 });

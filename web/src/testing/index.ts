@@ -2,5 +2,4 @@ export { freePort, Realtimed, realtimedBinary, SERVICE_KEY, sleep, waitFor } fro
 export type { RealtimedOptions, StreamsSnapshot } from "./realtimed";
 export { MemoryLocks } from "./memory-locks";
 export { FlakyNetwork } from "./flaky-network";
-export { FakeRealtime } from "./fake-realtime";
 export { FakeEnvironment } from "./fake-environment";

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { get } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -110,8 +111,7 @@ export class Realtimed {
     for (;;) {
       if (exited) throw new Error(`realtimed exited at start:\n${this.output}`);
       try {
-        const res = await fetch(`${this.baseUrl}/dev/streams`);
-        if (res.ok) return;
+        if ((await httpGet(`${this.baseUrl}/dev/streams`)).status === 200) return;
       } catch {
         // not listening yet
       }
@@ -162,9 +162,9 @@ export class Realtimed {
 
   /** streams returns GET /dev/streams. */
   async streams(): Promise<StreamsSnapshot> {
-    const res = await fetch(`${this.baseUrl}/dev/streams`);
-    if (!res.ok) throw new Error(`GET /dev/streams: HTTP ${res.status}`);
-    const body: unknown = await res.json();
+    const res = await httpGet(`${this.baseUrl}/dev/streams`);
+    if (res.status !== 200) throw new Error(`GET /dev/streams: HTTP ${res.status}`);
+    const body: unknown = JSON.parse(res.body);
     if (typeof body !== "object" || body === null || !("open" in body) || typeof body.open !== "number") {
       throw new Error("GET /dev/streams: unexpected body");
     }
@@ -174,6 +174,23 @@ export class Realtimed {
     }
     return { open: body.open, byUser };
   }
+}
+
+/**
+ * httpGet is a GET with Node's own HTTP client: the helpers run in Node
+ * whatever the test environment, and happy-dom replaces `fetch` with a
+ * browser's (same-origin policy and all) in the React tests.
+ */
+export function httpGet(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((res, rej) => {
+    get(url, (msg) => {
+      let body = "";
+      msg.setEncoding("utf8");
+      msg.on("data", (chunk: string) => (body += chunk));
+      msg.on("end", () => res({ status: msg.statusCode ?? 0, body }));
+      msg.on("error", rej);
+    }).on("error", rej);
+  });
 }
 
 /** sleep waits ms milliseconds. */
