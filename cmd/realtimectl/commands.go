@@ -31,6 +31,7 @@ var commands = []command{
 	{"publish", "publish an event with a service key", runPublish},
 	{"ping", "check that the server answers an authenticated call", runPing},
 	{"whoami", "show who the server thinks a token belongs to", runWhoAmI},
+	{"bench", "load-test a realtimed --dev --bench-api (the peers' workloads and RESULT line)", runBench},
 }
 
 // stdio is where a command writes.

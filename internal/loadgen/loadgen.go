@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/honeydo/realtime/internal/auth"
+	flagenv "github.com/honeydo/realtime/internal/config"
 )
 
 const userAgent = "realtimectl-bench"
@@ -71,10 +72,24 @@ type config struct {
 	progress       time.Duration
 }
 
-func parseFlags(args []string, stderr io.Writer) (*config, error) {
+// synopsis heads `realtimectl bench --help`.
+const synopsis = `realtimectl bench — load generator for realtimed --dev --bench-api.
+
+Usage:
+  realtimectl bench --workload w1|w2|w3|w4 --url http://127.0.0.1:8080 [flags]
+
+It takes the flags of the peers' generators in ../shared/peers and prints
+the same RESULT {json} line, so run.sh can tabulate it beside Socket.io and
+Centrifuge (see docs/PERFORMANCE.md). Progress goes to stderr.
+`
+
+// envPrefix names the environment variables of the bench flags.
+const envPrefix = "REALTIMECTL_BENCH_"
+
+func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 	c := &config{}
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("realtimectl bench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are returned; --help is printed below
 	fs.StringVar(&c.transport, "transport", "realtimed", "accepted for compatibility with the peers' generator; ignored")
 	fs.StringVar(&c.url, "url", "http://127.0.0.1:8080", "server base `URL`")
 	fs.StringVar(&c.proto, "proto", "protobuf", "message encoding: only protobuf (the lean reader scans binary frames)")
@@ -101,6 +116,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.tokenTTL, "token-ttl", time.Hour, "lifetime of the subscribers' tokens")
 	fs.DurationVar(&c.progress, "progress", time.Second, "progress report interval on stderr (0: none)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			flagenv.Usage(fs, synopsis, envPrefix, nil)()
+		}
+		return nil, err
+	}
+	if err := flagenv.ApplyEnv(fs, envPrefix, nil); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -177,7 +199,7 @@ func (r *run) noteError(err error) {
 // workload and writes `RESULT {json}` to stdout and progress to stderr. It
 // returns flag.ErrHelp for -h, and an error when the run could not complete.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseFlags(args, stderr)
+	cfg, err := parseFlags(args, stdout, stderr)
 	if err != nil {
 		return err
 	}
