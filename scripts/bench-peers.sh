@@ -35,36 +35,8 @@ trap 'rm -rf "$DATA"' EXIT
 # ---- build (outside the repository) ----
 cd "$ROOT"
 go build -o "$BIN/realtimed" ./cmd/realtimed
-if go build -o "$BIN/realtimectl" ./cmd/realtimectl 2>/dev/null && "$BIN/realtimectl" bench -h >/dev/null 2>&1; then
-  LOADGEN="$BIN/realtimectl bench"
-else
-  # realtimectl without its bench subcommand: a throwaway main for
-  # internal/loadgen, overlaid at build time (nothing is written to the tree).
-  tmp="$WORK/loadgen-main"; mkdir -p "$tmp"
-  cat > "$tmp/main.go" <<'EOF'
-package main
-
-import (
-	"context"
-	"errors"
-	"flag"
-	"fmt"
-	"os"
-
-	"github.com/honeydo/realtime/internal/loadgen"
-)
-
-func main() {
-	if err := loadgen.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-}
-EOF
-  printf '{"Replace":{"%s/internal/loadgen/cmd/overlaymain/main.go":"%s/main.go"}}\n' "$ROOT" "$tmp" > "$tmp/overlay.json"
-  go build -overlay "$tmp/overlay.json" -o "$BIN/loadgen" ./internal/loadgen/cmd/overlaymain
-  LOADGEN="$BIN/loadgen"
-fi
+go build -o "$BIN/realtimectl" ./cmd/realtimectl
+LOADGEN="$BIN/realtimectl bench"
 
 label=()
 [[ -n "$OURS_LABEL" ]] && label=(--label "$OURS_LABEL")
