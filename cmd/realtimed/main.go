@@ -66,6 +66,7 @@ type options struct {
 	logFormat, logLevel          string
 	benchAPI                     bool
 	metricsAddr                  string
+	streamWriteTimeout           time.Duration
 	nats                         natsOptions
 }
 
@@ -90,6 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.heartbeat, "heartbeat", 25*time.Second, "idle `interval` after which a stream gets a heartbeat; keep it below proxies' idle timeouts")
 	fs.DurationVar(&o.tokenGrace, "token-grace", 30*time.Second, "how long a stream may outlive its token's expiry before it ends with UNAUTHENTICATED")
 	fs.IntVar(&o.queueSize, "queue-size", broker.DefaultQueueSize, "events a stream may fall behind before it is cut off as a slow consumer")
+	fs.DurationVar(&o.streamWriteTimeout, "stream-write-timeout", 30*time.Second, "how long one frame may wait for a client to accept it before the stream is dropped\n(a client that stopped reading, or vanished without closing)")
 	fs.IntVar(&o.maxStreamsPerUser, "max-streams-per-user", 16, "concurrent Subscribe streams per user (-1: unlimited)")
 	fs.Float64Var(&o.rateLimit, "rate-limit", 20, "unary calls per second per user or service (-1: unlimited)")
 	fs.IntVar(&o.rateBurst, "rate-burst", 40, "unary calls a user may make at once before --rate-limit applies")
@@ -265,21 +267,22 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 	defer store.Close()
 
 	srv, err := server.New(server.Config{
-		Broker:            b,
-		Verifier:          verifier,
-		Shopping:          shopping.NewService(store, broker.NewEmitter(b), log),
-		CORSOrigins:       o.corsOrigins,
-		Heartbeat:         o.heartbeat,
-		TokenGrace:        o.tokenGrace,
-		QueueSize:         o.queueSize,
-		MaxStreamsPerUser: o.maxStreamsPerUser,
-		RateLimit:         server.RateLimit{PerSecond: o.rateLimit, Burst: o.rateBurst},
-		ReadMaxBytes:      o.readMaxBytes,
-		Dev:               devKey,
-		BenchAPI:          o.benchAPI,
-		WebDir:            o.webDir,
-		Logger:            log,
-		Metrics:           m,
+		Broker:             b,
+		Verifier:           verifier,
+		Shopping:           shopping.NewService(store, broker.NewEmitter(b), log),
+		CORSOrigins:        o.corsOrigins,
+		Heartbeat:          o.heartbeat,
+		TokenGrace:         o.tokenGrace,
+		QueueSize:          o.queueSize,
+		MaxStreamsPerUser:  o.maxStreamsPerUser,
+		StreamWriteTimeout: o.streamWriteTimeout,
+		RateLimit:          server.RateLimit{PerSecond: o.rateLimit, Burst: o.rateBurst},
+		ReadMaxBytes:       o.readMaxBytes,
+		Dev:                devKey,
+		BenchAPI:           o.benchAPI,
+		WebDir:             o.webDir,
+		Logger:             log,
+		Metrics:            m,
 	})
 	if err != nil {
 		return err

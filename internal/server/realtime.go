@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"runtime"
 	"sync"
 	"time"
@@ -26,11 +27,12 @@ const maxEventsPerFrame = 256
 
 // streamConfig holds the settings of Subscribe streams.
 type streamConfig struct {
-	Heartbeat  time.Duration
-	TokenGrace time.Duration
-	QueueSize  int
-	MaxPerUser int
-	Logger     *slog.Logger
+	Heartbeat    time.Duration
+	TokenGrace   time.Duration
+	QueueSize    int
+	MaxPerUser   int
+	Logger       *slog.Logger
+	WriteTimeout time.Duration
 }
 
 // realtimeService implements RealtimeService.
@@ -106,6 +108,9 @@ type liveStream struct {
 	expiry    *time.Timer // nil without an expiry
 	enc       *frameEncoder
 	batch     []*broker.Message
+	// rc sets write deadlines on the stream's connection: nil when the
+	// handler runs without the middleware (it always does in the server).
+	rc *http.ResponseController
 }
 
 // open authorizes and registers the stream, joins its rooms and sends the
@@ -168,6 +173,7 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 		started: time.Now(),
 		reason:  "client_gone",
 		enc:     newFrameEncoder(req.Header().Get("Content-Type")),
+		rc:      responseController(ctx),
 	}
 	ls.log.Info("stream opened", "resume", sub.Resume.String(), "cursor", sub.Start.Cursor(), "protocol", req.Peer().Protocol)
 
@@ -183,7 +189,7 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 	if !expire.IsZero() {
 		welcome.ExpireTime = timestamppb.New(expire)
 	}
-	if err := stream.Send(&realtimev1.SubscribeResponse{Frame: &realtimev1.SubscribeResponse_Welcome{Welcome: welcome}}); err != nil {
+	if err := ls.send(&realtimev1.SubscribeResponse{Frame: &realtimev1.SubscribeResponse_Welcome{Welcome: welcome}}); err != nil {
 		ls.reason = "write_error"
 		ls.finish()
 		return nil, err
@@ -276,7 +282,7 @@ func (ls *liveStream) deliver() (done bool, err error) {
 	ls.batch = ls.sub.Next(ls.batch)
 	for pending := ls.batch; len(pending) > 0; {
 		n := min(len(pending), maxEventsPerFrame)
-		if err := ls.stream.Send(ls.enc.encode(pending[:n])); err != nil {
+		if err := ls.send(ls.enc.encode(pending[:n])); err != nil {
 			ls.reason = "write_error"
 			return true, err
 		}
@@ -311,12 +317,44 @@ func (ls *liveStream) deliver() (done bool, err error) {
 
 func (ls *liveStream) sendHeartbeat() error {
 	hb := &realtimev1.SubscribeResponse{Frame: &realtimev1.SubscribeResponse_Heartbeat{Heartbeat: &realtimev1.Heartbeat{Time: timestamppb.Now()}}}
-	if err := ls.stream.Send(hb); err != nil {
+	if err := ls.send(hb); err != nil {
 		ls.reason = "write_error"
 		return err
 	}
 	ls.heartbeat.Reset(ls.s.cfg.Heartbeat)
 	return nil
+}
+
+// send writes one frame. A write that the peer does not accept within the
+// write timeout fails: otherwise a client that stops reading (or vanishes
+// without a FIN) would pin this goroutine and its connection until TCP gives
+// up, long after its subscription was cut as a slow consumer. The deadline
+// is cleared after the write so that connect's final trailers are not caught
+// by a deadline that passed while the stream sat idle.
+func (ls *liveStream) send(frame *realtimev1.SubscribeResponse) error {
+	if ls.rc == nil || ls.s.cfg.WriteTimeout <= 0 {
+		return ls.stream.Send(frame)
+	}
+	_ = ls.rc.SetWriteDeadline(time.Now().Add(ls.s.cfg.WriteTimeout))
+	err := ls.stream.Send(frame)
+	_ = ls.rc.SetWriteDeadline(time.Time{})
+	return err
+}
+
+type responseControllerKey struct{}
+
+// withResponseController makes the stream's http.ResponseController
+// reachable from the Connect handler, which only sees a context.
+func withResponseController(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := context.WithValue(r.Context(), responseControllerKey{}, http.NewResponseController(w))
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func responseController(ctx context.Context) *http.ResponseController {
+	rc, _ := ctx.Value(responseControllerKey{}).(*http.ResponseController)
+	return rc
 }
 
 func (ls *liveStream) end(reason string, code connect.Code, msg string) error {

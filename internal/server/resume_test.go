@@ -300,3 +300,35 @@ func TestSubscribeCancelCycles(t *testing.T) {
 		t.Fatalf("heap grew by %d bytes over %d cycles", growth, cycles)
 	}
 }
+
+// TestStuckWriterIsDropped: a client that stops reading pins no goroutine or
+// connection: the frame write that it never accepts times out and the
+// stream ends, even before its queue would overflow.
+func TestStuckWriterIsDropped(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, func(c *server.Config) {
+		c.QueueSize = 1 << 20 // never a slow-consumer cut: the write timeout must act
+		c.StreamWriteTimeout = 300 * time.Millisecond
+	})
+	ctx := context.Background()
+	c := realtimev1connect.NewRealtimeServiceClient(tinyWindowClient(t), srv.URL, bearer(srv.token(t, "stuck", "home", time.Minute)))
+	rs, err := c.Subscribe(ctx, connect.NewRequest(&realtimev1.SubscribeRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	if !rs.Receive() {
+		t.Fatal(rs.Err())
+	}
+	big := incompressible(64 << 10)
+	checkFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		if n := srv.OpenStreams(); n != 0 {
+			srv.Emitter.ToUser(ctx, "stuck", notification(big))
+			return fmt.Errorf("%d streams open", n)
+		}
+		return nil
+	})
+	if n := srv.Broker.Stats().Subscriptions; n != 0 {
+		t.Fatalf("%d subscriptions left", n)
+	}
+}

@@ -52,6 +52,9 @@ type Config struct {
 	// QueueSize bounds each stream's queue of undelivered events; overflow
 	// ends the stream with ResourceExhausted. Zero means 1024.
 	QueueSize int
+	// StreamWriteTimeout is how long one frame's write may wait for the
+	// client to accept it before the stream is dropped. Zero means 30s.
+	StreamWriteTimeout time.Duration
 	// MaxStreamsPerUser limits concurrent Subscribe streams per user. Zero
 	// means 16; negative means unlimited.
 	MaxStreamsPerUser int
@@ -101,6 +104,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TokenGrace <= 0 {
 		cfg.TokenGrace = 30 * time.Second
 	}
+	if cfg.StreamWriteTimeout <= 0 {
+		cfg.StreamWriteTimeout = 30 * time.Second
+	}
 	if cfg.MaxStreamsPerUser == 0 {
 		cfg.MaxStreamsPerUser = 16
 	}
@@ -123,11 +129,12 @@ func New(cfg Config) (*Server, error) {
 		closing: s.closing,
 		metrics: cfg.Metrics,
 		cfg: streamConfig{
-			Heartbeat:  cfg.Heartbeat,
-			TokenGrace: cfg.TokenGrace,
-			QueueSize:  cfg.QueueSize,
-			MaxPerUser: cfg.MaxStreamsPerUser,
-			Logger:     cfg.Logger,
+			Heartbeat:    cfg.Heartbeat,
+			TokenGrace:   cfg.TokenGrace,
+			QueueSize:    cfg.QueueSize,
+			MaxPerUser:   cfg.MaxStreamsPerUser,
+			WriteTimeout: cfg.StreamWriteTimeout,
+			Logger:       cfg.Logger,
 		},
 	}
 	handler, err := s.routes()
@@ -201,7 +208,8 @@ func (s *Server) routes() (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	services := []string{realtimev1connect.RealtimeServiceName}
-	mux.Handle(realtimev1connect.NewRealtimeServiceHandler(s.realtime, opts...))
+	realtimePath, realtimeHandler := realtimev1connect.NewRealtimeServiceHandler(s.realtime, opts...)
+	mux.Handle(realtimePath, withResponseController(realtimeHandler))
 	if s.cfg.Shopping != nil {
 		mux.Handle(shoppingv1connect.NewShoppingServiceHandler(s.cfg.Shopping, opts...))
 		services = append(services, shoppingv1connect.ShoppingServiceName)
