@@ -481,9 +481,11 @@ test("watchdog: a silent stream is dead after about two heartbeat intervals", as
     const t0 = Date.now();
     await waitFor("watchdog", () => alice.getStatus().state === "reconnecting", 5000, 10);
     const elapsed = Date.now() - t0;
-    expect(elapsed).toBeGreaterThan(400); // not before the interval ...
-    expect(elapsed).toBeLessThan(1500); // ... but by about twice it (2 × 500 ms)
-    expect(alice.getStatus()).toMatchObject({ reason: "unavailable", message: expect.stringMatching(/no frame/) });
+    // Not before the interval; by twice it (2 × 500 ms) after the last
+    // heartbeat, plus slack for a busy machine (2 CPUs, tests in parallel).
+    expect(elapsed).toBeGreaterThan(400);
+    expect(elapsed).toBeLessThan(2500);
+    expect(alice.getStatus()).toMatchObject({ reason: "unavailable", message: "no frame from the server for 1 s" });
     srv.resume();
     await connected(alice);
     expect(seen.filter((s) => s.state === "connected").length).toBe(2);

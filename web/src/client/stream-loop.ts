@@ -117,9 +117,21 @@ export class StreamLoop {
     this.watchdogTimer = undefined;
   }
 
-  private armWatchdog(ms: number, abort: AbortController): void {
+  /**
+   * armWatchdog declares the attempt `gen` dead after `ms` of silence. It
+   * aborts the fetch and fails at once, without waiting for the aborted
+   * read to settle: some fetch implementations (Node's undici, at least)
+   * only give up a read on a silent connection when the peer moves again.
+   */
+  private armWatchdog(ms: number, abort: AbortController, gen: number): void {
     if (this.watchdogTimer !== undefined) clearTimeout(this.watchdogTimer);
-    this.watchdogTimer = setTimeout(() => abort.abort(WATCHDOG), ms);
+    this.watchdogTimer = setTimeout(() => {
+      this.watchdogTimer = undefined;
+      if (gen !== this.generation) return;
+      this.generation++; // the abandoned attempt's callbacks are now harmless
+      abort.abort(WATCHDOG);
+      this.fail("unavailable", `no frame from the server for ${Math.round(ms / 1000)} s`);
+    }, ms);
   }
 
   private async connect(): Promise<void> {
@@ -132,7 +144,7 @@ export class StreamLoop {
     this.deps.onStatus({ state: "connecting", attempt: this.attempt });
     let silenceMs = this.options.connectTimeoutMs;
     try {
-      this.armWatchdog(silenceMs, abort);
+      this.armWatchdog(silenceMs, abort, gen);
       const token = await abortable(
         fetchToken(this.deps.getToken, { forceRefresh: this.forceRefresh }),
         abort.signal,
@@ -151,7 +163,7 @@ export class StreamLoop {
           this.attempt = 0;
           this.unauthStreak = 0;
           this.forceRefresh = false;
-          this.armWatchdog(silenceMs, abort);
+          this.armWatchdog(silenceMs, abort, gen);
           this.deps.onFrame(frame);
           if (gen !== this.generation) return;
           this.deps.onStatus({
@@ -162,7 +174,7 @@ export class StreamLoop {
           });
           continue;
         }
-        this.armWatchdog(silenceMs, abort);
+        this.armWatchdog(silenceMs, abort, gen);
         this.deps.onFrame(frame);
       }
       throw new ConnectError("the server ended the stream", Code.Unavailable);
@@ -171,10 +183,6 @@ export class StreamLoop {
       if (this.watchdogTimer !== undefined) clearTimeout(this.watchdogTimer);
       this.watchdogTimer = undefined;
       abort.abort();
-      if (abort.signal.reason === WATCHDOG) {
-        this.fail("unavailable", `no frame from the server for ${Math.round(silenceMs / 1000)} s`);
-        return;
-      }
       const ce = ConnectError.from(err);
       if (ce.code === Code.Unauthenticated) {
         this.unauthStreak++;
