@@ -11,6 +11,7 @@ import (
 	"github.com/honeydo/realtime/client"
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
+	"github.com/honeydo/realtime/internal/testkit"
 )
 
 // TestNewRealtimeClient calls the unary RPCs over every protocol with the
@@ -18,7 +19,7 @@ import (
 func TestNewRealtimeClient(t *testing.T) {
 	srv := newTestServer(t)
 	user := srv.tokens("alice", time.Minute).Token
-	service := func(context.Context) (string, error) { return srv.key.ServiceKey(), nil }
+	service := func(context.Context) (string, error) { return srv.Key.ServiceKey(), nil }
 	ctx := context.Background()
 	for _, pc := range protocolCases {
 		t.Run(pc.name, func(t *testing.T) {
@@ -64,7 +65,7 @@ func TestBearerToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := realtimev1connect.NewRealtimeServiceClient(httpClient(t, false, nil), srv.URL, client.BearerToken(tok))
+	c := realtimev1connect.NewRealtimeServiceClient(testkit.HTTPClient(t, false), srv.URL, client.BearerToken(tok))
 	who, err := c.WhoAmI(context.Background(), connect.NewRequest(&realtimev1.WhoAmIRequest{}))
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +89,7 @@ func TestBearerToken(t *testing.T) {
 func TestTokenInterceptorError(t *testing.T) {
 	srv := newTestServer(t)
 	fail := errors.New("signed out")
-	c := realtimev1connect.NewRealtimeServiceClient(httpClient(t, false, nil), srv.URL,
+	c := realtimev1connect.NewRealtimeServiceClient(testkit.HTTPClient(t, false), srv.URL,
 		connect.WithInterceptors(client.TokenInterceptor(func(context.Context) (string, error) { return "", fail })))
 	_, err := c.Ping(context.Background(), connect.NewRequest(&realtimev1.PingRequest{}))
 	wantCode(t, err, connect.CodeUnauthenticated)

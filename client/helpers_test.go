@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -22,134 +20,17 @@ import (
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
 	"github.com/honeydo/realtime/internal/auth"
-	"github.com/honeydo/realtime/internal/broker"
-	"github.com/honeydo/realtime/internal/server"
+	"github.com/honeydo/realtime/internal/testkit"
 )
 
 // testServer is a real realtimed server on a loopback port that can be
-// stopped and started again at the same address, with the same broker (a
-// restart that keeps history) or a new one (a new epoch).
-type testServer struct {
-	t    *testing.T
-	key  *auth.DevKey
-	ver  *auth.Verifier
-	opts []func(*server.Config)
-	addr string
-	URL  string
+// stopped and started again at the same address (see [testkit.Server]),
+// with this package's publish and token helpers.
+type testServer struct{ *testkit.Server }
 
-	mu      sync.Mutex
-	srv     *server.Server
-	done    chan error
-	Broker  *broker.Memory
-	emitter *broker.Emitter
-}
-
-func newTestServer(t *testing.T, opts ...func(*server.Config)) *testServer {
+func newTestServer(t *testing.T, opts ...testkit.Option) *testServer {
 	t.Helper()
-	key, err := auth.LoadOrCreateDevKey(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ver, err := auth.NewVerifier(auth.Config{Dev: key, DefaultHousehold: "home"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &testServer{t: t, key: key, ver: ver, opts: opts}
-	s.start(broker.NewMemory(broker.MemoryConfig{}))
-	t.Cleanup(func() {
-		s.stop()
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.Broker.Close()
-	})
-	return s
-}
-
-// start serves with b at the server's address (a fresh port the first time).
-func (s *testServer) start(b *broker.Memory) {
-	s.t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := server.Config{
-		Broker:    b,
-		Verifier:  s.ver,
-		Dev:       s.key,
-		Logger:    logger,
-		RateLimit: server.RateLimit{PerSecond: -1},
-	}
-	for _, o := range s.opts {
-		o(&cfg)
-	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	addr := s.addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	var ln net.Listener
-	// The old listener's port is free once it is closed; retry briefly in
-	// case the kernel is slow to let go of it.
-	for i := 0; ; i++ {
-		ln, err = net.Listen("tcp", addr)
-		if err == nil || i == 50 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln, "", "") }()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.addr = ln.Addr().String()
-	s.URL = "http://" + s.addr
-	s.srv, s.done = srv, done
-	s.Broker, s.emitter = b, broker.NewEmitter(b)
-}
-
-// stop shuts the server down: open streams end with Unavailable.
-func (s *testServer) stop() {
-	s.t.Helper()
-	s.mu.Lock()
-	srv, done := s.srv, s.done
-	s.srv = nil
-	s.mu.Unlock()
-	if srv == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(ctx)
-	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		s.t.Errorf("Serve: %v", err)
-	}
-}
-
-// restart stops the server and starts it again at the same address; with
-// newBroker the history is gone and the epoch changes.
-func (s *testServer) restart(newBroker bool) {
-	s.t.Helper()
-	s.stop()
-	s.mu.Lock()
-	b := s.Broker
-	s.mu.Unlock()
-	if newBroker {
-		b.Close()
-		b = broker.NewMemory(broker.MemoryConfig{})
-	}
-	s.start(b)
-}
-
-func (s *testServer) openStreams() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.srv == nil {
-		return 0
-	}
-	return s.srv.OpenStreams()
+	return &testServer{testkit.StartServer(t, opts...)}
 }
 
 // publish sends a notification to a household and returns its id.
@@ -162,11 +43,10 @@ func (s *testServer) publish(t *testing.T, household, message string) string {
 	return id
 }
 
+// tryPublish is publish for goroutines that publish while the test
+// restarts the server: Restart(false) leaves Emitter as it is.
 func (s *testServer) tryPublish(household, message string) (string, error) {
-	s.mu.Lock()
-	e := s.emitter
-	s.mu.Unlock()
-	msg, err := e.ToHousehold(context.Background(), household, notification(message))
+	msg, err := s.Emitter.ToHousehold(context.Background(), household, notification(message))
 	if err != nil {
 		return "", err
 	}
@@ -188,7 +68,7 @@ type tokens struct {
 }
 
 func (s *testServer) tokens(user string, ttl time.Duration) *tokens {
-	return &tokens{key: s.key, user: user, household: "home", ttl: ttl}
+	return &tokens{key: s.Key, user: user, household: "home", ttl: ttl}
 }
 
 func (tk *tokens) Token(context.Context) (string, error) {
@@ -245,23 +125,13 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// httpClient returns an HTTP client for the test: HTTP/1.1 or h2c, dialing
-// through dialer if it is non-nil.
-func httpClient(t *testing.T, h2c bool, dialer *conns) *http.Client {
+// httpClient returns an HTTP client for the test (see [testkit.HTTPClient])
+// that dials through c.
+func (c *conns) httpClient(t *testing.T, h2c bool) *http.Client {
 	t.Helper()
-	tr := &http.Transport{}
-	p := new(http.Protocols)
-	if h2c {
-		p.SetUnencryptedHTTP2(true)
-	} else {
-		p.SetHTTP1(true)
-	}
-	tr.Protocols = p
-	if dialer != nil {
-		tr.DialContext = dialer.dial
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr}
+	hc := testkit.HTTPClient(t, h2c)
+	hc.Transport.(*http.Transport).DialContext = c.dial
+	return hc
 }
 
 // protocolCase is one way the client reaches the server.
@@ -336,7 +206,7 @@ func (s *statuses) count(state client.State) int {
 // waitState waits until OnStatus has reported state at least n times.
 func (s *statuses) waitState(t *testing.T, state client.State, n int) {
 	t.Helper()
-	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
 		if got := s.count(state); got < n {
 			return fmt.Errorf("%d × %v, want %d; statuses: %v", got, state, n, describe(s.all()))
 		}
@@ -463,7 +333,7 @@ func (f *flow) count() int {
 // waitCount waits until at least n events have been published.
 func (f *flow) waitCount(t *testing.T, n int) {
 	t.Helper()
-	checkFor(t, 10*time.Second, 2*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 2*time.Millisecond, func() error {
 		if got := f.count(); got < n {
 			return fmt.Errorf("%d events published, want %d", got, n)
 		}
@@ -492,7 +362,7 @@ func exactlyOnce(t *testing.T, srv *testServer, rec *recorder, want []string) {
 	t.Helper()
 	last := srv.publish(t, "home", "last")
 	want = append(slices.Clone(want), last)
-	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
 		got := rec.snapshot()
 		if len(got) == 0 || got[len(got)-1] != last {
 			return fmt.Errorf("last event not received yet (%d of %d events)", len(got), len(want))
@@ -514,22 +384,6 @@ func firstDiff(a, b []string) int {
 	return min(len(a), len(b))
 }
 
-// checkFor polls fn until it returns nil or the timeout passes.
-func checkFor(t *testing.T, timeout, interval time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
-
 // checkGoroutines registers, first, a cleanup that runs last: once the
 // subscriber, the server and the transports are gone, the goroutine count
 // must return to what it was when the test started.
@@ -537,7 +391,7 @@ func checkGoroutines(t *testing.T) {
 	t.Helper()
 	base := runtime.NumGoroutine()
 	t.Cleanup(func() {
-		checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 			if n := runtime.NumGoroutine(); n > base {
 				return fmt.Errorf("%d goroutines, %d when the test started", n, base)
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/honeydo/realtime/client"
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/internal/server"
+	"github.com/honeydo/realtime/internal/testkit"
 )
 
 // fast is a backoff for tests: reconnections in tens of milliseconds.
@@ -28,7 +29,7 @@ func TestSubscribeEveryProtocol(t *testing.T) {
 			rec := &recorder{}
 			run := start(t, client.Options{
 				BaseURL:    srv.URL,
-				HTTPClient: httpClient(t, pc.h2c, nil),
+				HTTPClient: testkit.HTTPClient(t, pc.h2c),
 				Protocol:   pc.protocol,
 				Token:      srv.tokens("alice", time.Minute).Token,
 				OnStatus:   st.OnStatus,
@@ -68,7 +69,7 @@ func TestResumeAcrossConnectionCuts(t *testing.T) {
 			rec := &recorder{}
 			start(t, client.Options{
 				BaseURL:    srv.URL,
-				HTTPClient: httpClient(t, pc.h2c, dialer),
+				HTTPClient: dialer.httpClient(t, pc.h2c),
 				Protocol:   pc.protocol,
 				Token:      srv.tokens("alice", time.Minute).Token,
 				Backoff:    fast,
@@ -108,7 +109,7 @@ func TestResumeAcrossServerRestart(t *testing.T) {
 	rec := &recorder{}
 	start(t, client.Options{
 		BaseURL:    srv.URL,
-		HTTPClient: httpClient(t, false, nil),
+		HTTPClient: testkit.HTTPClient(t, false),
 		Token:      srv.tokens("alice", time.Minute).Token,
 		Backoff:    fast,
 		OnStatus:   st.OnStatus,
@@ -116,7 +117,7 @@ func TestResumeAcrossServerRestart(t *testing.T) {
 	st.waitState(t, client.StateConnected, 1)
 	f := startFlow(t, srv, time.Millisecond)
 	f.waitCount(t, 50)
-	srv.restart(false)
+	srv.Restart(false)
 	st.waitState(t, client.StateConnected, 2)
 	f.waitCount(t, f.count()+50)
 	exactlyOnce(t, srv, rec, f.end())
@@ -141,7 +142,7 @@ func TestTokenRotation(t *testing.T) {
 	rec := &recorder{}
 	start(t, client.Options{
 		BaseURL:    srv.URL,
-		HTTPClient: httpClient(t, false, nil),
+		HTTPClient: testkit.HTTPClient(t, false),
 		Token:      tk.Token,
 		Backoff:    client.Backoff{Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond},
 		OnStatus:   st.OnStatus,
@@ -178,7 +179,7 @@ func TestResyncOnEpochChange(t *testing.T) {
 	var reasons []client.ResyncReason
 	start(t, client.Options{
 		BaseURL:    srv.URL,
-		HTTPClient: httpClient(t, false, nil),
+		HTTPClient: testkit.HTTPClient(t, false),
 		Token:      srv.tokens("alice", time.Minute).Token,
 		Backoff:    fast,
 		OnStatus:   st.OnStatus,
@@ -192,14 +193,14 @@ func TestResyncOnEpochChange(t *testing.T) {
 	for i := range 3 {
 		want = append(want, srv.publish(t, "home", fmt.Sprint("before ", i)))
 	}
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+	testkit.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if n := len(rec.snapshot()); n < 3 {
 			return fmt.Errorf("%d events", n)
 		}
 		return nil
 	})
 	oldEpoch := srv.Broker.Epoch()
-	srv.restart(true)
+	srv.Restart(true)
 	st.waitState(t, client.StateResync, 1)
 	if srv.Broker.Epoch() == oldEpoch {
 		t.Fatal("restart kept the epoch")
@@ -229,12 +230,12 @@ func TestWatchdog(t *testing.T) {
 	checkGoroutines(t)
 	const heartbeat = 200 * time.Millisecond
 	srv := newTestServer(t, func(c *server.Config) { c.Heartbeat = heartbeat })
-	px := newProxy(t, srv.addr)
+	px := newProxy(t, srv.Addr)
 	var st statuses
 	rec := &recorder{}
 	start(t, client.Options{
 		BaseURL:    px.URL(),
-		HTTPClient: httpClient(t, false, nil),
+		HTTPClient: testkit.HTTPClient(t, false),
 		Token:      srv.tokens("alice", time.Minute).Token,
 		Backoff:    fast,
 		OnStatus:   st.OnStatus,
@@ -275,7 +276,7 @@ func TestSlowConsumerResumes(t *testing.T) {
 	release := make(chan struct{})
 	start(t, client.Options{
 		BaseURL:    srv.URL,
-		HTTPClient: httpClient(t, false, nil),
+		HTTPClient: testkit.HTTPClient(t, false),
 		Token:      srv.tokens("alice", time.Minute).Token,
 		Backoff:    fast,
 		OnStatus:   st.OnStatus,
@@ -290,10 +291,10 @@ func TestSlowConsumerResumes(t *testing.T) {
 	st.waitState(t, client.StateConnected, 1)
 	big := string(bytes.Repeat([]byte("x"), 16<<10))
 	var want []string
-	for len(want) < 2000 && srv.openStreams() > 0 {
+	for len(want) < 2000 && srv.OpenStreams() > 0 {
 		want = append(want, srv.publish(t, "home", big))
 	}
-	if srv.openStreams() > 0 {
+	if srv.OpenStreams() > 0 {
 		t.Fatalf("stream still open after %d events of 16 KiB", len(want))
 	}
 	t.Logf("cut off after %d events of 16 KiB", len(want))
@@ -316,7 +317,7 @@ func TestUnauthenticatedGivesUp(t *testing.T) {
 	calls := 0
 	run := start(t, client.Options{
 		BaseURL:    srv.URL,
-		HTTPClient: httpClient(t, false, nil),
+		HTTPClient: testkit.HTTPClient(t, false),
 		Token: func(context.Context) (string, error) {
 			calls++
 			return "eyJnot.a.token", nil
@@ -344,7 +345,7 @@ func TestInvalidCursor(t *testing.T) {
 	var reasons []client.ResyncReason
 	start(t, client.Options{
 		BaseURL:    srv.URL,
-		HTTPClient: httpClient(t, false, nil),
+		HTTPClient: testkit.HTTPClient(t, false),
 		Token:      srv.tokens("alice", time.Minute).Token,
 		Cursor:     "not-a-cursor",
 		OnStatus:   st.OnStatus,
@@ -372,7 +373,7 @@ func TestCursorAcrossSubscribers(t *testing.T) {
 	srv := newTestServer(t)
 	opts := client.Options{
 		BaseURL:    srv.URL,
-		HTTPClient: httpClient(t, false, nil),
+		HTTPClient: testkit.HTTPClient(t, false),
 		Token:      srv.tokens("alice", time.Minute).Token,
 	}
 	var st1 statuses
@@ -407,7 +408,7 @@ func TestHandlerErrorEndsSubscribe(t *testing.T) {
 	n := 0
 	run := start(t, client.Options{
 		BaseURL:    srv.URL,
-		HTTPClient: httpClient(t, false, nil),
+		HTTPClient: testkit.HTTPClient(t, false),
 		Token:      srv.tokens("alice", time.Minute).Token,
 		OnStatus:   st.OnStatus,
 	}, func(context.Context, *realtimev1.Event) error {
@@ -430,7 +431,7 @@ func TestFatalErrors(t *testing.T) {
 	checkGoroutines(t)
 	srv := newTestServer(t)
 	tokens := srv.tokens("alice", time.Minute).Token
-	hc := httpClient(t, false, nil)
+	hc := testkit.HTTPClient(t, false)
 	for _, tc := range []struct {
 		name string
 		opts client.Options
@@ -472,7 +473,7 @@ func TestCancelWhileBackingOff(t *testing.T) {
 	checkGoroutines(t)
 	srv := newTestServer(t)
 	url := srv.URL
-	srv.stop()
+	srv.Stop()
 	var st statuses
 	run := start(t, client.Options{
 		BaseURL:  url,

@@ -14,11 +14,12 @@ import (
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
 	"github.com/honeydo/realtime/internal/auth"
+	"github.com/honeydo/realtime/internal/testkit"
 )
 
 func TestTokenThenWhoAmI(t *testing.T) {
 	checkGoroutines(t)
-	srv := newTestServer(t)
+	srv := testkit.StartServer(t)
 	out := mustCLI(t, "token", "--user", "alice", "--household", "h1", "--ttl", "5m", "--rooms", "room:bench", "--data-dir", srv.DataDir)
 	token := strings.TrimSpace(out)
 	if strings.Count(out, "\n") != 1 || strings.Count(token, ".") != 2 {
@@ -41,7 +42,7 @@ func TestTokenThenWhoAmI(t *testing.T) {
 		}
 	}
 	// A service key is a credential too.
-	out = mustCLI(t, "whoami", "--addr", srv.URL, "--token", srv.key.ServiceKey())
+	out = mustCLI(t, "whoami", "--addr", srv.URL, "--token", srv.Key.ServiceKey())
 	if !strings.Contains(out, `"service": true`) {
 		t.Fatalf("whoami with the service key: %s", out)
 	}
@@ -65,7 +66,7 @@ func TestTokenWithoutDevKey(t *testing.T) {
 
 func TestPing(t *testing.T) {
 	checkGoroutines(t)
-	srv := newTestServer(t)
+	srv := testkit.StartServer(t)
 	out := mustCLI(t, "ping", "--addr", strings.TrimPrefix(srv.URL, "http://"), "--dev-user", "alice", "--data-dir", srv.DataDir)
 	if !strings.HasPrefix(out, "pong from "+srv.URL+": server time ") {
 		t.Fatalf("ping printed %q", out)
@@ -80,12 +81,12 @@ func TestPing(t *testing.T) {
 // may see, as JSON lines, in publish order.
 func TestPublishThenSubscribe(t *testing.T) {
 	checkGoroutines(t)
-	srv := newTestServer(t)
+	srv := testkit.StartServer(t)
 	sub := cliBackground(t, "subscribe", "--addr", srv.URL, "--dev-user", "bob", "--dev-household", "home",
 		"--data-dir", srv.DataDir, "--max-events", "3")
 	sub.waitStderr(t, "connected as bob in household home")
 
-	key := srv.key.ServiceKey()
+	key := srv.Key.ServiceKey()
 	publish := func(args ...string) *realtimev1.PublishResponse {
 		t.Helper()
 		if args[0] != "--dev" {
@@ -140,13 +141,13 @@ func TestPublishThenSubscribe(t *testing.T) {
 
 func TestSubscribeProtocols(t *testing.T) {
 	checkGoroutines(t)
-	srv := newTestServer(t)
-	token := srv.token(t, "carol", time.Minute)
+	srv := testkit.StartServer(t)
+	token := srv.Token(t, "carol", "home", time.Minute)
 	for _, protocol := range []string{"connect", "grpc", "grpcweb"} {
 		t.Run(protocol, func(t *testing.T) {
 			sub := cliBackground(t, "subscribe", "--addr", srv.URL, "--token", token, "--protocol", protocol, "--max-events", "1")
 			sub.waitStderr(t, "connected as carol")
-			mustCLI(t, "publish", "--addr", srv.URL, "--service-key", srv.key.ServiceKey(), "--protocol", protocol, "--user", "carol", "--notification", protocol)
+			mustCLI(t, "publish", "--addr", srv.URL, "--service-key", srv.Key.ServiceKey(), "--protocol", protocol, "--user", "carol", "--notification", protocol)
 			if err := sub.wait(t); err != nil {
 				t.Fatal(err)
 			}
@@ -161,7 +162,7 @@ func TestSubscribeProtocols(t *testing.T) {
 // gets exactly what was published in between.
 func TestSubscribeResume(t *testing.T) {
 	checkGoroutines(t)
-	srv := newTestServer(t)
+	srv := testkit.StartServer(t)
 	common := []string{"--addr", srv.URL, "--dev-user", "dave", "--data-dir", srv.DataDir}
 	sub := cliBackground(t, append([]string{"subscribe", "--max-events", "1"}, common...)...)
 	sub.waitStderr(t, "connected as dave")
@@ -193,15 +194,15 @@ func TestSubscribeResume(t *testing.T) {
 // when it came back, whether it resumed, and when to resync.
 func TestSubscribeReportsReconnects(t *testing.T) {
 	checkGoroutines(t)
-	srv := newTestServer(t)
+	srv := testkit.StartServer(t)
 	sub := cliBackground(t, "subscribe", "--addr", srv.URL, "--dev-user", "erin", "--data-dir", srv.DataDir)
 	sub.waitStderr(t, "connected as erin")
 
-	srv.restart(false) // history kept: resume
+	srv.Restart(false) // history kept: resume
 	sub.waitStderr(t, "disconnected: unavailable: server is shutting down")
 	sub.waitStderr(t, "reconnected: resumed after cursor")
 
-	srv.restart(true) // history lost: resync
+	srv.Restart(true) // history lost: resync
 	sub.waitStderr(t, "reconnected: could not resume")
 	sub.waitStderr(t, "resync: events may have been missed (epoch changed")
 
@@ -218,7 +219,7 @@ func TestSubscribeReportsReconnects(t *testing.T) {
 
 func TestSubscribeRejectedToken(t *testing.T) {
 	checkGoroutines(t)
-	srv := newTestServer(t)
+	srv := testkit.StartServer(t)
 	_, stderr, err := cli(t, "subscribe", "--addr", srv.URL, "--token", "eyJbad.token.here")
 	if err == nil || !strings.Contains(err.Error(), "unauthenticated") || !strings.Contains(err.Error(), "get a fresh one") {
 		t.Fatalf("error %v", err)
@@ -232,7 +233,7 @@ func TestSubscribeRejectedToken(t *testing.T) {
 // flag on the command line wins over another flag's environment variable.
 func TestEnvironment(t *testing.T) {
 	checkGoroutines(t)
-	srv := newTestServer(t)
+	srv := testkit.StartServer(t)
 	t.Setenv("REALTIME_ADDR", srv.URL)
 	t.Setenv("REALTIME_DATA_DIR", srv.DataDir)
 	t.Setenv("REALTIMECTL_TOKEN_USER", "frank")
@@ -246,7 +247,7 @@ func TestEnvironment(t *testing.T) {
 	if out := mustCLI(t, "whoami", "--dev-user", "gina"); !strings.Contains(out, `"userId": "gina"`) {
 		t.Fatalf("whoami --dev-user: %s", out)
 	}
-	t.Setenv("REALTIME_SERVICE_KEY", srv.key.ServiceKey())
+	t.Setenv("REALTIME_SERVICE_KEY", srv.Key.ServiceKey())
 	mustCLI(t, "publish", "--broadcast", "--notification", "from env")
 	t.Setenv("REALTIME_PROTOCOL", "carrier-pigeon")
 	if _, _, err := cli(t, "ping"); err == nil || !strings.Contains(err.Error(), "carrier-pigeon") {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/testkit"
 )
 
 // Cross-node fan-out benchmarks: the same household of subscriptions spread
@@ -59,7 +60,7 @@ func benchNodes(b *testing.B, backend string) (pub broker.Broker, nodes []broker
 		count = 3
 	}
 	for range count {
-		j, err := broker.NewJetStream(context.Background(), broker.JetStreamConfig{URL: n.URL(), Logger: testLogger(b, "")})
+		j, err := broker.NewJetStream(context.Background(), broker.JetStreamConfig{URL: n.URL(), Logger: testkit.Logger(b)})
 		if err != nil {
 			b.Fatal(err)
 		}

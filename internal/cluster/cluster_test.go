@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	"github.com/honeydo/realtime/internal/testkit"
 )
 
 // startNodes starts n realtimed nodes on natsURL sharing key.
@@ -289,7 +290,7 @@ func TestNATSDown(t *testing.T) {
 		t.Errorf("Publish took %v to fail", d)
 	}
 	n.Start(t)
-	Eventually(t, 15*time.Second, 50*time.Millisecond, func() error { return publish("d1") })
+	testkit.Eventually(t, 15*time.Second, 50*time.Millisecond, func() error { return publish("d1") })
 	if err := publish("d2"); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/honeydo/realtime/internal/testkit"
 )
 
 // NATS is one in-process nats-server with JetStream, storing in a temp dir.
@@ -113,7 +115,7 @@ func StartNATSCluster(t testing.TB, size int) *NATSCluster {
 // running ones and the JetStream meta group has a leader.
 func (c *NATSCluster) WaitFormed(t testing.TB) {
 	t.Helper()
-	Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
+	testkit.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
 		running := 0
 		for _, n := range c.Nodes {
 			if n.Server != nil {
@@ -170,21 +172,4 @@ func (c *NATSCluster) URLs() string {
 		urls[i] = n.URL()
 	}
 	return strings.Join(urls, ",")
-}
-
-// Eventually polls fn until it returns nil, failing the test with fn's last
-// error after timeout.
-func Eventually(t testing.TB, timeout, interval time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
 }

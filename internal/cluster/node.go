@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/server"
+	"github.com/honeydo/realtime/internal/testkit"
 )
 
 // NodeConfig describes a realtimed node.
@@ -76,13 +75,16 @@ func NewDevKey(t testing.TB) *auth.DevKey {
 func (n *Node) start() {
 	t := n.t
 	t.Helper()
-	logger := testLogger(t, n.cfg.Name)
+	logger := testkit.Logger(t)
+	if n.cfg.Name != "" {
+		logger = logger.With("node", n.cfg.Name)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var b *broker.JetStream
 	// A fresh NATS cluster may need a moment before it can place an R3
 	// stream.
-	Eventually(t, 20*time.Second, 100*time.Millisecond, func() error {
+	testkit.Eventually(t, 20*time.Second, 100*time.Millisecond, func() error {
 		var err error
 		b, err = broker.NewJetStream(ctx, broker.JetStreamConfig{
 			URL: n.cfg.NATSURL, Stream: n.cfg.Stream, SubjectPrefix: n.cfg.SubjectPrefix,
@@ -108,7 +110,7 @@ func (n *Node) start() {
 		t.Fatal(err)
 	}
 	var raw net.Listener
-	Eventually(t, 5*time.Second, 20*time.Millisecond, func() error {
+	testkit.Eventually(t, 5*time.Second, 20*time.Millisecond, func() error {
 		raw, err = net.Listen("tcp", n.addr)
 		return err
 	})
@@ -203,32 +205,6 @@ func (l *trackingListener) cutAll() {
 		c.Close()
 	}
 	clear(l.conns)
-}
-
-// testLogger sends warnings and errors to t.Log until the test is over.
-func testLogger(t testing.TB, name string) *slog.Logger {
-	w := &logWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	l := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if name != "" {
-		l = l.With("node", name)
-	}
-	return l
-}
-
-type logWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSpace(string(p)))
-	}
-	return len(p), nil
 }
 
 // String names the node in test output.

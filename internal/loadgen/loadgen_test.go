@@ -4,11 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -16,53 +11,14 @@ import (
 	"time"
 
 	"github.com/honeydo/realtime/internal/auth"
-	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/loadgen"
 	"github.com/honeydo/realtime/internal/server"
+	"github.com/honeydo/realtime/internal/testkit"
 )
 
-// newBenchServer starts realtimed's server with the bench API and a dev key
-// in a temporary directory, and returns its URL and that directory.
-func newBenchServer(t *testing.T) (url, dataDir string) {
-	t.Helper()
-	dir := t.TempDir()
-	key, err := auth.LoadOrCreateDevKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := auth.NewVerifier(auth.Config{Dev: key, DefaultHousehold: "home"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := broker.NewMemory(broker.MemoryConfig{})
-	t.Cleanup(func() { b.Close() })
-	srv, err := server.New(server.Config{
-		Broker:    b,
-		Verifier:  verifier,
-		Dev:       key,
-		BenchAPI:  true,
-		RateLimit: server.RateLimit{PerSecond: -1},
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln, "", "") }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String(), dir
-}
+// benchAPI serves realtimed's benchmark control API, which the generator
+// drives.
+func benchAPI(c *server.Config) { c.BenchAPI = true }
 
 // runBench runs Main and returns its RESULT object.
 func runBench(t *testing.T, args ...string) map[string]any {
@@ -95,7 +51,8 @@ var measureKeys = []string{"published", "publish_errors", "publish_s", "publish_
 	"client_us_per_delivery", "protocol", "h2c", "frames", "events_per_frame"}
 
 func TestMain_Workloads(t *testing.T) {
-	url, dir := newBenchServer(t)
+	srv := testkit.StartServer(t, benchAPI)
+	url, dir := srv.URL, srv.DataDir
 	pid := strconv.Itoa(os.Getpid()) // the server runs in this process
 	cases := []struct {
 		name string
@@ -134,8 +91,8 @@ func TestMain_Workloads(t *testing.T) {
 }
 
 func TestMain_IdleW1(t *testing.T) {
-	url, dir := newBenchServer(t)
-	res := runBench(t, "--url", url, "--server-pid", strconv.Itoa(os.Getpid()), "--data-dir", dir,
+	srv := testkit.StartServer(t, benchAPI)
+	res := runBench(t, "--url", srv.URL, "--server-pid", strconv.Itoa(os.Getpid()), "--data-dir", srv.DataDir,
 		"--workload", "w1", "--conns", "30", "--settle", "10ms", "--progress", "0")
 	if res["connected"] != 30.0 || res["bytes_per_conn"] == nil || res["disconnects"] != 0.0 {
 		t.Fatalf("RESULT %v", res)
@@ -143,7 +100,7 @@ func TestMain_IdleW1(t *testing.T) {
 }
 
 func TestMain_Errors(t *testing.T) {
-	url, _ := newBenchServer(t)
+	url := testkit.StartServer(t, benchAPI).URL
 	for _, args := range [][]string{
 		{"--workload", "w9"},
 		{"--protocol", "websocket"},

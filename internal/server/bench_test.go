@@ -96,7 +96,7 @@ func TestWebDir(t *testing.T) {
 		t.Errorf("missing asset: %d", res.StatusCode)
 	}
 	// The RPC routes still win over the static fallback.
-	c := srv.realtimeClient(t, clientKinds[0], srv.token(t, "alice", "home", time.Minute))
+	c := srv.realtimeClient(t, clientKinds[0], srv.Token(t, "alice", "home", time.Minute))
 	if _, err := c.Ping(context.Background(), connect.NewRequest(&realtimev1.PingRequest{})); err != nil {
 		t.Fatal(err)
 	}

@@ -4,106 +4,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 
+	"github.com/honeydo/realtime/client"
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
 	"github.com/honeydo/realtime/gen/honeydo/shopping/v1/shoppingv1connect"
-	"github.com/honeydo/realtime/internal/auth"
-	"github.com/honeydo/realtime/internal/broker"
-	"github.com/honeydo/realtime/internal/server"
-	"github.com/honeydo/realtime/internal/shopping"
+	"github.com/honeydo/realtime/internal/testkit"
 )
 
-// testServer is a real realtimed server on a loopback port.
-type testServer struct {
-	*server.Server
-	URL     string
-	Key     *auth.DevKey
-	Broker  *broker.Memory
-	Emitter *broker.Emitter
-}
+// testServer is a real realtimed server on a loopback port, with this
+// package's client helpers.
+type testServer struct{ *testkit.Server }
 
-type testOption func(*server.Config)
-
-func newTestServer(t *testing.T, opts ...testOption) *testServer {
+func newTestServer(t *testing.T, opts ...testkit.Option) *testServer {
 	t.Helper()
-	dir := t.TempDir()
-	key, err := auth.LoadOrCreateDevKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := auth.NewVerifier(auth.Config{Dev: key, DefaultHousehold: "home"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := broker.NewMemory(broker.MemoryConfig{})
-	t.Cleanup(func() { b.Close() })
-	store, err := shopping.OpenStore(context.Background(), filepath.Join(dir, "shopping.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cfg := server.Config{
-		Broker:    b,
-		Verifier:  verifier,
-		Shopping:  shopping.NewService(store, broker.NewEmitter(b), logger),
-		Dev:       key,
-		Logger:    logger,
-		RateLimit: server.RateLimit{PerSecond: -1},
-	}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln, "", "") }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return &testServer{Server: srv, URL: "http://" + ln.Addr().String(), Key: key, Broker: b, Emitter: broker.NewEmitter(b)}
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-// token mints a dev token for user in household.
-func (s *testServer) token(t *testing.T, user, household string, ttl time.Duration) string {
-	t.Helper()
-	tok, _, err := s.Key.Mint(auth.MintOptions{UserID: user, HouseholdID: household, TTL: ttl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return &testServer{testkit.StartServer(t, opts...)}
 }
 
 // clientKind is one way a real client reaches the server.
@@ -120,20 +44,6 @@ var clientKinds = []clientKind{
 	{name: "grpc-h2c", h2c: true, protocol: []connect.ClientOption{connect.WithGRPC()}},
 	{name: "grpcweb-http1", protocol: []connect.ClientOption{connect.WithGRPCWeb()}},
 	{name: "grpcweb-h2c", h2c: true, protocol: []connect.ClientOption{connect.WithGRPCWeb()}},
-}
-
-func httpClient(t *testing.T, h2c bool) *http.Client {
-	t.Helper()
-	tr := &http.Transport{MaxIdleConnsPerHost: 64}
-	p := new(http.Protocols)
-	if h2c {
-		p.SetUnencryptedHTTP2(true)
-	} else {
-		p.SetHTTP1(true)
-	}
-	tr.Protocols = p
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr}
 }
 
 // tinyWindowClient is an HTTP/1.1 client whose sockets have a small, fixed
@@ -159,41 +69,15 @@ func tinyWindowClient(t *testing.T) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// bearer adds a token to every call of a client.
-func bearer(token string) connect.ClientOption {
-	return connect.WithInterceptors(bearerInterceptor(token))
-}
-
-type bearerInterceptor string
-
-func (b bearerInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		req.Header().Set("Authorization", "Bearer "+string(b))
-		return next(ctx, req)
-	}
-}
-
-func (b bearerInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
-		conn := next(ctx, spec)
-		conn.RequestHeader().Set("Authorization", "Bearer "+string(b))
-		return conn
-	}
-}
-
-func (bearerInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
-}
-
 func (s *testServer) realtimeClient(t *testing.T, kind clientKind, token string) realtimev1connect.RealtimeServiceClient {
 	t.Helper()
-	opts := append([]connect.ClientOption{bearer(token)}, kind.protocol...)
-	return realtimev1connect.NewRealtimeServiceClient(httpClient(t, kind.h2c), s.URL, opts...)
+	opts := append([]connect.ClientOption{client.BearerToken(token)}, kind.protocol...)
+	return realtimev1connect.NewRealtimeServiceClient(testkit.HTTPClient(t, kind.h2c), s.URL, opts...)
 }
 
 func (s *testServer) shoppingClient(t *testing.T, token string) shoppingv1connect.ShoppingServiceClient {
 	t.Helper()
-	return shoppingv1connect.NewShoppingServiceClient(httpClient(t, false), s.URL, bearer(token))
+	return shoppingv1connect.NewShoppingServiceClient(testkit.HTTPClient(t, false), s.URL, client.BearerToken(token))
 }
 
 // stream is an open Subscribe stream whose frames a goroutine reads into a
@@ -312,26 +196,10 @@ func (s *stream) end(t *testing.T, timeout time.Duration) error {
 	}
 }
 
-// checkFor polls fn until it returns nil or the timeout passes.
-func checkFor(t *testing.T, timeout, interval time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
-
 // waitGoroutines waits until the goroutine count is back near base.
 func waitGoroutines(t *testing.T, base int) {
 	t.Helper()
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if n := runtime.NumGoroutine(); n > base+5 {
 			return fmt.Errorf("%d goroutines, baseline %d", n, base)
 		}

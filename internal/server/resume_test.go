@@ -11,10 +11,12 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/honeydo/realtime/client"
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
 	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/server"
+	"github.com/honeydo/realtime/internal/testkit"
 )
 
 // TestOfflineWithinWindow: a client is away for 30 s while 1,000 events are
@@ -23,7 +25,7 @@ func TestOfflineWithinWindow(t *testing.T) {
 	t.Parallel()
 	srv := newTestServer(t)
 	ctx := context.Background()
-	c := srv.realtimeClient(t, clientKinds[0], srv.token(t, "bob", "home", 5*time.Minute))
+	c := srv.realtimeClient(t, clientKinds[0], srv.Token(t, "bob", "home", 5*time.Minute))
 	s := subscribe(t, c, "")
 	cursor := s.Welcome.GetCursor()
 	s.Close()
@@ -55,7 +57,7 @@ func TestOfflinePastWindow(t *testing.T) {
 	srv := newTestServer(t, func(c *server.Config) { c.Broker = b })
 	emit := broker.NewEmitter(b)
 	ctx := context.Background()
-	c := srv.realtimeClient(t, clientKinds[0], srv.token(t, "bob", "home", time.Minute))
+	c := srv.realtimeClient(t, clientKinds[0], srv.Token(t, "bob", "home", time.Minute))
 	s := subscribe(t, c, "")
 	cursor := s.Welcome.GetCursor()
 	s.Close()
@@ -74,7 +76,7 @@ func TestSlowReaderRecovers(t *testing.T) {
 	t.Parallel()
 	srv := newTestServer(t, func(c *server.Config) { c.QueueSize = 8 })
 	ctx := context.Background()
-	c := realtimev1connect.NewRealtimeServiceClient(tinyWindowClient(t), srv.URL, bearer(srv.token(t, "slow", "home", time.Minute)))
+	c := realtimev1connect.NewRealtimeServiceClient(tinyWindowClient(t), srv.URL, client.BearerToken(srv.Token(t, "slow", "home", time.Minute)))
 	rs, err := c.Subscribe(ctx, connect.NewRequest(&realtimev1.SubscribeRequest{}))
 	if err != nil {
 		t.Fatal(err)
@@ -131,12 +133,12 @@ func TestReconnectStorm(t *testing.T) {
 	kinds := []clientKind{clientKinds[1], clientKinds[3]} // h2c: many streams per connection
 	conns := make([]realtimeClientPair, 8)
 	for i := range conns {
-		conns[i] = realtimeClientPair{kind: kinds[i%len(kinds)], http: httpClient(t, true)}
+		conns[i] = realtimeClientPair{kind: kinds[i%len(kinds)], http: testkit.HTTPClient(t, true)}
 	}
 	tokens := make([]string, clients)
 	cursors := make([]string, clients)
 	for i := range clients {
-		tokens[i] = srv.token(t, fmt.Sprint("u", i), fmt.Sprint("h", i%households), 5*time.Minute)
+		tokens[i] = srv.Token(t, fmt.Sprint("u", i), fmt.Sprint("h", i%households), 5*time.Minute)
 	}
 	clientFor := func(i int) *stream {
 		p := conns[i%len(conns)]
@@ -172,7 +174,7 @@ func TestReconnectStorm(t *testing.T) {
 	// Ping from the side during the storm.
 	stopPing := make(chan struct{})
 	var pings, pingErrs atomic.Int64
-	pinger := srv.realtimeClient(t, clientKinds[0], srv.token(t, "pinger", "home", time.Minute))
+	pinger := srv.realtimeClient(t, clientKinds[0], srv.Token(t, "pinger", "home", time.Minute))
 	pingDone := make(chan struct{})
 	go func() {
 		defer close(pingDone)
@@ -239,7 +241,7 @@ type realtimeClientPair struct {
 }
 
 func (p realtimeClientPair) client(url, token string) realtimev1connect.RealtimeServiceClient {
-	opts := append([]connect.ClientOption{bearer(token)}, p.kind.protocol...)
+	opts := append([]connect.ClientOption{client.BearerToken(token)}, p.kind.protocol...)
 	return realtimev1connect.NewRealtimeServiceClient(p.http, url, opts...)
 }
 
@@ -249,7 +251,7 @@ func (p realtimeClientPair) client(url, token string) realtimev1connect.Realtime
 // Not parallel: it reads the process's heap.
 func TestSubscribeCancelCycles(t *testing.T) {
 	srv := newTestServer(t)
-	c := srv.realtimeClient(t, clientKinds[1], srv.token(t, "churn", "home", 5*time.Minute))
+	c := srv.realtimeClient(t, clientKinds[1], srv.Token(t, "churn", "home", 5*time.Minute))
 	subscribe(t, c, "").Close()
 	const cycles, workers = 10000, 8
 	run := func(n int) {
@@ -271,7 +273,7 @@ func TestSubscribeCancelCycles(t *testing.T) {
 		wg.Wait()
 	}
 	run(500) // warm pools and connections
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if n := srv.OpenStreams(); n != 0 {
 			return fmt.Errorf("%d streams open", n)
 		}
@@ -282,7 +284,7 @@ func TestSubscribeCancelCycles(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	base := runtime.NumGoroutine()
 	run(cycles)
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if n := srv.OpenStreams(); n != 0 {
 			return fmt.Errorf("%d streams open", n)
 		}
@@ -311,7 +313,7 @@ func TestStuckWriterIsDropped(t *testing.T) {
 		c.StreamWriteTimeout = 300 * time.Millisecond
 	})
 	ctx := context.Background()
-	c := realtimev1connect.NewRealtimeServiceClient(tinyWindowClient(t), srv.URL, bearer(srv.token(t, "stuck", "home", time.Minute)))
+	c := realtimev1connect.NewRealtimeServiceClient(tinyWindowClient(t), srv.URL, client.BearerToken(srv.Token(t, "stuck", "home", time.Minute)))
 	rs, err := c.Subscribe(ctx, connect.NewRequest(&realtimev1.SubscribeRequest{}))
 	if err != nil {
 		t.Fatal(err)
@@ -321,7 +323,7 @@ func TestStuckWriterIsDropped(t *testing.T) {
 		t.Fatal(rs.Err())
 	}
 	big := incompressible(64 << 10)
-	checkFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 20*time.Second, 10*time.Millisecond, func() error {
 		if n := srv.OpenStreams(); n != 0 {
 			srv.Emitter.ToUser(ctx, "stuck", notification(big))
 			return fmt.Errorf("%d streams open", n)

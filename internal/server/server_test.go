@@ -17,11 +17,13 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpcreflect"
 
+	"github.com/honeydo/realtime/client"
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
 	shoppingv1 "github.com/honeydo/realtime/gen/honeydo/shopping/v1"
 	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
 	"github.com/honeydo/realtime/internal/server"
+	"github.com/honeydo/realtime/internal/testkit"
 )
 
 func notification(text string) *realtimev1.Event {
@@ -35,7 +37,7 @@ func TestEveryProtocol(t *testing.T) {
 	for _, kind := range clientKinds {
 		t.Run(kind.name, func(t *testing.T) {
 			ctx := context.Background()
-			c := srv.realtimeClient(t, kind, srv.token(t, "alice", "home", time.Minute))
+			c := srv.realtimeClient(t, kind, srv.Token(t, "alice", "home", time.Minute))
 			ping, err := c.Ping(ctx, connect.NewRequest(&realtimev1.PingRequest{}))
 			if err != nil {
 				t.Fatal(err)
@@ -78,7 +80,7 @@ func TestAuthErrors(t *testing.T) {
 	ctx := context.Background()
 	kind := clientKinds[0]
 	t.Run("no token", func(t *testing.T) {
-		c := realtimev1connect.NewRealtimeServiceClient(httpClient(t, false), srv.URL)
+		c := realtimev1connect.NewRealtimeServiceClient(testkit.HTTPClient(t, false), srv.URL)
 		_, err := c.Ping(ctx, connect.NewRequest(&realtimev1.PingRequest{}))
 		wantCode(t, err, connect.CodeUnauthenticated)
 		_, err = trySubscribe(t, c, "")
@@ -89,7 +91,7 @@ func TestAuthErrors(t *testing.T) {
 		wantCode(t, err, connect.CodeUnauthenticated)
 	})
 	t.Run("user may not publish", func(t *testing.T) {
-		c := srv.realtimeClient(t, kind, srv.token(t, "alice", "home", time.Minute))
+		c := srv.realtimeClient(t, kind, srv.Token(t, "alice", "home", time.Minute))
 		_, err := c.Publish(ctx, connect.NewRequest(&realtimev1.PublishRequest{
 			Target: &realtimev1.Target{To: &realtimev1.Target_Broadcast_{Broadcast: &realtimev1.Target_Broadcast{}}},
 			Event:  notification("x"),
@@ -97,8 +99,8 @@ func TestAuthErrors(t *testing.T) {
 		wantCode(t, err, connect.CodePermissionDenied)
 	})
 	t.Run("service publishes", func(t *testing.T) {
-		alice := subscribe(t, srv.realtimeClient(t, kind, srv.token(t, "alice", "home", time.Minute)), "")
-		bob := subscribe(t, srv.realtimeClient(t, kind, srv.token(t, "bob", "home", time.Minute)), "")
+		alice := subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, "alice", "home", time.Minute)), "")
+		bob := subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, "bob", "home", time.Minute)), "")
 		svc := srv.realtimeClient(t, kind, srv.Key.ServiceKey())
 		res, err := svc.Publish(ctx, connect.NewRequest(&realtimev1.PublishRequest{
 			Target: &realtimev1.Target{To: &realtimev1.Target_HouseholdId{HouseholdId: "home"}, ExceptUserId: "alice"},
@@ -128,7 +130,7 @@ func TestAuthErrors(t *testing.T) {
 		}
 	})
 	t.Run("bad cursor", func(t *testing.T) {
-		c := srv.realtimeClient(t, kind, srv.token(t, "alice", "home", time.Minute))
+		c := srv.realtimeClient(t, kind, srv.Token(t, "alice", "home", time.Minute))
 		for _, cursor := range []string{"garbage", "abc_", "A_1", "abc_01"} {
 			_, err := trySubscribe(t, c, cursor)
 			wantCode(t, err, connect.CodeInvalidArgument)
@@ -152,7 +154,7 @@ func TestHouseholdIsolation(t *testing.T) {
 	streams := map[string]*stream{}
 	for _, m := range members {
 		kind := clientKinds[rng.IntN(len(clientKinds))]
-		streams[m.user] = subscribe(t, srv.realtimeClient(t, kind, srv.token(t, m.user, m.household, time.Minute)), "")
+		streams[m.user] = subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, m.user, m.household, time.Minute)), "")
 	}
 	want := map[string][]string{}
 	for i := range 400 {
@@ -204,10 +206,10 @@ func TestShoppingEmitsToOthers(t *testing.T) {
 	srv := newTestServer(t)
 	ctx := context.Background()
 	kind := clientKinds[0]
-	aliceTok := srv.token(t, "alice", "home", time.Minute)
+	aliceTok := srv.Token(t, "alice", "home", time.Minute)
 	alice := subscribe(t, srv.realtimeClient(t, kind, aliceTok), "")
-	bob := subscribe(t, srv.realtimeClient(t, kind, srv.token(t, "bob", "home", time.Minute)), "")
-	carol := subscribe(t, srv.realtimeClient(t, kind, srv.token(t, "carol", "other", time.Minute)), "")
+	bob := subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, "bob", "home", time.Minute)), "")
+	carol := subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, "carol", "other", time.Minute)), "")
 	shop := srv.shoppingClient(t, aliceTok)
 	added, err := shop.AddItem(ctx, connect.NewRequest(&shoppingv1.AddItemRequest{Name: "Oat milk", Quantity: 2, Unit: "l"}))
 	if err != nil {
@@ -225,7 +227,7 @@ func TestShoppingEmitsToOthers(t *testing.T) {
 		t.Fatalf("bob got %v", ev)
 	}
 	// Carol cannot touch Alice's household's item: NotFound, not a leak.
-	carolShop := srv.shoppingClient(t, srv.token(t, "carol", "other", time.Minute))
+	carolShop := srv.shoppingClient(t, srv.Token(t, "carol", "other", time.Minute))
 	_, err = carolShop.RemoveItem(ctx, connect.NewRequest(&shoppingv1.RemoveItemRequest{ItemId: added.Msg.GetItem().GetId()}))
 	wantCode(t, err, connect.CodeNotFound)
 	_, err = shop.AddItem(ctx, connect.NewRequest(&shoppingv1.AddItemRequest{Name: "   "}))
@@ -238,7 +240,7 @@ func TestResumeOverHTTP(t *testing.T) {
 	srv := newTestServer(t)
 	ctx := context.Background()
 	kind := clientKinds[1]
-	c := srv.realtimeClient(t, kind, srv.token(t, "bob", "home", time.Minute))
+	c := srv.realtimeClient(t, kind, srv.Token(t, "bob", "home", time.Minute))
 	s := subscribe(t, c, "")
 	for i := range 3 {
 		srv.Emitter.ToHousehold(ctx, "home", notification(fmt.Sprint(i)))
@@ -274,10 +276,10 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	srv := newTestServer(t, func(c *server.Config) { c.QueueSize = 16 })
 	ctx := context.Background()
 	kind := clientKinds[1]
-	fast := subscribe(t, srv.realtimeClient(t, kind, srv.token(t, "fast", "home", time.Minute)), "")
+	fast := subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, "fast", "home", time.Minute)), "")
 	// The slow client opens a stream and then never reads: its TCP window
 	// fills, the server's writes block, and its queue overflows.
-	slowClient := realtimev1connect.NewRealtimeServiceClient(tinyWindowClient(t), srv.URL, bearer(srv.token(t, "slow", "home", time.Minute)))
+	slowClient := realtimev1connect.NewRealtimeServiceClient(tinyWindowClient(t), srv.URL, client.BearerToken(srv.Token(t, "slow", "home", time.Minute)))
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	rs, err := slowClient.Subscribe(sctx, connect.NewRequest(&realtimev1.SubscribeRequest{}))
@@ -320,13 +322,13 @@ func TestGracefulShutdownEndsStreams(t *testing.T) {
 	// gRPC streams multiplexed over four h2c connections.
 	conns := make([]realtimeClientPair, 4)
 	for i := range conns {
-		conns[i] = realtimeClientPair{kind: clientKinds[3], http: httpClient(t, true)}
+		conns[i] = realtimeClientPair{kind: clientKinds[3], http: testkit.HTTPClient(t, true)}
 	}
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := conns[i%len(conns)].client(srv.URL, srv.token(t, fmt.Sprint("u", i), "home", time.Minute))
+			c := conns[i%len(conns)].client(srv.URL, srv.Token(t, fmt.Sprint("u", i), "home", time.Minute))
 			s, err := trySubscribe(t, c, "")
 			mu.Lock()
 			defer mu.Unlock()
@@ -357,7 +359,7 @@ func TestGracefulShutdownEndsStreams(t *testing.T) {
 
 func TestTokenExpiryEndsStream(t *testing.T) {
 	srv := newTestServer(t, func(c *server.Config) { c.TokenGrace = 100 * time.Millisecond })
-	c := srv.realtimeClient(t, clientKinds[0], srv.token(t, "alice", "home", time.Second))
+	c := srv.realtimeClient(t, clientKinds[0], srv.Token(t, "alice", "home", time.Second))
 	s := subscribe(t, c, "")
 	if s.Welcome.GetExpireTime() == nil {
 		t.Fatal("welcome has no expire_time")
@@ -368,7 +370,7 @@ func TestTokenExpiryEndsStream(t *testing.T) {
 
 func TestHeartbeat(t *testing.T) {
 	srv := newTestServer(t, func(c *server.Config) { c.Heartbeat = 50 * time.Millisecond })
-	c := srv.realtimeClient(t, clientKinds[0], srv.token(t, "alice", "home", time.Minute))
+	c := srv.realtimeClient(t, clientKinds[0], srv.Token(t, "alice", "home", time.Minute))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	rs, err := c.Subscribe(ctx, connect.NewRequest(&realtimev1.SubscribeRequest{}))
@@ -390,13 +392,13 @@ func TestHeartbeat(t *testing.T) {
 func TestLimits(t *testing.T) {
 	t.Run("streams per user", func(t *testing.T) {
 		srv := newTestServer(t, func(c *server.Config) { c.MaxStreamsPerUser = 2 })
-		c := srv.realtimeClient(t, clientKinds[1], srv.token(t, "alice", "home", time.Minute))
+		c := srv.realtimeClient(t, clientKinds[1], srv.Token(t, "alice", "home", time.Minute))
 		first := subscribe(t, c, "")
 		subscribe(t, c, "")
 		_, err := trySubscribe(t, c, "")
 		wantCode(t, err, connect.CodeResourceExhausted)
 		first.Close()
-		checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 			s, err := trySubscribe(t, c, "")
 			if err == nil {
 				s.Close()
@@ -406,7 +408,7 @@ func TestLimits(t *testing.T) {
 	})
 	t.Run("rate limit", func(t *testing.T) {
 		srv := newTestServer(t, func(c *server.Config) { c.RateLimit = server.RateLimit{PerSecond: 1, Burst: 3} })
-		c := srv.realtimeClient(t, clientKinds[0], srv.token(t, "alice", "home", time.Minute))
+		c := srv.realtimeClient(t, clientKinds[0], srv.Token(t, "alice", "home", time.Minute))
 		var err error
 		for range 10 {
 			if _, err = c.Ping(context.Background(), connect.NewRequest(&realtimev1.PingRequest{})); err != nil {
@@ -415,7 +417,7 @@ func TestLimits(t *testing.T) {
 		}
 		wantCode(t, err, connect.CodeResourceExhausted)
 		// Another user has a bucket of their own.
-		other := srv.realtimeClient(t, clientKinds[0], srv.token(t, "bob", "home", time.Minute))
+		other := srv.realtimeClient(t, clientKinds[0], srv.Token(t, "bob", "home", time.Minute))
 		if _, err := other.Ping(context.Background(), connect.NewRequest(&realtimev1.PingRequest{})); err != nil {
 			t.Fatal(err)
 		}
@@ -433,14 +435,14 @@ func TestLimits(t *testing.T) {
 
 func TestNoGoroutineLeak(t *testing.T) {
 	srv := newTestServer(t)
-	c := srv.realtimeClient(t, clientKinds[1], srv.token(t, "alice", "home", time.Minute))
+	c := srv.realtimeClient(t, clientKinds[1], srv.Token(t, "alice", "home", time.Minute))
 	subscribe(t, c, "").Close() // warm up the connection
 	base := runtime.NumGoroutine()
 	for range 200 {
 		subscribe(t, c, "").Close()
 	}
 	waitGoroutines(t, base)
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if n := srv.OpenStreams(); n != 0 {
 			return fmt.Errorf("%d streams still open", n)
 		}
@@ -453,7 +455,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 
 func TestReflectionAndHealth(t *testing.T) {
 	srv := newTestServer(t)
-	rc := grpcreflect.NewClient(httpClient(t, true), srv.URL)
+	rc := grpcreflect.NewClient(testkit.HTTPClient(t, true), srv.URL)
 	rs := rc.NewStream(context.Background())
 	defer rs.Close()
 	names, err := rs.ListServices()

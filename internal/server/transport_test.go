@@ -20,6 +20,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/honeydo/realtime/client"
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
 	"github.com/honeydo/realtime/internal/auth"
@@ -56,7 +57,7 @@ func TestTLSServesHTTP2(t *testing.T) {
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr}
 	tok, _, _ := key.Mint(auth.MintOptions{UserID: "alice", TTL: time.Minute})
-	c := realtimev1connect.NewRealtimeServiceClient(hc, "https://"+ln.Addr().String(), bearer(tok))
+	c := realtimev1connect.NewRealtimeServiceClient(hc, "https://"+ln.Addr().String(), client.BearerToken(tok))
 	s := subscribe(t, c, "")
 	if _, err := broker.NewEmitter(b).ToUser(context.Background(), "alice", notification("over tls")); err != nil {
 		t.Fatal(err)
