@@ -147,7 +147,7 @@ func (m *Memory) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscri
 		default:
 			s.Resume = ResumeOK
 			s.Start = *since
-			replay = m.replayLocked(opts, since.Offset)
+			replay = m.replayLocked(s, since.Offset)
 		}
 	}
 	// Joining the rooms and queueing the replay under the same lock that
@@ -159,11 +159,12 @@ func (m *Memory) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscri
 }
 
 // replayLocked merges the subscription's room histories after offset, in
-// log order, leaving out events that except the subscriber.
-func (m *Memory) replayLocked(opts SubscribeOptions, after uint64) []*Message {
+// log order, leaving out events that except the subscriber. It walks
+// s.Rooms, which has no repeats: a room listed twice would replay twice.
+func (m *Memory) replayLocked(s *Subscription, after uint64) []*Message {
 	var parts [][]*Message
 	total := 0
-	for _, r := range opts.Rooms {
+	for _, r := range s.Rooms {
 		rl := m.rooms[r]
 		if rl == nil {
 			continue
@@ -187,7 +188,7 @@ func (m *Memory) replayLocked(opts SubscribeOptions, after uint64) []*Message {
 		}
 		msg := parts[best][0]
 		parts[best] = parts[best][1:]
-		if msg.Target.ExceptUserID == "" || msg.Target.ExceptUserID != opts.UserID {
+		if msg.Target.ExceptUserID == "" || msg.Target.ExceptUserID != s.UserID {
 			out = append(out, msg)
 		}
 	}

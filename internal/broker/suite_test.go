@@ -22,6 +22,7 @@ func brokerSuite(t *testing.T, newBroker func(t *testing.T) Broker) {
 	t.Run("ResumeExactlyOnce", func(t *testing.T) { testResumeExactlyOnce(t, newBroker(t)) })
 	t.Run("ResumeSeamUnderLoad", func(t *testing.T) { testResumeSeamUnderLoad(t, newBroker(t)) })
 	t.Run("ResumeForeignCursorGetsOwnRoomsOnly", func(t *testing.T) { testResumeForeignCursor(t, newBroker(t)) })
+	t.Run("ResumeRepeatedRoomOnce", func(t *testing.T) { testResumeRepeatedRoom(t, newBroker(t)) })
 	t.Run("InvalidPublish", func(t *testing.T) { testInvalidPublish(t, newBroker(t)) })
 }
 
@@ -225,6 +226,25 @@ func testResumeForeignCursor(t *testing.T, b Broker) {
 		t.Fatalf("Resume = %v", bob.Resume)
 	}
 	assertQuiet(t, bob)
+}
+
+// testResumeRepeatedRoom subscribes with a room listed twice (a dev token's
+// extra rooms may repeat the user's own): live events arrive once, and so
+// must replayed ones.
+func testResumeRepeatedRoom(t *testing.T, b Broker) {
+	rooms := []Room{UserRoom("bob"), BroadcastRoom, BroadcastRoom}
+	start := publish(t, b, Target{Room: BroadcastRoom}, "0").Position
+	publish(t, b, Target{Room: BroadcastRoom}, "1")
+	publish(t, b, Target{Room: UserRoom("bob")}, "2")
+	s := subscribe(t, b, "bob", rooms, &start)
+	if s.Resume != ResumeOK {
+		t.Fatalf("Resume = %v, want resumed", s.Resume)
+	}
+	publish(t, b, Target{Room: BroadcastRoom}, "3")
+	if got := collect(t, s, 3, 5*time.Second); fmt.Sprint(got) != "[1 2 3]" {
+		t.Fatalf("resumed stream got %v, want [1 2 3]", got)
+	}
+	assertQuiet(t, s)
 }
 
 func testInvalidPublish(t *testing.T, b Broker) {
