@@ -240,7 +240,12 @@ func (j *JetStream) defaultOptions() []nats.Option {
 		nats.ReconnectBufSize(-1),
 		nats.PingInterval(10 * time.Second),
 		nats.MaxPingsOutstanding(2),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			// The client reports its own Close as a disconnect too; only
+			// an outage is worth a warning.
+			if nc.IsClosed() {
+				return
+			}
 			j.log.Warn("disconnected from NATS; reconnecting", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {

@@ -1,10 +1,13 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -431,4 +434,50 @@ func TestJetStreamAuthenticates(t *testing.T) {
 	}
 	j := newTestJetStream(t, n.ClientURL(), JetStreamConfig{Options: opts})
 	publish(t, j, Target{Room: BroadcastRoom}, "x")
+}
+
+// TestJetStreamCloseIsNotAnOutage: closing the broker closes its connection
+// without logging the outage warning ("disconnected from NATS;
+// reconnecting") that operators would otherwise see on every clean
+// shutdown.
+func TestJetStreamCloseIsNotAnOutage(t *testing.T) {
+	t.Parallel()
+	n := runNATS(t)
+	var logs syncBuffer
+	closed := make(chan struct{})
+	j := newTestJetStream(t, n.ClientURL(), JetStreamConfig{
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// The client runs its handlers in order on one goroutine: once the
+		// closed handler ran, so did any disconnect handler.
+		Options: []nats.Option{nats.ClosedHandler(func(*nats.Conn) { close(closed) })},
+	})
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("connection not closed")
+	}
+	if s := logs.String(); strings.Contains(s, "reconnecting") {
+		t.Fatalf("Close logged an outage:\n%s", s)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the NATS client's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
