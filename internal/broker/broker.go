@@ -30,6 +30,13 @@ type Target struct {
 	ExceptUserID string
 }
 
+// excludes reports whether t leaves userID's streams out. Live delivery and
+// every replay path ask this one question, so that toOthers means the same
+// wherever an event comes from.
+func (t Target) excludes(userID string) bool {
+	return t.ExceptUserID != "" && t.ExceptUserID == userID
+}
+
 // Message is a published event as subscribers receive it. Messages are
 // shared between subscribers and history: treat every field as read-only.
 type Message struct {

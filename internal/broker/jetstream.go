@@ -143,7 +143,7 @@ type pendingResume struct {
 }
 
 func (p *pendingResume) add(m *Message) {
-	if p.err != nil || (m.Target.ExceptUserID != "" && m.Target.ExceptUserID == p.sub.UserID) {
+	if p.err != nil || m.Target.excludes(p.sub.UserID) {
 		return
 	}
 	if len(p.buf) >= p.limit {
@@ -1026,7 +1026,7 @@ func (j *JetStream) fetchRange(ctx context.Context, filters []string, userID str
 			m, err := j.decode(epoch, seq, msg.Subject(), msg.Headers(), msg.Data())
 			if err != nil {
 				j.log.Warn("replay: skipping a message this broker cannot read", "seq", seq, "err", err)
-			} else if m.Target.ExceptUserID == "" || m.Target.ExceptUserID != userID {
+			} else if !m.Target.excludes(userID) {
 				out = append(out, m)
 			}
 			if seq == upTo {

@@ -188,7 +188,7 @@ func (m *Memory) replayLocked(s *Subscription, after uint64) []*Message {
 		}
 		msg := parts[best][0]
 		parts[best] = parts[best][1:]
-		if msg.Target.ExceptUserID == "" || msg.Target.ExceptUserID != s.UserID {
+		if !msg.Target.excludes(s.UserID) {
 			out = append(out, msg)
 		}
 	}

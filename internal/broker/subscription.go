@@ -117,7 +117,7 @@ func (s *Subscription) Close() {
 // push queues m without blocking. It returns false when the queue is full,
 // in which case the caller must end the subscription with ErrSlowConsumer.
 func (s *Subscription) push(m *Message) bool {
-	if m.Target.ExceptUserID != "" && m.Target.ExceptUserID == s.UserID {
+	if m.Target.excludes(s.UserID) {
 		return true
 	}
 	s.mu.Lock()
