@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -44,11 +46,11 @@ func (s *Server) mountBench(mux *http.ServeMux) {
 	mux.HandleFunc("GET /bench/info", loopbackOnly(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"peer": "realtimed", "pid": os.Getpid(), "conns": s.OpenStreams()})
 	}))
-	mux.HandleFunc("POST /bench/gc", loopbackOnly(func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /bench/gc", loopbackOnly(jsonOnly(func(w http.ResponseWriter, r *http.Request) {
 		runtime.GC()
 		debug.FreeOSMemory()
 		writeJSON(w, map[string]any{})
-	}))
+	})))
 	// Profiles of the server under load, for docs/PERFORMANCE.md:
 	// go tool pprof http://127.0.0.1:PORT/bench/pprof/profile?seconds=5
 	mux.HandleFunc("GET /bench/pprof/profile", loopbackOnly(pprof.Profile))
@@ -56,23 +58,61 @@ func (s *Server) mountBench(mux *http.ServeMux) {
 	mux.HandleFunc("GET /bench/pprof/{name}", loopbackOnly(func(w http.ResponseWriter, r *http.Request) {
 		pprof.Handler(r.PathValue("name")).ServeHTTP(w, r)
 	}))
-	mux.HandleFunc("POST /bench/publish", loopbackOnly(func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /bench/publish", loopbackOnly(jsonOnly(func(w http.ResponseWriter, r *http.Request) {
 		var req benchPublishRequest
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		if req.Size > maxBenchSize || req.Users > maxBenchUsers {
+			http.Error(w, fmt.Sprintf("size is at most %d and users at most %d", maxBenchSize, maxBenchUsers), http.StatusBadRequest)
+			return
+		}
 		writeJSON(w, benchPublish(r.Context(), s.cfg.Broker, req))
-	}))
+	})))
 }
 
+// Bounds of a bench publish: both size allocations up front.
+const (
+	maxBenchSize  = 1 << 20
+	maxBenchUsers = 1_000_000
+)
+
 // loopbackOnly refuses callers that are not on this machine: the bench API
-// can flood every stream and must never be reachable from outside.
+// can flood every stream and must never be reachable from outside. The Host
+// must name the loopback too: a page that rebound its own domain to
+// 127.0.0.1 connects from the loopback, but under its own name.
 func loopbackOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() || !loopbackHost(r.Host) {
 			http.Error(w, "the bench API answers loopback callers only", http.StatusForbidden)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// loopbackHost reports whether a Host header names this machine.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// jsonOnly refuses POSTs that are not JSON. A web page can send a
+// text/plain or form POST to any origin without a CORS preflight; a JSON
+// one needs the preflight, which the CORS policy refuses.
+func jsonOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+			http.Error(w, "the bench API takes application/json", http.StatusUnsupportedMediaType)
 			return
 		}
 		h(w, r)

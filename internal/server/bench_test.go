@@ -69,6 +69,48 @@ func TestBenchAPI(t *testing.T) {
 	}
 }
 
+// TestBenchAPIRefusesBrowsers: "loopback callers" must not include a web
+// page open in the developer's browser. A cross-site form or fetch can send
+// a text/plain POST without a CORS preflight, and a DNS-rebound page reaches
+// 127.0.0.1 under its own host name; sizes that would exhaust memory are
+// refused before anything is allocated.
+func TestBenchAPIRefusesBrowsers(t *testing.T) {
+	srv := newTestServer(t, func(c *server.Config) { c.BenchAPI = true })
+	body := `{"mode":"room","room":"bench","rate":1000,"duration_ms":20,"size":200}`
+	for _, c := range []struct {
+		name, method, path, contentType, host, body string
+		want                                        int
+	}{
+		{"cross-site form post", "POST", "/bench/publish", "text/plain", "", body, http.StatusUnsupportedMediaType},
+		{"cross-site gc", "POST", "/bench/gc", "application/x-www-form-urlencoded", "", "", http.StatusUnsupportedMediaType},
+		{"rebound host", "GET", "/bench/info", "", "evil.example:8080", "", http.StatusForbidden},
+		{"rebound host publish", "POST", "/bench/publish", "application/json", "evil.example", body, http.StatusForbidden},
+		{"huge size", "POST", "/bench/publish", "application/json", "", `{"rate":1,"duration_ms":1,"size":67108864}`, http.StatusBadRequest},
+		{"huge users", "POST", "/bench/publish", "application/json", "", `{"mode":"users","users":100000000,"rate":1,"duration_ms":1}`, http.StatusBadRequest},
+		{"localhost host", "GET", "/bench/info", "", "localhost", "", http.StatusOK},
+	} {
+		req, err := http.NewRequest(c.method, srv.URL+c.path, strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.contentType != "" {
+			req.Header.Set("Content-Type", c.contentType)
+		}
+		if c.host != "" {
+			req.Host = c.host
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != c.want {
+			t.Errorf("%s: status %d, want %d", c.name, res.StatusCode, c.want)
+		}
+	}
+}
+
 func TestWebDir(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "index.html"), []byte("<title>HoneyDo</title>"), 0o644)
