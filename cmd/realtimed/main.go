@@ -206,6 +206,9 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 	if o.benchAPI && !o.dev {
 		return errors.New("--bench-api needs --dev: the bench API floods every stream and is never served in production")
 	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together: give both or neither")
+	}
 	if o.dev && !o.devAllowRemote && !isLoopback(o.addr) {
 		return fmt.Errorf("--dev refuses to listen on %s: anyone who reaches it could mint tokens; use a loopback address or add --dev-allow-remote", o.addr)
 	}

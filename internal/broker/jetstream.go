@@ -213,7 +213,11 @@ func NewJetStream(ctx context.Context, cfg JetStreamConfig) (*JetStream, error) 
 	j.ctx, j.cancel = context.WithCancel(context.Background())
 	j.connCtx, j.connCancel = context.WithCancelCause(j.ctx)
 	statuses := j.nc.StatusChanged()
-	go j.watchConn(statuses)
+	j.bg.Add(1)
+	go func() {
+		defer j.bg.Done()
+		j.watchConn(statuses)
+	}()
 	j.refreshConn()
 
 	info, err := j.ensureStream(ctx)
@@ -992,13 +996,23 @@ func (j *JetStream) fetchRange(ctx context.Context, filters []string, userID str
 		return nil, err
 	}
 	name := cons.CachedInfo().Name
-	j.bg.Add(1)
 	defer func() {
 		// Deleting is housekeeping (the server would drop it when idle):
-		// don't make the subscriber wait for it.
+		// don't make the subscriber wait for it. The WaitGroup may only
+		// grow while Close is not waiting on it; once closed, the consumer
+		// is left to its InactiveThreshold.
+		j.mu.Lock()
+		closed := j.closed
+		if !closed {
+			j.bg.Add(1)
+		}
+		j.mu.Unlock()
+		if closed {
+			return
+		}
 		go func() {
 			defer j.bg.Done()
-			dctx, cancel := context.WithTimeout(j.ctx, 5*time.Second) // Close abandons it to InactiveThreshold
+			dctx, cancel := context.WithTimeout(j.ctx, 5*time.Second)
 			defer cancel()
 			_ = j.js.DeleteConsumer(dctx, j.cfg.Stream, name)
 		}()

@@ -72,7 +72,7 @@ func New() *Metrics {
 			Name: "realtime_event_frames_total", Help: "Event batch frames written to streams.",
 		}),
 		StreamsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "realtime_streams_closed_total", Help: "Ended streams by reason (client_gone, slow_consumer, token_expired, shutdown, write_error, broker_closed).",
+			Name: "realtime_streams_closed_total", Help: "Ended streams by reason (client_gone, slow_consumer, token_expired, shutdown, write_error, broker_closed, closed).",
 		}, []string{"reason"}),
 		Resumes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_subscribe_resumes_total", Help: "Subscribe calls by resume result (none, resumed, expired, epoch_changed).",

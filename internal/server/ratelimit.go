@@ -94,7 +94,7 @@ type rateLimitInterceptor struct {
 func (i rateLimitInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		if i.limiter != nil && !req.Spec().IsClient {
-			if p, ok := auth.FromContext(ctx); ok && !i.limiter.allow(p.UserID) {
+			if p, ok := auth.FromContext(ctx); ok && !i.limiter.allow(limitKey(p)) {
 				return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("rate limit: more than %g calls per second; slow down", i.limiter.rate))
 			}
 		}
@@ -108,4 +108,13 @@ func (rateLimitInterceptor) WrapStreamingClient(next connect.StreamingClientFunc
 
 func (rateLimitInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return next
+}
+
+// limitKey gives services and users separate buckets: a service named "dev"
+// must not share one with a user whose id is "dev".
+func limitKey(p *auth.Principal) string {
+	if p.Service {
+		return "service:" + p.UserID
+	}
+	return "user:" + p.UserID
 }

@@ -408,7 +408,9 @@ func TestLimits(t *testing.T) {
 	})
 	t.Run("rate limit", func(t *testing.T) {
 		srv := newTestServer(t, func(c *server.Config) { c.RateLimit = server.RateLimit{PerSecond: 1, Burst: 3} })
-		c := srv.realtimeClient(t, clientKinds[0], srv.Token(t, "alice", "home", time.Minute))
+		// A user whose id is "dev", the dev service's name: the two must
+		// not share a bucket.
+		c := srv.realtimeClient(t, clientKinds[0], srv.Token(t, "dev", "home", time.Minute))
 		var err error
 		for range 10 {
 			if _, err = c.Ping(context.Background(), connect.NewRequest(&realtimev1.PingRequest{})); err != nil {
@@ -420,6 +422,10 @@ func TestLimits(t *testing.T) {
 		other := srv.realtimeClient(t, clientKinds[0], srv.Token(t, "bob", "home", time.Minute))
 		if _, err := other.Ping(context.Background(), connect.NewRequest(&realtimev1.PingRequest{})); err != nil {
 			t.Fatal(err)
+		}
+		svc := srv.realtimeClient(t, clientKinds[0], srv.Key.ServiceKey())
+		if _, err := svc.Ping(context.Background(), connect.NewRequest(&realtimev1.PingRequest{})); err != nil {
+			t.Fatalf("the dev service shares the user dev's bucket: %v", err)
 		}
 	})
 	t.Run("oversized request", func(t *testing.T) {
