@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { Realtimed } from "../testing";
 import { devTokenProvider } from "./dev-token";
 import { RealtimeClient } from "./realtime-client";
-import type { TokenProvider } from "./auth";
+import { NoTokenError, type TokenProvider } from "./auth";
 
 let srv: Realtimed;
 beforeAll(async () => {
@@ -30,4 +30,13 @@ test("a unary call without a token fails as UNAUTHENTICATED without reaching the
   const err = await client.ping().catch((e: unknown) => e);
   expect(err).toBeInstanceOf(ConnectError);
   expect(err instanceof ConnectError && err.code).toBe(Code.Unauthenticated);
+});
+
+test("NoTokenError is the missing token only, not any ConnectError (such as the server's rejection)", async () => {
+  const rejected = new RealtimeClient({ baseUrl: srv.baseUrl, getToken: () => "not-a-token", crossTab: false });
+  const err = await rejected.ping().catch((e: unknown) => e);
+  expect(err instanceof ConnectError && err.code).toBe(Code.Unauthenticated);
+  expect(err).not.toBeInstanceOf(NoTokenError);
+  const signedOut = new RealtimeClient({ baseUrl: srv.baseUrl, getToken: () => null, crossTab: false });
+  expect(await signedOut.ping().catch((e: unknown) => e)).toBeInstanceOf(NoTokenError);
 });

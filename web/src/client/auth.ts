@@ -21,6 +21,15 @@ export class NoTokenError extends ConnectError {
   constructor() {
     super("no token: not signed in", Code.Unauthenticated);
   }
+
+  /**
+   * ConnectError's `instanceof` accepts anything shaped like a ConnectError
+   * (to work across realms), which would make every ConnectError a
+   * NoTokenError; this one follows the prototype chain.
+   */
+  static override [Symbol.hasInstance](v: unknown): boolean {
+    return Function.prototype[Symbol.hasInstance].call(this, v);
+  }
 }
 
 /** bearer formats an Authorization header value. */
