@@ -311,6 +311,17 @@ describe("against one realtimed", () => {
     expect(getToken.calls).toBe(1);
   });
 
+  test("no token (signed out) goes straight to the error with the default settings: no retry", async () => {
+    const getToken = countingTokens(() => null);
+    const c = client(srv, "x", "y", { getToken });
+    const seen = statuses(c);
+    await waitFor("error", () => c.getStatus().state === "error");
+    expect(c.getStatus()).toMatchObject({ state: "error", reason: "unauthenticated" });
+    await sleep(300);
+    expect(getToken.calls).toBe(1);
+    expect(seen.map((s) => s.state)).toEqual(["connecting", "error"]);
+  });
+
   test("an offline browser shows the offline error and retries as soon as it is online", async () => {
     const env = new FakeEnvironment();
     const net = new FlakyNetwork();

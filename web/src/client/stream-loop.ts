@@ -1,7 +1,7 @@
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import type { RealtimeService, SubscribeResponse } from "../gen/honeydo/realtime/v1/realtime_pb";
-import { bearer, fetchToken, type TokenProvider } from "./auth";
+import { bearer, fetchToken, NoTokenError, type TokenProvider } from "./auth";
 import { backoffDelay, type BackoffOptions } from "./backoff";
 import type { BrowserEnvironment } from "./environment";
 import type { ErrorReason, StatusBody } from "./status";
@@ -184,6 +184,12 @@ export class StreamLoop {
       this.watchdogTimer = undefined;
       abort.abort();
       const ce = ConnectError.from(err);
+      if (err instanceof NoTokenError) {
+        // Nobody is signed in: no fresh token will come until the app
+        // signs someone in and calls connect().
+        this.giveUp("unauthenticated", ce.rawMessage);
+        return;
+      }
       if (ce.code === Code.Unauthenticated) {
         this.unauthStreak++;
         this.forceRefresh = true;
