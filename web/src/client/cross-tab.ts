@@ -157,10 +157,6 @@ export class TabCoordinator {
     private readonly cb: TabCoordinatorCallbacks,
   ) {}
 
-  get isLeader(): boolean {
-    return this.leader;
-  }
-
   /** join opens the channel and stands for election. */
   join(): void {
     if (this.channel !== undefined) return;

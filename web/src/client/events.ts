@@ -58,12 +58,6 @@ export class EventHub {
     };
   }
 
-  get size(): number {
-    let n = this.anyHandlers.size;
-    for (const s of this.byCase.values()) n += s.size;
-    return n;
-  }
-
   dispatch(event: Event): void {
     const { case: c, value } = event.payload;
     if (c !== undefined) {

@@ -12,7 +12,7 @@ export class RecentIds {
 
   /** add records id and reports whether it was new. */
   add(id: string): boolean {
-    if (id === "" ) return true;
+    if (id === "") return true;
     if (this.ids.has(id)) return false;
     this.ids.add(id);
     if (this.order.length < this.capacity) {
@@ -29,12 +29,5 @@ export class RecentIds {
   /** has reports whether id was seen recently. */
   has(id: string): boolean {
     return this.ids.has(id);
-  }
-
-  /** clear forgets every id. */
-  clear(): void {
-    this.ids.clear();
-    this.order.length = 0;
-    this.head = 0;
   }
 }

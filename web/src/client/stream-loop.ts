@@ -59,10 +59,6 @@ export class StreamLoop {
     private readonly options: StreamLoopOptions,
   ) {}
 
-  get isRunning(): boolean {
-    return this.running;
-  }
-
   /** start opens the stream unless it is already running. */
   start(): void {
     if (this.running) return;
