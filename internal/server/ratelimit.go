@@ -85,7 +85,8 @@ func (l *rateLimiter) sweep(now time.Time) {
 	}
 }
 
-// rateLimitInterceptor limits unary calls per verified principal. It must
+// rateLimitInterceptor limits unary calls and stream opens per verified
+// principal. It must
 // run after the auth interceptor, which puts the principal in the context.
 type rateLimitInterceptor struct {
 	limiter *rateLimiter
@@ -106,8 +107,20 @@ func (rateLimitInterceptor) WrapStreamingClient(next connect.StreamingClientFunc
 	return next
 }
 
-func (rateLimitInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
+// WrapStreamingHandler charges opening a stream to the same bucket as a
+// unary call: an open verifies a token, joins rooms and may replay history
+// (on JetStream, a consumer per resume), so a client must not open and
+// close streams in a tight loop. A client that reconnects with backoff
+// never notices.
+func (i rateLimitInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		if i.limiter != nil {
+			if p, ok := auth.FromContext(ctx); ok && !i.limiter.allow(limitKey(p)) {
+				return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("rate limit: streams opened faster than %g per second; reconnect with backoff", i.limiter.rate))
+			}
+		}
+		return next(ctx, conn)
+	}
 }
 
 // limitKey gives services and users separate buckets: a service named "dev"

@@ -58,7 +58,7 @@ type Config struct {
 	// MaxStreamsPerUser limits concurrent Subscribe streams per user. Zero
 	// means 16; negative means unlimited.
 	MaxStreamsPerUser int
-	// RateLimit limits unary calls per principal.
+	// RateLimit limits unary calls and stream opens per principal.
 	RateLimit RateLimit
 	// ReadMaxBytes caps one request message. Zero means 64 KiB.
 	ReadMaxBytes int

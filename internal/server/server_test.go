@@ -423,6 +423,9 @@ func TestLimits(t *testing.T) {
 		if _, err := other.Ping(context.Background(), connect.NewRequest(&realtimev1.PingRequest{})); err != nil {
 			t.Fatal(err)
 		}
+		// Opening a stream draws on the same bucket.
+		_, err = trySubscribe(t, c, "")
+		wantCode(t, err, connect.CodeResourceExhausted)
 		svc := srv.realtimeClient(t, clientKinds[0], srv.Key.ServiceKey())
 		if _, err := svc.Ping(context.Background(), connect.NewRequest(&realtimev1.PingRequest{})); err != nil {
 			t.Fatalf("the dev service shares the user dev's bucket: %v", err)
