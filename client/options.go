@@ -67,7 +67,9 @@ type Options struct {
 	// OnResync, if set, is called when events may have been missed (see
 	// [ResyncReason]) after the new stream's Welcome and before any of its
 	// events reach the handler: refetch the application's state here. An
-	// error ends [Subscribe] with that error.
+	// error ends [Subscribe] with that error, and the cursor (in every
+	// Status) stays where it was before the gap, so a Subscribe restarted
+	// from it is told to resync again.
 	OnResync func(ctx context.Context, reason ResyncReason) error
 }
 

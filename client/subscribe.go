@@ -268,8 +268,16 @@ func (s *subscriber) welcome(ctx context.Context, w *realtimev1.Welcome) error {
 	case realtimev1.ResumeStatus_RESUME_STATUS_EPOCH_CHANGED:
 		reason = ResyncEpochChanged
 	}
+	next := s.cursor
 	if c := w.GetCursor(); c != "" {
-		s.cursor = c
+		next = c
+	}
+	// After a gap the new position only counts once the app has refetched
+	// its state: if OnResync fails, the cursor (and every status) keeps the
+	// old position, so a caller that restarts Subscribe from it is told to
+	// resync again instead of resuming cleanly past what it never saw.
+	if reason == 0 {
+		s.cursor = next
 	}
 	reconnected := s.connected
 	s.connected = true
@@ -285,8 +293,11 @@ func (s *subscriber) welcome(ctx context.Context, w *realtimev1.Welcome) error {
 	}
 	s.status(Status{State: StateResync, Welcome: w, Reason: reason, Cursor: s.cursor})
 	if s.opts.OnResync != nil {
-		return s.opts.OnResync(ctx, reason)
+		if err := s.opts.OnResync(ctx, reason); err != nil {
+			return err
+		}
 	}
+	s.cursor = next
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -487,5 +488,73 @@ func TestCancelWhileBackingOff(t *testing.T) {
 	run.stop(t)
 	if d := time.Since(began); d > time.Second {
 		t.Fatalf("Subscribe took %v to return after cancel", d)
+	}
+}
+
+// TestFailedResyncKeepsOldCursor: when OnResync fails, Subscribe returns its
+// error and the last status still carries the cursor from before the gap;
+// a new Subscribe from that cursor is told to resync again rather than
+// resuming past the events the app never saw.
+func TestFailedResyncKeepsOldCursor(t *testing.T) {
+	checkGoroutines(t)
+	srv := newTestServer(t)
+	var st statuses
+	failed := errors.New("refetch failed")
+	opts := client.Options{
+		BaseURL:    srv.URL,
+		HTTPClient: testkit.HTTPClient(t, false),
+		Token:      srv.tokens("alice", time.Minute).Token,
+		Backoff:    fast,
+		OnStatus:   st.OnStatus,
+		OnResync:   func(context.Context, client.ResyncReason) error { return failed },
+	}
+	var mu sync.Mutex
+	before := "" // the cursor of the last event handled
+	handle := func(_ context.Context, ev *realtimev1.Event) error {
+		mu.Lock()
+		before = ev.GetCursor()
+		mu.Unlock()
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- client.Subscribe(ctx, opts, handle) }()
+	st.waitState(t, client.StateConnected, 1)
+	srv.publish(t, "home", "before")
+	testkit.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if before == "" {
+			return errors.New("no event yet")
+		}
+		return nil
+	})
+	srv.Restart(true) // a new epoch: the next welcome asks for a resync
+	select {
+	case err := <-done:
+		if !errors.Is(err, failed) {
+			t.Fatalf("Subscribe returned %v, want the OnResync error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Subscribe did not return after OnResync failed")
+	}
+	all := st.all()
+	if got := all[len(all)-1].Cursor; got != before {
+		t.Fatalf("last status cursor %q, want the pre-gap cursor %q", got, before)
+	}
+	// Restarting from that cursor asks for the resync again.
+	var reasons []client.ResyncReason
+	opts.Cursor = before
+	opts.OnResync = func(_ context.Context, r client.ResyncReason) error {
+		reasons = append(reasons, r)
+		cancel()
+		return nil
+	}
+	if err := client.Subscribe(ctx, opts, handle); !errors.Is(err, context.Canceled) {
+		t.Fatalf("second Subscribe: %v", err)
+	}
+	if len(reasons) != 1 || reasons[0] != client.ResyncEpochChanged {
+		t.Fatalf("resync reasons %v, want one epoch change", reasons)
 	}
 }
