@@ -19,7 +19,9 @@ export type ResyncReason =
   /** The resume cursor was older than the server's history window. */
   | "expired"
   /** The server lost its history since the cursor was issued (e.g. restarted). */
-  | "epoch-changed";
+  | "epoch-changed"
+  /** The server rejected the resume cursor (not one it issued): the stream restarted without it. */
+  | "invalid-cursor";
 
 /** ResyncHandler is told to refetch. */
 export type ResyncHandler = (reason: ResyncReason) => void;

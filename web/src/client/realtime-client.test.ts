@@ -393,6 +393,72 @@ describe("against one realtimed", () => {
     expect(resyncs).toEqual(["initial"]); // resumed, not refetched
   });
 
+  test("a resume cursor the server rejects is dropped: one resync, then live without it", async () => {
+    const home = newHousehold();
+    const alice = client(srv, "alice", home, { resumeCursor: "garbage" });
+    const seen = statuses(alice);
+    const got = itemNames(alice);
+    const resyncs: ResyncReason[] = [];
+    alice.onResync((r) => resyncs.push(r));
+    await connected(alice);
+    expect(resyncs).toEqual(["invalid-cursor"]);
+    expect(seen.map((s) => s.state)).toEqual(["connecting", "reconnecting", "connecting", "connected"]);
+    expect(seen[1]).toMatchObject({ reason: "invalid-cursor", delayMs: 0, attempt: 1 });
+    expect(alice.resumeCursor).not.toBe("garbage");
+    const shopping = client(srv, "bob", home).service(ShoppingService);
+    await shopping.addItem({ name: "after" });
+    await waitFor("event", () => got.length === 1);
+    expect(got).toEqual(["after"]);
+    await sleep(200);
+    expect(resyncs).toEqual(["invalid-cursor"]);
+  });
+
+  test("a saved resume cursor resumes the first stream: missed events replayed, no initial resync", async () => {
+    const home = newHousehold();
+    const shopping = client(srv, "bob", home).service(ShoppingService);
+    const first = client(srv, "alice", home);
+    const firstGot = itemNames(first);
+    await connected(first);
+    await shopping.addItem({ name: "seen" });
+    await waitFor("event", () => firstGot.length === 1);
+    const saved = first.resumeCursor;
+    first.disconnect();
+    await shopping.addItem({ name: "missed" });
+    const again = client(srv, "alice", home, { resumeCursor: saved });
+    const got = itemNames(again);
+    const resyncs: ResyncReason[] = [];
+    again.onResync((r) => resyncs.push(r));
+    await connected(again);
+    await waitFor("replay", () => got.length === 1);
+    expect(got).toEqual(["missed"]);
+    expect(resyncs).toEqual([]);
+  });
+
+  test("a request the server refuses (UNIMPLEMENTED: wrong address) is an error, not a retry loop; connect() retries", async () => {
+    const env = new FakeEnvironment();
+    const getToken = countingTokens(tokens(srv, "alice", newHousehold()));
+    const c = client(srv, "alice", "x", {
+      baseUrl: `${srv.baseUrl}/not-here`,
+      getToken,
+      environment: env,
+      initialDelayMs: 50,
+      maxDelayMs: 50,
+    });
+    const seen = statuses(c);
+    await waitFor("error", () => c.getStatus().state === "error");
+    expect(c.getStatus()).toMatchObject({ state: "error", reason: "incompatible" });
+    expect(c.getStatus()).not.toHaveProperty("retryAt");
+    expect((c.getStatus() as { message: string }).message).toMatch(/unimplemented/);
+    env.fire("visible");
+    env.fire("online");
+    await sleep(500);
+    expect(getToken.calls).toBe(1);
+    expect(seen.map((s) => s.state)).toEqual(["connecting", "error"]);
+    c.connect();
+    await waitFor("second try", () => getToken.calls === 2);
+    await waitFor("error again", () => c.getStatus().state === "error");
+  });
+
   test("a hidden tab that becomes visible retries at once", async () => {
     const env = new FakeEnvironment();
     const net = new FlakyNetwork();
@@ -442,11 +508,37 @@ test("backoff: exponential caps with full jitter while the server is down; conne
     expect(seen[firstRetry + 1]).toMatchObject({ state: "connecting", attempt: 1 });
     await srv.start();
     await connected(alice);
-    // A new failure starts from attempt 1 again.
+    // A stream that stayed up for the initial delay was healthy: a new
+    // failure starts from attempt 1 again.
+    await sleep(300);
     seen.length = 0;
     await srv.stop();
     await waitFor("retry", () => seen.some((s) => s.state === "reconnecting"));
     expect(seen.find((s) => s.state === "reconnecting")).toMatchObject({ attempt: 1 });
+  } finally {
+    await srv.dispose();
+  }
+});
+
+test("a server that welcomes and drops at once gets growing delays, not a reconnect loop", async () => {
+  // Tokens live under 1 s (exp is in whole seconds) plus 50 ms of grace, so
+  // every stream is welcomed and then ended with UNAUTHENTICATED well before
+  // the initial delay (1.5 s): none of them counts as healthy.
+  const srv = await Realtimed.launch({ tokenGrace: "50ms" });
+  try {
+    const home = newHousehold();
+    const opts = { initialDelayMs: 1500, maxDelayMs: 5000 };
+    const alice = client(srv, "alice", home, { ...opts, getToken: tokens(srv, "alice", home, "1s"), random: () => 0.05 });
+    const seen = statuses(alice);
+    await waitFor("4 reconnects", () => seen.filter((s) => s.state === "reconnecting").length >= 4, 15_000);
+    const retries = seen.filter((s) => s.state === "reconnecting").slice(0, 4);
+    expect(retries.map((s) => s.attempt)).toEqual([1, 2, 3, 4]);
+    // The first end after a fresh start may be a token expiry: at once. Then backoff.
+    expect(retries.map((s) => s.delayMs)).toEqual([0, 2, 3, 4].map((a, i) => (i === 0 ? 0 : Math.round(0.05 * backoffCap(a, opts)))));
+    for (const r of retries) expect(r).toMatchObject({ reason: "unauthenticated" });
+    // Every one of those streams was welcomed: the token itself is fine.
+    expect(seen.filter((s) => s.state === "connected").length).toBeGreaterThanOrEqual(4);
+    expect(seen.some((s) => s.state === "error")).toBe(false);
   } finally {
     await srv.dispose();
   }

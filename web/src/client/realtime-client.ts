@@ -75,6 +75,14 @@ export interface RealtimeClientOptions {
   readonly environment?: BrowserEnvironment;
   /** random in [0, 1) for the backoff jitter. Default Math.random. */
   readonly random?: () => number;
+  /**
+   * resumeCursor to send with the first stream, e.g. one the app saved (with
+   * its state) from `client.resumeCursor` in sessionStorage. The server
+   * replays what came after it, and no `initial` resync fires when it could;
+   * a cursor it rejects is dropped, with an `invalid-cursor` resync. Default
+   * none: the first stream starts fresh.
+   */
+  readonly resumeCursor?: string;
   /** onError receives exceptions thrown by event and resync handlers. Default console.error. */
   readonly onError?: (err: unknown) => void;
 }
@@ -125,8 +133,10 @@ export class RealtimeClient {
   private readonly crossTab: { name: string; locks: LockManagerLike; channel: (name: string) => ChannelLike } | undefined;
   private readonly tabId = newTabId();
 
-  private cursor = "";
+  private cursor: string;
   private synced = false;
+  /** A resync to report at the next welcome of this tab's own stream. */
+  private pendingResync: ResyncReason | undefined;
   private refs = 0;
   private held = false;
   private stoppedByApp = false;
@@ -140,6 +150,7 @@ export class RealtimeClient {
     this.env = options.environment ?? browserEnvironment();
     this.onError = options.onError ?? ((err: unknown) => console.error("realtime: handler failed:", err));
     this.stopDelayMs = options.stopDelayMs ?? 1000;
+    this.cursor = options.resumeCursor ?? "";
     this.hub = new EventHub(this.onError);
     this.transport =
       options.transport ??
@@ -164,6 +175,10 @@ export class RealtimeClient {
         onStatus: (body) => {
           if (this.role === "leader") this.coordinator?.publishStatus(body);
           this.setStatus(withRole(body, this.role));
+        },
+        onInvalidCursor: () => {
+          this.cursor = "";
+          this.pendingResync = "invalid-cursor";
         },
       },
       {
@@ -423,9 +438,19 @@ export class RealtimeClient {
             this.synced = true;
             break;
           default:
-            if (!this.synced) {
+            // A fresh stream (no cursor was sent).
+            if (ownStream && this.pendingResync !== undefined) {
+              const reason = this.pendingResync;
+              this.pendingResync = undefined;
+              this.synced = true;
+              this.emitResync(reason);
+            } else if (!this.synced) {
               this.synced = true;
               this.emitResync("initial");
+            } else if (!ownStream) {
+              // The leader's stream started without a cursor although this
+              // tab had one: the leader dropped a cursor the server rejected.
+              this.emitResync("invalid-cursor");
             }
         }
         return;

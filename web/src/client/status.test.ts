@@ -26,4 +26,13 @@ test("describeStatus gives the details a tooltip shows", () => {
   expect(describeStatus({ state: "error", reason: "offline", message: "", retryAt: now + 4000, role: "solo" }, now)).toBe(
     "you are offline; retrying in 4 s",
   );
+  expect(describeStatus({ state: "error", reason: "forbidden", message: "", role: "solo" }, now)).toBe(
+    "the server refused access",
+  );
+  expect(
+    describeStatus(
+      { state: "reconnecting", attempt: 1, delayMs: 0, retryAt: now, reason: "invalid-cursor", message: "", role: "solo" },
+      now,
+    ),
+  ).toBe("Reconnecting now, attempt 1: resume position rejected, starting fresh");
 });

@@ -4,8 +4,14 @@
  * - `unauthenticated`: the server rejected the token, or there is none.
  * - `offline`: the browser says it has no network.
  * - `unavailable`: the server could not be reached or dropped the stream.
+ * - `forbidden`: the server refused this user the stream (PERMISSION_DENIED).
+ * - `incompatible`: the server refused the request itself (UNIMPLEMENTED,
+ *   INVALID_ARGUMENT, …): a wrong URL or a client older or newer than the
+ *   server. Retrying would fail the same way.
+ * - `invalid-cursor`: the server rejected the resume cursor; the client
+ *   reconnects at once without it (a `reconnecting` status only).
  */
-export type ErrorReason = "unauthenticated" | "offline" | "unavailable";
+export type ErrorReason = "unauthenticated" | "offline" | "unavailable" | "forbidden" | "incompatible" | "invalid-cursor";
 
 /**
  * Which part this tab plays in the cross-tab sharing of one stream.
@@ -61,8 +67,9 @@ export type RealtimeStatus = { readonly role: TabRole } & (
       /**
        * The client cannot connect on its own. With `retryAt` (offline) it
        * still tries again then, or as soon as the browser is back online;
-       * without it (unauthenticated, or the attempt limit reached) it waits
-       * for connect().
+       * without it (unauthenticated, forbidden, incompatible, or the attempt
+       * limit reached) it waits for connect() (the attempt limit also for
+       * the browser coming online or the tab becoming visible).
        */
       readonly state: "error";
       readonly reason: ErrorReason;
@@ -109,6 +116,12 @@ function reasonText(reason: ErrorReason): string {
       return "you are offline";
     case "unavailable":
       return "server unavailable";
+    case "forbidden":
+      return "the server refused access";
+    case "incompatible":
+      return "the server does not accept this app's requests (wrong address or version)";
+    case "invalid-cursor":
+      return "resume position rejected, starting fresh";
   }
 }
 

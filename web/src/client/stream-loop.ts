@@ -2,7 +2,7 @@ import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import type { RealtimeService, SubscribeResponse } from "../gen/honeydo/realtime/v1/realtime_pb";
 import { bearer, fetchToken, NoTokenError, type TokenProvider } from "./auth";
-import { backoffDelay, type BackoffOptions } from "./backoff";
+import { backoffDelay, DEFAULT_INITIAL_DELAY_MS, type BackoffOptions } from "./backoff";
 import type { BrowserEnvironment } from "./environment";
 import type { ErrorReason, StatusBody } from "./status";
 
@@ -28,7 +28,16 @@ export interface StreamLoopDeps {
   onFrame(frame: SubscribeResponse): void;
   /** onStatus receives every status change. */
   onStatus(status: StatusBody): void;
+  /**
+   * onInvalidCursor is told that the server rejected the resume cursor
+   * (INVALID_ARGUMENT before the welcome): forget it, so the next stream
+   * starts fresh, and resync when it is welcomed.
+   */
+  onInvalidCursor(): void;
 }
+
+/** Reasons after which only the app's connect() tries again. */
+const TERMINAL: ReadonlySet<ErrorReason> = new Set<ErrorReason>(["unauthenticated", "forbidden", "incompatible"]);
 
 const WATCHDOG = Symbol("watchdog");
 
@@ -36,6 +45,14 @@ const WATCHDOG = Symbol("watchdog");
  * StreamLoop keeps one Subscribe stream open: it fetches a token, opens the
  * stream with the resume cursor, watches for silence and, when the stream
  * fails, waits with jittered exponential backoff and tries again.
+ *
+ * The backoff starts over only after a healthy stream: one that stayed up
+ * (from its welcome) for at least the initial delay. A server that welcomes
+ * and drops at once therefore sees growing delays, not a reconnect every
+ * 0–1 s. A request the server refuses as wrong (PERMISSION_DENIED,
+ * UNIMPLEMENTED, INVALID_ARGUMENT, …) is not retried: it would fail the same
+ * way. The exception is INVALID_ARGUMENT for a resume cursor, which is
+ * dropped and the stream reopened at once without it.
  *
  * It is single-threaded like everything in a page: start, stop and kick may
  * be called at any time, and a generation counter makes the callbacks of a
@@ -45,6 +62,8 @@ export class StreamLoop {
   private running = false;
   private generation = 0;
   private attempt = 0;
+  /** When the current attempt's stream was welcomed; undefined before. */
+  private welcomedAt: number | undefined;
   private unauthStreak = 0;
   private forceRefresh = false;
   private abort: AbortController | undefined;
@@ -130,15 +149,30 @@ export class StreamLoop {
     }, ms);
   }
 
+  /**
+   * settle closes the books on the attempt that just ended and returns
+   * whether its stream was welcomed. A stream that stayed up for at least
+   * the initial delay was healthy, so the backoff starts over. Idempotent.
+   */
+  private settle(): boolean {
+    const at = this.welcomedAt;
+    this.welcomedAt = undefined;
+    if (at === undefined) return false;
+    if (Date.now() - at >= (this.options.backoff.initialDelayMs ?? DEFAULT_INITIAL_DELAY_MS)) this.attempt = 0;
+    return true;
+  }
+
   private async connect(): Promise<void> {
     const gen = ++this.generation;
     this.clearTimers();
     this.waiting = false;
+    this.welcomedAt = undefined;
     this.abort?.abort();
     const abort = new AbortController();
     this.abort = abort;
     this.deps.onStatus({ state: "connecting", attempt: this.attempt });
     let silenceMs = this.options.connectTimeoutMs;
+    let sentCursor = "";
     try {
       this.armWatchdog(silenceMs, abort, gen);
       const token = await abortable(
@@ -146,8 +180,9 @@ export class StreamLoop {
         abort.signal,
       );
       if (gen !== this.generation) return;
+      sentCursor = this.deps.getCursor();
       const stream = this.deps.rpc.subscribe(
-        { resumeCursor: this.deps.getCursor() },
+        { resumeCursor: sentCursor },
         { signal: abort.signal, headers: { Authorization: bearer(token) } },
       );
       for await (const frame of stream) {
@@ -156,7 +191,8 @@ export class StreamLoop {
           const w = frame.frame.value;
           const hb = w.heartbeatInterval ? durationMs(w.heartbeatInterval) : 0;
           silenceMs = Math.round((hb > 0 ? hb : this.options.defaultHeartbeatMs) * this.options.watchdogFactor);
-          this.attempt = 0;
+          // The backoff restarts only once this stream proves healthy (settle).
+          this.welcomedAt = Date.now();
           this.unauthStreak = 0;
           this.forceRefresh = false;
           this.armWatchdog(silenceMs, abort, gen);
@@ -179,6 +215,7 @@ export class StreamLoop {
       if (this.watchdogTimer !== undefined) clearTimeout(this.watchdogTimer);
       this.watchdogTimer = undefined;
       abort.abort();
+      const welcomed = this.settle();
       const ce = ConnectError.from(err);
       if (err instanceof NoTokenError) {
         // Nobody is signed in: no fresh token will come until the app
@@ -193,16 +230,43 @@ export class StreamLoop {
           this.giveUp("unauthenticated", ce.rawMessage || "unauthenticated");
           return;
         }
-        // The token most likely just expired: come back at once with a new one.
-        this.scheduleRetry(0, "unauthenticated", ce.rawMessage);
+        // A healthy stream reached its token's expiry, or the token was
+        // stale at open: come back at once with a fresh one. A stream cut
+        // soon after its welcome backs off instead: the streak restarts at
+        // every welcome, so only the backoff keeps that from looping.
+        if (!welcomed || this.attempt === 0) this.scheduleRetry(0, "unauthenticated", ce.rawMessage);
+        else this.fail("unauthenticated", ce.rawMessage || "unauthenticated");
         return;
       }
-      this.fail("unavailable", ce.rawMessage || ce.message);
+      switch (ce.code) {
+        case Code.InvalidArgument:
+          if (sentCursor !== "" && !welcomed) {
+            // Not a cursor this server issued (corrupt storage, another
+            // deployment): start fresh now, and resync at the welcome.
+            this.deps.onInvalidCursor();
+            this.scheduleRetry(0, "invalid-cursor", ce.rawMessage);
+            return;
+          }
+          this.giveUp("incompatible", ce.message);
+          return;
+        case Code.PermissionDenied:
+          this.giveUp("forbidden", ce.message);
+          return;
+        case Code.Unimplemented:
+        case Code.FailedPrecondition:
+        case Code.NotFound:
+          // The same request would fail the same way: no retry loop.
+          this.giveUp("incompatible", ce.message);
+          return;
+        default:
+          this.fail("unavailable", ce.rawMessage || ce.message);
+      }
     }
   }
 
   /** fail schedules the next try with backoff, or gives up past maxAttempts. */
   private fail(reason: ErrorReason, message: string): void {
+    this.settle();
     if (this.attempt + 1 > this.options.maxAttempts) {
       this.giveUp(reason, `${message} (gave up after ${this.attempt} retries)`);
       return;
@@ -228,9 +292,12 @@ export class StreamLoop {
     }, delayMs);
   }
 
-  /** giveUp stops retrying until start() or kick(). */
+  /**
+   * giveUp stops retrying until start() or retry(); for a reason that is not
+   * terminal (the attempt limit reached while unavailable) kick() too.
+   */
   private giveUp(reason: ErrorReason, message: string): void {
-    this.waiting = reason !== "unauthenticated";
+    this.waiting = !TERMINAL.has(reason);
     this.attempt = 0;
     this.deps.onStatus({ state: "error", reason, message });
   }

@@ -28,7 +28,12 @@ export function statusLook(status: RealtimeStatus): Look {
           return { icon: WifiOff, label: "No network", tone: "bad" };
         case "unauthenticated":
           return { icon: ShieldAlert, label: "Sign-in needed", tone: "bad" };
+        case "forbidden":
+          return { icon: ShieldAlert, label: "Access denied", tone: "bad" };
+        case "incompatible":
+          return { icon: CloudOff, label: "Not supported", tone: "bad" };
         case "unavailable":
+        case "invalid-cursor":
           return { icon: CloudOff, label: "Server unavailable", tone: "bad" };
       }
   }
