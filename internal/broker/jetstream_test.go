@@ -1,13 +1,11 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	"github.com/honeydo/realtime/internal/testkit/syncbuf"
 )
 
 func TestJetStream(t *testing.T) {
@@ -443,7 +442,7 @@ func TestJetStreamAuthenticates(t *testing.T) {
 func TestJetStreamCloseIsNotAnOutage(t *testing.T) {
 	t.Parallel()
 	n := runNATS(t)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	closed := make(chan struct{})
 	j := newTestJetStream(t, n.ClientURL(), JetStreamConfig{
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -462,22 +461,4 @@ func TestJetStreamCloseIsNotAnOutage(t *testing.T) {
 	if s := logs.String(); strings.Contains(s, "reconnecting") {
 		t.Fatalf("Close logged an outage:\n%s", s)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the NATS client's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

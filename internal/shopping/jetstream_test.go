@@ -14,6 +14,7 @@ import (
 
 	shoppingv1 "github.com/honeydo/realtime/gen/honeydo/shopping/v1"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/testkit/syncbuf"
 )
 
 // testNATS is an in-process nats-server with JetStream in a temp dir that
@@ -83,7 +84,7 @@ func TestServiceJetStreamNATSDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { js.Close() })
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	svc := NewService(newTestStore(t), broker.NewEmitter(js), slog.New(slog.NewTextHandler(logs, nil)))
 	alice := as("alice", "home")
 	list := func() []*shoppingv1.ShoppingItem {

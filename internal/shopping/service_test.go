@@ -1,7 +1,6 @@
 package shopping
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/testkit/syncbuf"
 )
 
 // testEnv is a Service over a real store and a real in-memory broker, with
@@ -31,24 +31,7 @@ type testEnv struct {
 	// emit publishes straight to broker (the tests' fences), bypassing any
 	// wrapper the service publishes through.
 	emit *broker.Emitter
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs *syncbuf.Buffer
 }
 
 func newTestEnv(t *testing.T) *testEnv {
@@ -62,7 +45,7 @@ func newTestEnvWith(t *testing.T, wrap func(broker.Broker) broker.Broker) *testE
 	t.Helper()
 	b := broker.NewMemory(broker.MemoryConfig{})
 	t.Cleanup(func() { b.Close() })
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	emit := broker.NewEmitter(b)
 	svcEmit := emit
 	if wrap != nil {
