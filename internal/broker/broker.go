@@ -69,7 +69,7 @@ const (
 	ResumeEpochChanged
 )
 
-// String returns a short name for logs.
+// String returns a short name for logs and metric labels.
 func (s ResumeStatus) String() string {
 	switch s {
 	case ResumeNone:
@@ -79,7 +79,7 @@ func (s ResumeStatus) String() string {
 	case ResumeExpired:
 		return "expired"
 	case ResumeEpochChanged:
-		return "epoch-changed"
+		return "epoch_changed"
 	}
 	return "unknown"
 }

@@ -120,7 +120,7 @@ func TestJetStreamRestartKeepsEpoch(t *testing.T) {
 	}
 	s = subscribe(t, third, "u", []Room{room}, &cursor)
 	if s.Resume != ResumeEpochChanged {
-		t.Fatalf("Resume = %v, want epoch-changed", s.Resume)
+		t.Fatalf("Resume = %v, want epoch_changed", s.Resume)
 	}
 }
 

@@ -107,7 +107,7 @@ func TestMemoryEpochAndInvalidCursor(t *testing.T) {
 	restarted := &Position{Epoch: "oldepoch", Offset: 1}
 	s := subscribe(t, m, "u", []Room{BroadcastRoom}, restarted)
 	if s.Resume != ResumeEpochChanged {
-		t.Fatalf("Resume = %v, want epoch-changed", s.Resume)
+		t.Fatalf("Resume = %v, want epoch_changed", s.Resume)
 	}
 	if s.Start.Offset != 1 || s.Start.Epoch != m.Epoch() {
 		t.Fatalf("Start = %+v, want the head of the current log", s.Start)

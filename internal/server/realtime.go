@@ -163,7 +163,7 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 	for _, r := range sub.Rooms {
 		m.Subscriptions.WithLabelValues(metrics.RoomKind(string(r))).Inc()
 	}
-	m.Resumes.WithLabelValues(resumeLabel(sub.Resume)).Inc()
+	m.Resumes.WithLabelValues(sub.Resume.String()).Inc()
 	ls := &liveStream{
 		s:       s,
 		stream:  stream,
@@ -360,18 +360,6 @@ func responseController(ctx context.Context) *http.ResponseController {
 func (ls *liveStream) end(reason string, code connect.Code, msg string) error {
 	ls.reason = reason
 	return connect.NewError(code, errors.New(msg))
-}
-
-func resumeLabel(s broker.ResumeStatus) string {
-	switch s {
-	case broker.ResumeOK:
-		return "resumed"
-	case broker.ResumeExpired:
-		return "expired"
-	case broker.ResumeEpochChanged:
-		return "epoch_changed"
-	}
-	return "none"
 }
 
 func resumeStatus(s broker.ResumeStatus) realtimev1.ResumeStatus {
