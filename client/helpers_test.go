@@ -21,6 +21,7 @@ import (
 	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/testkit"
+	"github.com/honeydo/realtime/internal/testkit/poll"
 )
 
 // testServer is a real realtimed server on a loopback port that can be
@@ -206,7 +207,7 @@ func (s *statuses) count(state client.State) int {
 // waitState waits until OnStatus has reported state at least n times.
 func (s *statuses) waitState(t *testing.T, state client.State, n int) {
 	t.Helper()
-	testkit.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+	poll.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
 		if got := s.count(state); got < n {
 			return fmt.Errorf("%d × %v, want %d; statuses: %v", got, state, n, describe(s.all()))
 		}
@@ -333,7 +334,7 @@ func (f *flow) count() int {
 // waitCount waits until at least n events have been published.
 func (f *flow) waitCount(t *testing.T, n int) {
 	t.Helper()
-	testkit.Eventually(t, 10*time.Second, 2*time.Millisecond, func() error {
+	poll.Eventually(t, 10*time.Second, 2*time.Millisecond, func() error {
 		if got := f.count(); got < n {
 			return fmt.Errorf("%d events published, want %d", got, n)
 		}
@@ -362,7 +363,7 @@ func exactlyOnce(t *testing.T, srv *testServer, rec *recorder, want []string) {
 	t.Helper()
 	last := srv.publish(t, "home", "last")
 	want = append(slices.Clone(want), last)
-	testkit.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+	poll.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
 		got := rec.snapshot()
 		if len(got) == 0 || got[len(got)-1] != last {
 			return fmt.Errorf("last event not received yet (%d of %d events)", len(got), len(want))
@@ -391,7 +392,7 @@ func checkGoroutines(t *testing.T) {
 	t.Helper()
 	base := runtime.NumGoroutine()
 	t.Cleanup(func() {
-		testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
+		poll.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 			if n := runtime.NumGoroutine(); n > base {
 				return fmt.Errorf("%d goroutines, %d when the test started", n, base)
 			}

@@ -16,6 +16,7 @@ import (
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/testkit"
+	"github.com/honeydo/realtime/internal/testkit/poll"
 )
 
 // fast is a backoff for tests: reconnections in tens of milliseconds.
@@ -194,7 +195,7 @@ func TestResyncOnEpochChange(t *testing.T) {
 	for i := range 3 {
 		want = append(want, srv.publish(t, "home", fmt.Sprint("before ", i)))
 	}
-	testkit.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+	poll.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if n := len(rec.snapshot()); n < 3 {
 			return fmt.Errorf("%d events", n)
 		}
@@ -522,7 +523,7 @@ func TestFailedResyncKeepsOldCursor(t *testing.T) {
 	go func() { done <- client.Subscribe(ctx, opts, handle) }()
 	st.waitState(t, client.StateConnected, 1)
 	srv.publish(t, "home", "before")
-	testkit.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+	poll.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if before == "" {

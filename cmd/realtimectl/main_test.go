@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/honeydo/realtime/internal/testkit"
+	"github.com/honeydo/realtime/internal/testkit/poll"
 	"github.com/honeydo/realtime/internal/testkit/syncbuf"
 )
 
@@ -74,7 +74,7 @@ func (b *background) stop(t *testing.T) error {
 // waitStderr waits until stderr contains want.
 func (b *background) waitStderr(t *testing.T, want string) {
 	t.Helper()
-	testkit.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+	poll.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
 		if !strings.Contains(b.stderr.String(), want) {
 			return fmt.Errorf("stderr has no %q:\n%s", want, b.stderr.String())
 		}
@@ -86,7 +86,7 @@ func (b *background) waitStderr(t *testing.T, want string) {
 func (b *background) waitLines(t *testing.T, n int) []string {
 	t.Helper()
 	var lines []string
-	testkit.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+	poll.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
 		lines = strings.Split(strings.TrimSuffix(b.stdout.String(), "\n"), "\n")
 		if b.stdout.String() == "" {
 			lines = nil
@@ -107,7 +107,7 @@ func checkGoroutines(t *testing.T) {
 	t.Cleanup(func() {
 		// By now the server is gone, so the idle connections of the
 		// client package's shared transport have closed too.
-		testkit.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+		poll.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
 			if n := runtime.NumGoroutine(); n > base {
 				return fmt.Errorf("%d goroutines, %d when the test started", n, base)
 			}

@@ -11,58 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	natsserver "github.com/nats-io/nats-server/v2/server"
 )
-
-// natsServer is an in-process nats-server with JetStream in a temp dir.
-type natsServer struct {
-	*natsserver.Server
-	opts *natsserver.Options
-}
-
-// runNATS starts a nats-server on a random loopback port; restart brings it
-// back on the same port with the same store.
-func runNATS(t testing.TB) *natsServer {
-	t.Helper()
-	opts := &natsserver.Options{
-		Host:      "127.0.0.1",
-		Port:      -1,
-		JetStream: true,
-		StoreDir:  t.TempDir(),
-		NoLog:     true,
-		NoSigs:    true,
-	}
-	n := &natsServer{opts: opts}
-	n.start(t)
-	opts.Port = n.Addr().(*net.TCPAddr).Port
-	t.Cleanup(func() { n.Shutdown(); n.WaitForShutdown() })
-	return n
-}
-
-func (n *natsServer) start(t testing.TB) {
-	t.Helper()
-	opts := *n.opts // the server keeps and fills in what it is given
-	s, err := natsserver.NewServer(&opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	n.Server = s
-}
-
-func (n *natsServer) stop() {
-	n.Shutdown()
-	n.WaitForShutdown()
-}
-
-func (n *natsServer) restart(t testing.TB) {
-	t.Helper()
-	n.start(t)
-}
 
 // tcpProxy forwards connections to a NATS server and can cut them, to give
 // one node an outage while the others keep working.
@@ -170,20 +119,4 @@ func (w *jsLogWriter) Write(p []byte) (int, error) {
 		w.t.Log(strings.TrimSpace(string(p)))
 	}
 	return len(p), nil
-}
-
-// checkFor polls fn until it returns nil or the timeout passes.
-func jsCheckFor(t testing.TB, timeout, interval time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
 }

@@ -13,14 +13,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	"github.com/honeydo/realtime/internal/testkit/natstest"
+	"github.com/honeydo/realtime/internal/testkit/poll"
 	"github.com/honeydo/realtime/internal/testkit/syncbuf"
 )
 
 func TestJetStream(t *testing.T) {
 	t.Parallel()
-	n := runNATS(t)
+	n := natstest.Start(t)
 	brokerSuite(t, func(t *testing.T) Broker {
-		return newTestJetStream(t, n.ClientURL(), JetStreamConfig{})
+		return newTestJetStream(t, n.URL(), JetStreamConfig{})
 	})
 }
 
@@ -45,10 +47,10 @@ func streamOf(t *testing.T, url, name string) jetstream.Stream {
 
 func TestJetStreamCreatesStreamWithLimits(t *testing.T) {
 	t.Parallel()
-	n := runNATS(t)
+	n := natstest.Start(t)
 	cfg := JetStreamConfig{Stream: "LIMITS", SubjectPrefix: "lim", History: HistoryLimits{MaxAge: time.Minute, MaxEvents: 500, MaxBytes: 1 << 20}}
-	j := newTestJetStream(t, n.ClientURL(), cfg)
-	info, err := streamOf(t, n.ClientURL(), "LIMITS").Info(context.Background())
+	j := newTestJetStream(t, n.URL(), cfg)
+	info, err := streamOf(t, n.URL(), "LIMITS").Info(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,8 +63,8 @@ func TestJetStreamCreatesStreamWithLimits(t *testing.T) {
 
 	// A restart with other limits updates the stream and keeps its identity.
 	cfg.History.MaxAge = 3 * time.Minute
-	j2 := newTestJetStream(t, n.ClientURL(), cfg)
-	info, err = streamOf(t, n.ClientURL(), "LIMITS").Info(context.Background())
+	j2 := newTestJetStream(t, n.URL(), cfg)
+	info, err = streamOf(t, n.URL(), "LIMITS").Info(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,10 +80,10 @@ func TestJetStreamCreatesStreamWithLimits(t *testing.T) {
 // restarted realtimed) resumes old cursors; a recreated stream does not.
 func TestJetStreamRestartKeepsEpoch(t *testing.T) {
 	t.Parallel()
-	n := runNATS(t)
+	n := natstest.Start(t)
 	cfg := JetStreamConfig{Stream: "RESTART", SubjectPrefix: "rs"}
 	room := HouseholdRoom("home")
-	first := newTestJetStream(t, n.ClientURL(), cfg)
+	first := newTestJetStream(t, n.URL(), cfg)
 	var cursor Position
 	for i := range 5 {
 		m := publish(t, first, Target{Room: room}, fmt.Sprint(i))
@@ -91,7 +93,7 @@ func TestJetStreamRestartKeepsEpoch(t *testing.T) {
 	}
 	first.Close()
 
-	second := newTestJetStream(t, n.ClientURL(), cfg)
+	second := newTestJetStream(t, n.URL(), cfg)
 	if second.Epoch() != first.Epoch() {
 		t.Fatalf("epoch %s after restart, was %s", second.Epoch(), first.Epoch())
 	}
@@ -105,16 +107,16 @@ func TestJetStreamRestartKeepsEpoch(t *testing.T) {
 	}
 	second.Close()
 
-	if err := streamOf(t, n.ClientURL(), "RESTART").Purge(context.Background()); err != nil {
+	if err := streamOf(t, n.URL(), "RESTART").Purge(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	nc, _ := nats.Connect(n.ClientURL())
+	nc, _ := nats.Connect(n.URL())
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	if err := js.DeleteStream(context.Background(), "RESTART"); err != nil {
 		t.Fatal(err)
 	}
-	third := newTestJetStream(t, n.ClientURL(), cfg)
+	third := newTestJetStream(t, n.URL(), cfg)
 	if third.Epoch() == first.Epoch() {
 		t.Fatal("a recreated stream kept the epoch")
 	}
@@ -128,10 +130,10 @@ func TestJetStreamRestartKeepsEpoch(t *testing.T) {
 // nodes: events cross, cursors resume on either.
 func TestJetStreamAcrossNodes(t *testing.T) {
 	t.Parallel()
-	n := runNATS(t)
+	n := natstest.Start(t)
 	cfg := JetStreamConfig{Stream: "NODES", SubjectPrefix: "nodes"}
-	a := newTestJetStream(t, n.ClientURL(), cfg)
-	b := newTestJetStream(t, n.ClientURL(), cfg)
+	a := newTestJetStream(t, n.URL(), cfg)
+	b := newTestJetStream(t, n.URL(), cfg)
 	room := HouseholdRoom("home")
 	onA := subscribe(t, a, "u1", []Room{room}, nil)
 	onB := subscribe(t, b, "u2", []Room{room}, nil)
@@ -164,14 +166,14 @@ func TestJetStreamAcrossNodes(t *testing.T) {
 // TestJetStreamOneConsumerPerNode: browser streams cost no NATS consumers.
 func TestJetStreamOneConsumerPerNode(t *testing.T) {
 	t.Parallel()
-	n := runNATS(t)
+	n := natstest.Start(t)
 	cfg := JetStreamConfig{Stream: "FANOUT", SubjectPrefix: "fan"}
-	j := newTestJetStream(t, n.ClientURL(), cfg)
+	j := newTestJetStream(t, n.URL(), cfg)
 	for i := range 200 {
 		subscribe(t, j, fmt.Sprint("u", i), []Room{UserRoom(fmt.Sprint("u", i)), HouseholdRoom(fmt.Sprint(i % 7)), BroadcastRoom}, nil)
 	}
 	publish(t, j, Target{Room: BroadcastRoom}, "x")
-	info, err := streamOf(t, n.ClientURL(), "FANOUT").Info(context.Background())
+	info, err := streamOf(t, n.URL(), "FANOUT").Info(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,8 +184,8 @@ func TestJetStreamOneConsumerPerNode(t *testing.T) {
 
 func TestJetStreamResumeExpired(t *testing.T) {
 	t.Parallel()
-	n := runNATS(t)
-	j := newTestJetStream(t, n.ClientURL(), JetStreamConfig{History: HistoryLimits{MaxEvents: 10}})
+	n := natstest.Start(t)
+	j := newTestJetStream(t, n.URL(), JetStreamConfig{History: HistoryLimits{MaxEvents: 10}})
 	room := HouseholdRoom("home")
 	first := publish(t, j, Target{Room: room}, "0")
 	for i := 1; i < 30; i++ {
@@ -191,7 +193,7 @@ func TestJetStreamResumeExpired(t *testing.T) {
 	}
 	// With a window this small a busy machine's node consumer can fall
 	// out of it (its live streams then end, as they must); let it settle.
-	jsCheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if h := j.Stats().Head.Offset; h != 30 {
 			return fmt.Errorf("node delivered up to %d", h)
 		}
@@ -229,12 +231,12 @@ func TestJetStreamResumeExpired(t *testing.T) {
 // live subscriptions go on.
 func TestJetStreamNATSDown(t *testing.T) {
 	t.Parallel()
-	n := runNATS(t)
-	j := newTestJetStream(t, n.ClientURL(), JetStreamConfig{})
+	n := natstest.Start(t)
+	j := newTestJetStream(t, n.URL(), JetStreamConfig{})
 	room := HouseholdRoom("home")
 	live := subscribe(t, j, "u", []Room{room}, nil)
 	publish(t, j, Target{Room: room}, "before")
-	n.stop()
+	n.Stop()
 
 	start := time.Now()
 	if _, err := j.Publish(context.Background(), Target{Room: room}, note("during")); !errors.Is(err, ErrUnavailable) {
@@ -247,8 +249,8 @@ func TestJetStreamNATSDown(t *testing.T) {
 		t.Fatalf("Subscribe with NATS down: %v", err)
 	}
 
-	n.restart(t)
-	jsCheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	n.Start(t)
+	poll.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
 		_, err := j.Publish(context.Background(), Target{Room: room}, note("after"))
 		return err
 	})
@@ -263,10 +265,10 @@ func TestJetStreamNATSDown(t *testing.T) {
 // ErrUnavailable instead (and the resume says expired).
 func TestJetStreamNodeCatchesUp(t *testing.T) {
 	t.Parallel()
-	n := runNATS(t)
-	proxy := newTCPProxy(t, n.Addr().String())
+	n := natstest.Start(t)
+	proxy := newTCPProxy(t, n.Addr())
 	cfg := JetStreamConfig{Stream: "CATCHUP", SubjectPrefix: "cu", History: HistoryLimits{MaxEvents: 100}}
-	a := newTestJetStream(t, n.ClientURL(), cfg)
+	a := newTestJetStream(t, n.URL(), cfg)
 	b := newTestJetStream(t, proxy.URL(), cfg)
 	room := HouseholdRoom("home")
 	live := subscribe(t, b, "u", []Room{room}, nil)
@@ -298,7 +300,7 @@ func TestJetStreamNodeCatchesUp(t *testing.T) {
 	}
 	cursor := Position{Epoch: b.Epoch(), Offset: last.Offset - 249 - 1}
 	var s *Subscription
-	jsCheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	poll.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
 		var err error
 		s, err = b.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []Room{room}, Since: &cursor})
 		return err
@@ -314,8 +316,8 @@ func TestJetStreamNodeCatchesUp(t *testing.T) {
 // retry after Unavailable without duplicating it.
 func TestJetStreamIdempotentPublish(t *testing.T) {
 	t.Parallel()
-	n := runNATS(t)
-	j := newTestJetStream(t, n.ClientURL(), JetStreamConfig{})
+	n := natstest.Start(t)
+	j := newTestJetStream(t, n.URL(), JetStreamConfig{})
 	room := HouseholdRoom("home")
 	s := subscribe(t, j, "u", []Room{room, UserRoom("u")}, nil)
 	withID := func(id, text string) *realtimev1.Event {
@@ -420,18 +422,18 @@ func TestNATSAuthOptions(t *testing.T) {
 
 func TestJetStreamAuthenticates(t *testing.T) {
 	t.Parallel()
-	n := runNATS(t)
-	n.stop()
-	n.opts.Username, n.opts.Password = "realtimed", "s3cret"
-	n.restart(t)
-	if _, err := NewJetStream(context.Background(), JetStreamConfig{URL: n.ClientURL(), Logger: jsTestLogger(t)}); !errors.Is(err, ErrUnavailable) {
+	n := natstest.Start(t)
+	n.Stop()
+	n.Options().Username, n.Options().Password = "realtimed", "s3cret"
+	n.Start(t)
+	if _, err := NewJetStream(context.Background(), JetStreamConfig{URL: n.URL(), Logger: jsTestLogger(t)}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("without credentials: %v", err)
 	}
 	opts, err := NATSAuth{User: "realtimed", Password: "s3cret"}.Options()
 	if err != nil {
 		t.Fatal(err)
 	}
-	j := newTestJetStream(t, n.ClientURL(), JetStreamConfig{Options: opts})
+	j := newTestJetStream(t, n.URL(), JetStreamConfig{Options: opts})
 	publish(t, j, Target{Room: BroadcastRoom}, "x")
 }
 
@@ -441,10 +443,10 @@ func TestJetStreamAuthenticates(t *testing.T) {
 // shutdown.
 func TestJetStreamCloseIsNotAnOutage(t *testing.T) {
 	t.Parallel()
-	n := runNATS(t)
+	n := natstest.Start(t)
 	var logs syncbuf.Buffer
 	closed := make(chan struct{})
-	j := newTestJetStream(t, n.ClientURL(), JetStreamConfig{
+	j := newTestJetStream(t, n.URL(), JetStreamConfig{
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		// The client runs its handlers in order on one goroutine: once the
 		// closed handler ran, so did any disconnect handler.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/testkit"
+	"github.com/honeydo/realtime/internal/testkit/natstest"
 )
 
 // Cross-node fan-out benchmarks: the same household of subscriptions spread
@@ -54,7 +55,7 @@ func benchNodes(b *testing.B, backend string) (pub broker.Broker, nodes []broker
 		b.Cleanup(func() { m.Close() })
 		return m, []broker.Broker{m, m, m}
 	}
-	n := StartNATS(b)
+	n := natstest.Start(b)
 	count := 1
 	if backend == "jetstream-3node" {
 		count = 3

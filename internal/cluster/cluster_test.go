@@ -12,7 +12,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
-	"github.com/honeydo/realtime/internal/testkit"
+	"github.com/honeydo/realtime/internal/testkit/natstest"
+	"github.com/honeydo/realtime/internal/testkit/poll"
 )
 
 // startNodes starts n realtimed nodes on natsURL sharing key.
@@ -33,7 +34,7 @@ func startNodes(t *testing.T, n int, cfg NodeConfig) []*Node {
 // household.
 func TestFanOutAcrossNodes(t *testing.T) {
 	t.Parallel()
-	n := StartNATS(t)
+	n := natstest.Start(t)
 	key := NewDevKey(t)
 	nodes := startNodes(t, 3, NodeConfig{NATSURL: n.URL(), Key: key})
 
@@ -92,7 +93,7 @@ func TestFanOutAcrossNodes(t *testing.T) {
 // realtimed nodes get every acknowledged event once, in order.
 func TestNATSServerLossUnderLoad(t *testing.T) {
 	t.Parallel()
-	nc := StartNATSCluster(t, 3)
+	nc := natstest.StartCluster(t, 3)
 	key := NewDevKey(t)
 	nodes := startNodes(t, 2, NodeConfig{NATSURL: nc.URLs(), Key: key, Replicas: 3})
 	var readers []*reader
@@ -109,9 +110,9 @@ func TestNATSServerLossUnderLoad(t *testing.T) {
 	pub.waitAcked(t, 80, 10*time.Second)
 
 	leader := streamLeader(t, nc.Nodes[0].URL())
-	var stopped *NATS
+	var stopped *natstest.NATS
 	for _, s := range nc.Nodes {
-		if s.opts.ServerName == leader {
+		if s.Name() == leader {
 			stopped = s
 		}
 	}
@@ -167,7 +168,7 @@ func streamLeader(t *testing.T, url string) string {
 // nothing, and see nothing twice.
 func TestKillNodeUnderFlow(t *testing.T) {
 	t.Parallel()
-	n := StartNATS(t)
+	n := natstest.Start(t)
 	key := NewDevKey(t)
 	nodes := startNodes(t, 3, NodeConfig{NATSURL: n.URL(), Key: key})
 	lb := StartBalancer(t, nodes[0].Addr(), nodes[1].Addr(), nodes[2].Addr())
@@ -219,7 +220,7 @@ func TestKillNodeUnderFlow(t *testing.T) {
 // was published while it was down — unlike the memory backend.
 func TestRestartOnlyNode(t *testing.T) {
 	t.Parallel()
-	n := StartNATS(t)
+	n := natstest.Start(t)
 	key := NewDevKey(t)
 	node := StartNode(t, NodeConfig{Name: "rt1", NATSURL: n.URL(), Key: key})
 	r := startReader(t, node.URL(), key, "alice", "home")
@@ -266,7 +267,7 @@ func TestRestartOnlyNode(t *testing.T) {
 // receive the events.
 func TestNATSDown(t *testing.T) {
 	t.Parallel()
-	n := StartNATS(t)
+	n := natstest.Start(t)
 	key := NewDevKey(t)
 	node := StartNode(t, NodeConfig{Name: "rt1", NATSURL: n.URL(), Key: key})
 	r := startReader(t, node.URL(), key, "alice", "home")
@@ -290,7 +291,7 @@ func TestNATSDown(t *testing.T) {
 		t.Errorf("Publish took %v to fail", d)
 	}
 	n.Start(t)
-	testkit.Eventually(t, 15*time.Second, 50*time.Millisecond, func() error { return publish("d1") })
+	poll.Eventually(t, 15*time.Second, 50*time.Millisecond, func() error { return publish("d1") })
 	if err := publish("d2"); err != nil {
 		t.Fatal(err)
 	}

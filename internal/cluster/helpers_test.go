@@ -18,7 +18,7 @@ import (
 	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
-	"github.com/honeydo/realtime/internal/testkit"
+	"github.com/honeydo/realtime/internal/testkit/poll"
 )
 
 // reader is a browser-like subscriber: the resilient Go client, which
@@ -204,7 +204,7 @@ func (p *publisher) progress() (acked, failures int) {
 // waitAcked waits until the publisher has n acknowledged events.
 func (p *publisher) waitAcked(t *testing.T, n int, timeout time.Duration) {
 	t.Helper()
-	testkit.Eventually(t, timeout, 10*time.Millisecond, func() error {
+	poll.Eventually(t, timeout, 10*time.Millisecond, func() error {
 		if a, _ := p.progress(); a < n {
 			return fmt.Errorf("%d of %d events acknowledged", a, n)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/testkit"
+	"github.com/honeydo/realtime/internal/testkit/poll"
 )
 
 // NodeConfig describes a realtimed node.
@@ -84,7 +85,7 @@ func (n *Node) start() {
 	var b *broker.JetStream
 	// A fresh NATS cluster may need a moment before it can place an R3
 	// stream.
-	testkit.Eventually(t, 20*time.Second, 100*time.Millisecond, func() error {
+	poll.Eventually(t, 20*time.Second, 100*time.Millisecond, func() error {
 		var err error
 		b, err = broker.NewJetStream(ctx, broker.JetStreamConfig{
 			URL: n.cfg.NATSURL, Stream: n.cfg.Stream, SubjectPrefix: n.cfg.SubjectPrefix,
@@ -110,7 +111,7 @@ func (n *Node) start() {
 		t.Fatal(err)
 	}
 	var raw net.Listener
-	testkit.Eventually(t, 5*time.Second, 20*time.Millisecond, func() error {
+	poll.Eventually(t, 5*time.Second, 20*time.Millisecond, func() error {
 		raw, err = net.Listen("tcp", n.addr)
 		return err
 	})

@@ -19,6 +19,7 @@ import (
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
 	"github.com/honeydo/realtime/gen/honeydo/shopping/v1/shoppingv1connect"
 	"github.com/honeydo/realtime/internal/testkit"
+	"github.com/honeydo/realtime/internal/testkit/poll"
 )
 
 // testServer is a real realtimed server on a loopback port, with this
@@ -199,7 +200,7 @@ func (s *stream) end(t *testing.T, timeout time.Duration) error {
 // waitGoroutines waits until the goroutine count is back near base.
 func waitGoroutines(t *testing.T, base int) {
 	t.Helper()
-	testkit.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
+	poll.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if n := runtime.NumGoroutine(); n > base+5 {
 			return fmt.Errorf("%d goroutines, baseline %d", n, base)
 		}

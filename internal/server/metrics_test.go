@@ -12,7 +12,7 @@ import (
 	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/metrics"
 	"github.com/honeydo/realtime/internal/server"
-	"github.com/honeydo/realtime/internal/testkit"
+	"github.com/honeydo/realtime/internal/testkit/poll"
 )
 
 func TestMetrics(t *testing.T) {
@@ -41,7 +41,7 @@ func TestMetrics(t *testing.T) {
 		"realtime_subscribe_resumes_total{result=none}":          1,
 		"realtime_delivery_latency_seconds_count":                3,
 	}
-	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
+	poll.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 		got, err := m.Gather()
 		if err != nil {
 			return err
@@ -54,7 +54,7 @@ func TestMetrics(t *testing.T) {
 		return nil
 	})
 	s.Close()
-	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
+	poll.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 		got, _ := m.Gather()
 		if got["realtime_open_streams"] != 0 || got["realtime_streams_closed_total{reason=client_gone}"] != 1 || got["realtime_subscriptions{room_kind=user}"] != 0 {
 			return fmt.Errorf("after close: open %v, closed %v", got["realtime_open_streams"], got["realtime_streams_closed_total{reason=client_gone}"])

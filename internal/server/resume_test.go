@@ -17,6 +17,7 @@ import (
 	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/testkit"
+	"github.com/honeydo/realtime/internal/testkit/poll"
 )
 
 // TestOfflineWithinWindow: a client is away for 30 s while 1,000 events are
@@ -273,7 +274,7 @@ func TestSubscribeCancelCycles(t *testing.T) {
 		wg.Wait()
 	}
 	run(500) // warm pools and connections
-	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
+	poll.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if n := srv.OpenStreams(); n != 0 {
 			return fmt.Errorf("%d streams open", n)
 		}
@@ -284,7 +285,7 @@ func TestSubscribeCancelCycles(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	base := runtime.NumGoroutine()
 	run(cycles)
-	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+	poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if n := srv.OpenStreams(); n != 0 {
 			return fmt.Errorf("%d streams open", n)
 		}
@@ -323,7 +324,7 @@ func TestStuckWriterIsDropped(t *testing.T) {
 		t.Fatal(rs.Err())
 	}
 	big := incompressible(64 << 10)
-	testkit.Eventually(t, 20*time.Second, 10*time.Millisecond, func() error {
+	poll.Eventually(t, 20*time.Second, 10*time.Millisecond, func() error {
 		if n := srv.OpenStreams(); n != 0 {
 			srv.Emitter.ToUser(ctx, "stuck", notification(big))
 			return fmt.Errorf("%d streams open", n)

@@ -24,6 +24,7 @@ import (
 	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/testkit"
+	"github.com/honeydo/realtime/internal/testkit/poll"
 )
 
 func notification(text string) *realtimev1.Event {
@@ -398,7 +399,7 @@ func TestLimits(t *testing.T) {
 		_, err := trySubscribe(t, c, "")
 		wantCode(t, err, connect.CodeResourceExhausted)
 		first.Close()
-		testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
+		poll.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 			s, err := trySubscribe(t, c, "")
 			if err == nil {
 				s.Close()
@@ -451,7 +452,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		subscribe(t, c, "").Close()
 	}
 	waitGoroutines(t, base)
-	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
+	poll.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if n := srv.OpenStreams(); n != 0 {
 			return fmt.Errorf("%d streams still open", n)
 		}

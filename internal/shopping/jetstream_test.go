@@ -4,65 +4,17 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
-	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	shoppingv1 "github.com/honeydo/realtime/gen/honeydo/shopping/v1"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/testkit/natstest"
 	"github.com/honeydo/realtime/internal/testkit/syncbuf"
 )
-
-// testNATS is an in-process nats-server with JetStream in a temp dir that
-// can be stopped and started again on the same port with the same store.
-type testNATS struct {
-	opts   natsserver.Options
-	server *natsserver.Server
-}
-
-func startTestNATS(t *testing.T) *testNATS {
-	t.Helper()
-	n := &testNATS{opts: natsserver.Options{
-		Host:      "127.0.0.1",
-		Port:      -1,
-		JetStream: true,
-		StoreDir:  t.TempDir(),
-		NoLog:     true,
-		NoSigs:    true,
-	}}
-	n.start(t)
-	t.Cleanup(n.stop)
-	return n
-}
-
-func (n *testNATS) start(t *testing.T) {
-	t.Helper()
-	opts := n.opts // the server keeps and fills in the options it is given
-	s, err := natsserver.NewServer(&opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	n.server = s
-	n.opts.Port = s.Addr().(*net.TCPAddr).Port // the same port on restart
-}
-
-func (n *testNATS) stop() {
-	if n.server != nil {
-		n.server.Shutdown()
-		n.server.WaitForShutdown()
-		n.server = nil
-	}
-}
-
-func (n *testNATS) url() string { return n.server.ClientURL() }
 
 // TestServiceJetStreamNATSDown runs the service on the real JetStream
 // broker: with NATS stopped AddItem fails with Unavailable and the list is
@@ -73,11 +25,11 @@ func TestServiceJetStreamNATSDown(t *testing.T) {
 		t.Skip("starts a nats-server")
 	}
 	t.Parallel()
-	n := startTestNATS(t)
+	n := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	js, err := broker.NewJetStream(ctx, broker.JetStreamConfig{
-		URL:    n.url(),
+		URL:    n.URL(),
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -114,7 +66,7 @@ func TestServiceJetStreamNATSDown(t *testing.T) {
 	}
 	before := list()
 
-	n.stop()
+	n.Stop()
 	start := time.Now()
 	_, err = add("Eggs")
 	if connect.CodeOf(err) != connect.CodeUnavailable || !errors.Is(err, broker.ErrUnavailable) ||
@@ -129,7 +81,7 @@ func TestServiceJetStreamNATSDown(t *testing.T) {
 	}
 
 	// Retrying is safe: every refused attempt changed nothing.
-	n.start(t)
+	n.Start(t)
 	var eggs *shoppingv1.ShoppingItem
 	deadline := time.Now().Add(10 * time.Second)
 	for {

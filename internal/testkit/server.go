@@ -14,6 +14,7 @@ import (
 	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/shopping"
+	"github.com/honeydo/realtime/internal/testkit/poll"
 )
 
 // Server is a real realtimed server on a loopback port, set up as
@@ -105,7 +106,7 @@ func (s *Server) start(b *broker.Memory) {
 	// On a restart the old port is free once its listener has closed;
 	// retry briefly in case the kernel is slow to let go of it.
 	var ln net.Listener
-	Eventually(t, time.Second, 20*time.Millisecond, func() error {
+	poll.Eventually(t, time.Second, 20*time.Millisecond, func() error {
 		ln, err = net.Listen("tcp", s.Addr)
 		return err
 	})

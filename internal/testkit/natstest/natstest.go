@@ -1,4 +1,8 @@
-package cluster
+// Package natstest is for tests only: in-process nats-servers with
+// JetStream, single or clustered, that stop and start again on the same
+// ports with the same store. It imports nothing of ours but poll, so the
+// broker's and the shopping module's own tests can use it too.
+package natstest
 
 import (
 	"fmt"
@@ -10,7 +14,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
-	"github.com/honeydo/realtime/internal/testkit"
+	"github.com/honeydo/realtime/internal/testkit/poll"
 )
 
 // NATS is one in-process nats-server with JetStream, storing in a temp dir.
@@ -21,13 +25,13 @@ type NATS struct {
 	opts   *natsserver.Options
 }
 
-// NATSCluster is a JetStream cluster of in-process nats-servers.
-type NATSCluster struct {
+// Cluster is a JetStream cluster of in-process nats-servers.
+type Cluster struct {
 	Nodes []*NATS
 }
 
-// StartNATS starts a single nats-server on a random loopback port.
-func StartNATS(t testing.TB) *NATS {
+// Start starts a single nats-server on a random loopback port.
+func Start(t testing.TB) *NATS {
 	t.Helper()
 	n := &NATS{opts: natsOptions(t, "solo")}
 	n.Start(t)
@@ -79,14 +83,26 @@ func (n *NATS) Stop() {
 	n.Server = nil
 }
 
-// URL is the server's client URL.
-func (n *NATS) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.opts.Port) }
+// Name is the server's name ("solo", or "n0", "n1", … in a cluster), as
+// JetStream reports it, e.g. for a stream's leader.
+func (n *NATS) Name() string { return n.opts.ServerName }
 
-// StartNATSCluster starts size nats-servers routed into one JetStream
+// Options are the options the next Start uses (after the first Start, with
+// the ports it was given): change them while the server is stopped, e.g. to
+// require a password after a restart.
+func (n *NATS) Options() *natsserver.Options { return n.opts }
+
+// Addr is the server's client address, host:port.
+func (n *NATS) Addr() string { return fmt.Sprintf("127.0.0.1:%d", n.opts.Port) }
+
+// URL is the server's client URL.
+func (n *NATS) URL() string { return "nats://" + n.Addr() }
+
+// StartCluster starts size nats-servers routed into one JetStream
 // cluster and waits until it has elected a meta leader.
-func StartNATSCluster(t testing.TB, size int) *NATSCluster {
+func StartCluster(t testing.TB, size int) *Cluster {
 	t.Helper()
-	c := &NATSCluster{}
+	c := &Cluster{}
 	// JetStream clustering wants every server to know its routes from the
 	// start, so the route ports are chosen up front.
 	ports := make([]int, size)
@@ -113,9 +129,9 @@ func StartNATSCluster(t testing.TB, size int) *NATSCluster {
 
 // WaitFormed waits until every running server is routed to the other
 // running ones and the JetStream meta group has a leader.
-func (c *NATSCluster) WaitFormed(t testing.TB) {
+func (c *Cluster) WaitFormed(t testing.TB) {
 	t.Helper()
-	testkit.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
+	poll.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
 		running := 0
 		for _, n := range c.Nodes {
 			if n.Server != nil {
@@ -166,7 +182,7 @@ func freePort(t testing.TB) int {
 
 // URLs is every server's client URL, comma-separated, as NATS clients take
 // them.
-func (c *NATSCluster) URLs() string {
+func (c *Cluster) URLs() string {
 	urls := make([]string, len(c.Nodes))
 	for i, n := range c.Nodes {
 		urls[i] = n.URL()

@@ -1,4 +1,7 @@
-package testkit
+// Package poll is for tests only: wait for a condition by polling it
+// rather than sleeping. It imports nothing of ours, so every package's
+// tests can use it, including those that testkit itself depends on.
+package poll
 
 import (
 	"testing"
