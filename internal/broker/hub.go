@@ -33,11 +33,8 @@ func (h *hub) remove(s *Subscription) {
 	}
 	for i, r := range s.Rooms {
 		members := h.rooms[r]
-		at := s.slots[i]
-		last := len(members) - 1
-		if at > last || members[at] != s {
-			continue // the same room listed twice; already removed
-		}
+		// Rooms are unique (newSubscription), so s is at its slot.
+		at, last := s.slots[i], len(members)-1
 		moved := members[last]
 		members[at] = moved
 		members[last] = nil
