@@ -274,10 +274,12 @@ func (r *run) execute(ctx context.Context) (map[string]any, error) {
 	var next atomic.Int64
 	var mu sync.Mutex
 	streams := make([]*stream, 0, cfg.conns)
+	var loops sync.WaitGroup // one reader per stream; Main returns after all
 	defer func() {
 		for _, s := range streams {
 			s.shut()
 		}
+		loops.Wait()
 		for _, c := range r.clients {
 			c.CloseIdleConnections()
 		}
@@ -308,7 +310,7 @@ func (r *run) execute(ctx context.Context) (map[string]any, error) {
 				mu.Lock()
 				streams = append(streams, s)
 				mu.Unlock()
-				go s.loop()
+				loops.Go(s.loop)
 			}
 		})
 	}
