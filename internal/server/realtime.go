@@ -128,6 +128,16 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 		}
 		since = &pos
 	}
+	var expire time.Time
+	if !p.Expiry.IsZero() {
+		expire = p.Expiry.Add(s.cfg.TokenGrace)
+		// The verifier's leeway can admit a token whose grace has already
+		// run out; opening a stream only to cut it at once would make a
+		// client with a stale token loop.
+		if !time.Now().Before(expire) {
+			return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("token expired: reconnect with a fresh token"))
+		}
+	}
 	release, err := s.streams.acquire(p.UserID, s.cfg.MaxPerUser)
 	if err != nil {
 		return nil, err
@@ -148,16 +158,6 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 		}
 	}()
 
-	var expire time.Time
-	if !p.Expiry.IsZero() {
-		expire = p.Expiry.Add(s.cfg.TokenGrace)
-		// The verifier's leeway can admit a token whose grace has already
-		// run out; opening a stream only to cut it at once would make a
-		// client with a stale token loop.
-		if !time.Now().Before(expire) {
-			return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("token expired: reconnect with a fresh token"))
-		}
-	}
 	m := s.metrics
 	m.OpenStreams.Inc()
 	for _, r := range sub.Rooms {
