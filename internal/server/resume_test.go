@@ -22,20 +22,23 @@ import (
 
 // TestOfflineWithinWindow: a client is away for 30 s while 1,000 events are
 // published to its household; on return it gets all of them, in order, once.
+// The broker's clock moves 30 ms per event, so the history ages as it would
+// over 30 s without the test waiting for them.
 func TestOfflineWithinWindow(t *testing.T) {
 	t.Parallel()
-	srv := newTestServer(t)
+	clock := newFakeClock()
+	b := broker.NewMemory(broker.MemoryConfig{Now: clock.Now})
+	srv := newTestServer(t, func(c *server.Config) { c.Broker = b })
+	emit := broker.NewEmitter(b)
 	ctx := context.Background()
 	c := srv.realtimeClient(t, clientKinds[0], srv.Token(t, "bob", "home", 5*time.Minute))
 	s := subscribe(t, c, "")
 	cursor := s.Welcome.GetCursor()
 	s.Close()
 	const n = 1000
-	pace := time.NewTicker(30 * time.Second / n)
-	defer pace.Stop()
 	for i := range n {
-		<-pace.C
-		if _, err := srv.Emitter.ToHousehold(ctx, "home", notification(fmt.Sprint(i))); err != nil {
+		clock.Advance(30 * time.Second / n)
+		if _, err := emit.ToHousehold(ctx, "home", notification(fmt.Sprint(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -54,7 +57,11 @@ func TestOfflineWithinWindow(t *testing.T) {
 // TestOfflinePastWindow: history has moved on; the welcome says so.
 func TestOfflinePastWindow(t *testing.T) {
 	t.Parallel()
-	b := broker.NewMemory(broker.MemoryConfig{History: broker.HistoryLimits{MaxAge: 200 * time.Millisecond}})
+	clock := newFakeClock()
+	b := broker.NewMemory(broker.MemoryConfig{
+		History: broker.HistoryLimits{MaxAge: 200 * time.Millisecond},
+		Now:     clock.Now,
+	})
 	srv := newTestServer(t, func(c *server.Config) { c.Broker = b })
 	emit := broker.NewEmitter(b)
 	ctx := context.Background()
@@ -63,12 +70,33 @@ func TestOfflinePastWindow(t *testing.T) {
 	cursor := s.Welcome.GetCursor()
 	s.Close()
 	emit.ToHousehold(ctx, "home", notification("missed"))
-	time.Sleep(300 * time.Millisecond) // past the window: the event is evicted
+	clock.Advance(300 * time.Millisecond) // past the window: the event is evicted
 	r := subscribe(t, c, cursor)
 	if r.Welcome.GetResume() != realtimev1.ResumeStatus_RESUME_STATUS_EXPIRED {
 		t.Fatalf("resume = %v, want EXPIRED", r.Welcome.GetResume())
 	}
 	r.quiet(t)
+}
+
+// fakeClock is a broker clock that moves only when told; it starts at the
+// real time so that event times stay plausible.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
 }
 
 // TestSlowReaderRecovers: a subscriber that stops reading is cut off; when it
@@ -132,9 +160,13 @@ func TestReconnectStorm(t *testing.T) {
 	const clients = 1000
 	const households = 50
 	kinds := []clientKind{clientKinds[1], clientKinds[3]} // h2c: many streams per connection
-	conns := make([]realtimeClientPair, 8)
+	// Connections open before the storm, 50 streams on each: a cold h2c
+	// Transport would dial one per concurrent request (see SharedH2C).
+	conns := make([]realtimeClientPair, clients/50)
+	shared := make([]*testkit.SharedH2C, len(conns))
 	for i := range conns {
-		conns[i] = realtimeClientPair{kind: kinds[i%len(kinds)], http: testkit.HTTPClient(t, true)}
+		shared[i] = testkit.NewSharedH2C(t, srv.URL)
+		conns[i] = realtimeClientPair{kind: kinds[i%len(kinds)], http: shared[i]}
 	}
 	tokens := make([]string, clients)
 	cursors := make([]string, clients)
@@ -231,6 +263,11 @@ func TestReconnectStorm(t *testing.T) {
 	if pings.Load() == 0 || pingErrs.Load() > 0 {
 		t.Fatalf("pings during the storm: %d, failed %d", pings.Load(), pingErrs.Load())
 	}
+	for i, c := range shared {
+		if d := c.Dials(); d != 1 {
+			t.Errorf("h2c client %d dialled %d connections, want 1", i, d)
+		}
+	}
 	t.Logf("%d clients resumed 20 events each; %d pings answered meanwhile", clients, pings.Load())
 }
 
@@ -246,7 +283,7 @@ func (p realtimeClientPair) client(url, token string) realtimev1connect.Realtime
 	return realtimev1connect.NewRealtimeServiceClient(p.http, url, opts...)
 }
 
-// TestSubscribeCancelCycles: 10,000 subscribe/cancel cycles leave no
+// TestSubscribeCancelCycles: 4,000 subscribe/cancel cycles leave no
 // goroutine, stream or subscription behind, and memory does not grow.
 //
 // Not parallel: it reads the process's heap.
@@ -254,7 +291,7 @@ func TestSubscribeCancelCycles(t *testing.T) {
 	srv := newTestServer(t)
 	c := srv.realtimeClient(t, clientKinds[1], srv.Token(t, "churn", "home", 5*time.Minute))
 	subscribe(t, c, "").Close()
-	const cycles, workers = 10000, 8
+	const cycles, workers = 4000, 8
 	run := func(n int) {
 		var wg sync.WaitGroup
 		for w := range workers {

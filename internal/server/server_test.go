@@ -320,10 +320,14 @@ func TestGracefulShutdownEndsStreams(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
-	// gRPC streams multiplexed over four h2c connections.
-	conns := make([]realtimeClientPair, 4)
+	// gRPC streams multiplexed over h2c connections that are open before
+	// the burst, 50 streams on each (under any per-connection stream
+	// limit the server sets).
+	conns := make([]realtimeClientPair, n/50)
+	shared := make([]*testkit.SharedH2C, len(conns))
 	for i := range conns {
-		conns[i] = realtimeClientPair{kind: clientKinds[3], http: testkit.HTTPClient(t, true)}
+		shared[i] = testkit.NewSharedH2C(t, srv.URL)
+		conns[i] = realtimeClientPair{kind: clientKinds[3], http: shared[i]}
 	}
 	for i := range n {
 		wg.Add(1)
@@ -345,6 +349,11 @@ func TestGracefulShutdownEndsStreams(t *testing.T) {
 	}
 	if got := srv.OpenStreams(); got != n {
 		t.Fatalf("%d open streams, want %d", got, n)
+	}
+	for i, c := range shared {
+		if d := c.Dials(); d != 1 {
+			t.Fatalf("h2c client %d dialled %d connections, want 1", i, d)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
