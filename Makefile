@@ -71,7 +71,7 @@ bench: ## Go micro-benchmarks
 	go test -run='^$$' -bench=. -benchmem ./internal/...
 
 .PHONY: bench-peers
-bench-peers: build ## run realtimed beside Socket.io and Centrifuge in ../shared/peers/run.sh (see docs/PERFORMANCE.md)
+bench-peers: build ## run realtimed beside Socket.io and Centrifuge in bench/peers/run.sh (see docs/PERFORMANCE.md)
 	scripts/bench-peers.sh
 
 .PHONY: run-cluster

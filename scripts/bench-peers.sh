@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs realtimed beside the peers (Socket.io, Centrifuge) in ONE invocation of
-# ../shared/peers/run.sh, as its "custom" peer, so every row of the table
+# bench/peers/run.sh, as its "custom" peer, so every row of the table
 # shares the same machine state. See docs/PERFORMANCE.md.
 #
 #   scripts/bench-peers.sh                                  # ours + centrifuge-ws-raw + socketio, W1..W4, REPS=1
@@ -12,13 +12,13 @@
 #
 # Environment: PEERS (peer labels of run.sh besides ours; default
 # "centrifuge-ws-raw socketio"), WORKLOADS, REPS (default 1), PORT, WORK,
-# PEERS_DIR (default ../shared/peers), OURS_ARGS (extra flags for our
+# PEERS_DIR (default bench/peers), OURS_ARGS (extra flags for our
 # generator: --h2c, --protocol grpc, ...), OURS_LABEL, SERVER_ARGS (extra
 # realtimed flags), NICE, and everything run.sh reads (W2_ARGS, ...).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PEERS_DIR="${PEERS_DIR:-$ROOT/../shared/peers}"
+PEERS_DIR="${PEERS_DIR:-$ROOT/bench/peers}"
 WORK="${WORK:-/tmp/peers-bench}"
 BIN="$WORK/realtimed-bin"
 DATA="$WORK/realtimed-data.$$"       # a fresh dev key per invocation

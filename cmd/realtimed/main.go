@@ -77,7 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.addr, "addr", "", "`host:port` to listen on (default 127.0.0.1:8080 with --dev, :8080 otherwise)")
 	fs.BoolVar(&o.dev, "dev", false, "development mode: a local signing key in --data-dir instead of Clerk, /dev/token and\n/dev/streams, the web demo; refuses a non-loopback --addr")
 	fs.BoolVar(&o.devAllowRemote, "dev-allow-remote", false, "let --dev listen on a non-loopback address (anyone who reaches it can mint tokens)")
-	fs.BoolVar(&o.benchAPI, "bench-api", false, "serve the benchmark control API (/bench/info, /bench/publish, /bench/gc) to loopback\ncallers, for ../shared/peers/run.sh and realtimectl bench; needs --dev")
+	fs.BoolVar(&o.benchAPI, "bench-api", false, "serve the benchmark control API (/bench/info, /bench/publish, /bench/gc) to loopback\ncallers, for bench/peers/run.sh and realtimectl bench; needs --dev")
 	fs.StringVar(&o.dataDir, "data-dir", ".data", "`directory` for the shopping module's SQLite database and the dev signing key")
 	fs.StringVar(&o.webDir, "web-dir", "", "`directory` of the built web demo to serve at / (default web/dist with --dev, if present)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); with --tls-key serves HTTPS with HTTP/2 for browsers")

@@ -1,5 +1,5 @@
 // Package loadgen is realtimed's load generator: the engine of
-// `realtimectl bench`. It runs the workloads of ../shared/peers (W1 idle
+// `realtimectl bench`. It runs the workloads of bench/peers (W1 idle
 // memory, W2 room fan-out, W3 maximum throughput, W4 per-user targeting)
 // against a server started with --dev --bench-api, takes the same flags as
 // the peers' generators and prints the same `RESULT {json}` line, so that
@@ -56,7 +56,7 @@ var workloadDefaults = map[string]struct {
 }
 
 type config struct {
-	// The peers' flags (../shared/peers/centrifuge/cmd/loadgen).
+	// The peers' flags (bench/peers/centrifuge/cmd/loadgen).
 	transport, url, proto, workload, name, label string
 	conns, durationMs, size, householdSize       int
 	serverPid, concurrency, batch                int
@@ -78,7 +78,7 @@ const synopsis = `realtimectl bench — load generator for realtimed --dev --ben
 Usage:
   realtimectl bench --workload w1|w2|w3|w4 --url http://127.0.0.1:8080 [flags]
 
-It takes the flags of the peers' generators in ../shared/peers and prints
+It takes the flags of the peers' generators in bench/peers and prints
 the same RESULT {json} line, so run.sh can tabulate it beside Socket.io and
 Centrifuge (see docs/PERFORMANCE.md). Progress goes to stderr.
 `

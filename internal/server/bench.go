@@ -21,7 +21,7 @@ import (
 	"github.com/honeydo/realtime/internal/broker"
 )
 
-// The benchmark control API that ../shared/peers/run.sh drives: the same
+// The benchmark control API that bench/peers/run.sh drives: the same
 // routes the Socket.io and Centrifuge peers expose, so that realtimed joins
 // their table. It publishes through the broker exactly as modules do.
 
