@@ -14,6 +14,7 @@ import (
 	"github.com/honeydo/realtime/client"
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/config"
+	"github.com/honeydo/realtime/internal/version"
 )
 
 // command is one subcommand. A new one (e.g. bench) is a file with its run
@@ -64,6 +65,7 @@ const topUsage = `realtimectl — the terminal companion of realtimed (HoneyDo R
 Usage:
   realtimectl <command> [flags]
   realtimectl <command> --help
+  realtimectl --version
 
 Commands:
 %s
@@ -103,6 +105,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return run(ctx, []string{rest[0], "--help"}, stdout, stderr)
 		}
 		printTopUsage(stdout)
+		return nil
+	case "-version", "--version", "version":
+		version.Print(stdout, "realtimectl")
 		return nil
 	}
 	for _, c := range commands {

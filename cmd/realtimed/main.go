@@ -25,6 +25,7 @@ import (
 	"github.com/honeydo/realtime/internal/metrics"
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/shopping"
+	"github.com/honeydo/realtime/internal/version"
 )
 
 const synopsis = `realtimed — HoneyDo Realtime server.
@@ -32,6 +33,7 @@ const synopsis = `realtimed — HoneyDo Realtime server.
 Usage:
   realtimed --dev                 local development: no Clerk account needed
   realtimed [flags]               production: CLERK_SECRET_KEY or CLERK_JWT_KEY required
+  realtimed --version             the module version and VCS revision it was built from
 
 One port serves Connect, gRPC and gRPC-Web over HTTP/1.1 and h2c, or HTTP/2
 over TLS with --tls-cert/--tls-key. Stop it with SIGINT or SIGTERM: open
@@ -132,6 +134,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 }
 
 func main() {
+	if version.Requested(os.Args[1:]) {
+		version.Print(os.Stdout, "realtimed")
+		return
+	}
 	o, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
