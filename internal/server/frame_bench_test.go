@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
@@ -12,10 +14,10 @@ import (
 	"github.com/honeydo/realtime/internal/broker"
 )
 
-// BenchmarkFrameEncode is the encode path of one events frame: assembling
-// the SubscribeResponse from the broker's pre-encoded events, then
-// marshalling it as Connect's codec does. Events are the bench's ~200-byte
-// probes.
+// BenchmarkFrameEncode is the encode path of one events frame, per stream:
+// assembling the SubscribeResponse (from the broker's pre-encoded events for
+// the binary codec, as a typed message for JSON), then marshalling it as
+// Connect's codec does. Events are the bench's ~200-byte probes.
 func BenchmarkFrameEncode(b *testing.B) {
 	m := broker.NewMemory(broker.MemoryConfig{})
 	defer m.Close()
@@ -29,20 +31,29 @@ func BenchmarkFrameEncode(b *testing.B) {
 		}
 		msgs[i] = msg
 	}
-	for _, n := range []int{1, 10, maxEventsPerFrame} {
-		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
-			enc := newFrameEncoder("application/connect+proto")
-			var out []byte
-			b.ReportAllocs()
-			for b.Loop() {
-				var err error
-				out, err = proto.MarshalOptions{}.MarshalAppend(out[:0], enc.encode(msgs[:n]))
-				if err != nil {
-					b.Fatal(err)
+	codecs := []struct {
+		contentType string
+		marshal     func(dst []byte, m proto.Message) ([]byte, error)
+	}{
+		{"application/connect+proto", proto.MarshalOptions{}.MarshalAppend},
+		{"application/connect+json", protojson.MarshalOptions{}.MarshalAppend},
+	}
+	for _, c := range codecs {
+		for _, n := range []int{1, 10, maxEventsPerFrame} {
+			b.Run(fmt.Sprintf("codec=%s/events=%d", codecName(connect.ProtocolConnect, c.contentType), n), func(b *testing.B) {
+				enc := newFrameEncoder(connect.ProtocolConnect, c.contentType)
+				var out []byte
+				b.ReportAllocs()
+				for b.Loop() {
+					var err error
+					out, err = c.marshal(out[:0], enc.encode(msgs[:n]))
+					if err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			b.SetBytes(int64(len(out)))
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/event")
-		})
+				b.SetBytes(int64(len(out)))
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/event")
+			})
+		}
 	}
 }

@@ -172,7 +172,7 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 		log:     s.cfg.Logger.With("user", p.UserID, "household", p.HouseholdID, "session", p.SessionID),
 		started: time.Now(),
 		reason:  "client_gone",
-		enc:     newFrameEncoder(req.Header().Get("Content-Type")),
+		enc:     newFrameEncoder(req.Peer().Protocol, req.Header().Get("Content-Type")),
 		rc:      responseController(ctx),
 	}
 	ls.log.Info("stream opened", "resume", sub.Resume.String(), "cursor", sub.Start.Cursor(), "protocol", req.Peer().Protocol)
