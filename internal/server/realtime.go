@@ -51,7 +51,7 @@ var _ realtimev1connect.RealtimeServiceHandler = (*realtimeService)(nil)
 // newHandler returns the path and handler of the service, with opts and the
 // JSON codecs that the events frames of JSON streams need (frame.go).
 func (s *realtimeService) newHandler(opts ...connect.HandlerOption) (string, http.Handler) {
-	opts = opts[:len(opts):len(opts)]
+	opts = opts[:len(opts):len(opts)] // append must not write into the caller's array
 	for _, name := range jsonCodecNames {
 		opts = append(opts, connect.WithCodec(jsonCodec{name: name}))
 	}
