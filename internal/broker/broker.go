@@ -3,7 +3,10 @@ package broker
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 )
@@ -50,6 +53,24 @@ type Message struct {
 	Wire []byte
 	// Time is when the broker accepted the event (Event.Time as time.Time).
 	Time time.Time
+
+	json atomic.Pointer[[]byte] // see JSON
+}
+
+// JSON returns Event in protojson encoding, as Connect's JSON codec writes
+// it. It is made on first use and then shared, as Wire is, so streams that
+// speak JSON do not each encode the event again. The result is read-only.
+func (m *Message) JSON() ([]byte, error) {
+	if b := m.json.Load(); b != nil {
+		return *b, nil
+	}
+	b, err := protojson.Marshal(m.Event)
+	if err != nil {
+		return nil, err
+	}
+	// Streams racing on the first use encode alike; keep one copy.
+	m.json.CompareAndSwap(nil, &b)
+	return *m.json.Load(), nil
 }
 
 // ResumeStatus says what became of a subscription's resume request.

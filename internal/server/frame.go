@@ -1,9 +1,15 @@
 package server
 
 import (
+	"errors"
+	"fmt"
+	"mime"
 	"strings"
 
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/internal/broker"
@@ -16,46 +22,179 @@ const (
 	eventBatchEventsField        protowire.Number = 1 // EventBatch.events
 )
 
-// frameEncoder builds the SubscribeResponse that carries a batch of events.
+// frameMode is how a stream's events frames are built; it follows the codec
+// Connect serves the stream with.
+type frameMode int
+
+const (
+	// typedFrames: a typed SubscribeResponse, right for any codec.
+	typedFrames frameMode = iota
+	// binaryFrames: for the protobuf binary codec, from [broker.Message.Wire].
+	binaryFrames
+	// jsonFrames: for [jsonCodec], from [broker.Message.JSON].
+	jsonFrames
+)
+
+// frameEncoder builds the frame that carries a batch of events.
 //
-// Every event is encoded once, by the broker, and shared by all subscribers.
-// A repeated message field is a concatenation of (tag, length, bytes), so a
+// Every event is encoded once and the bytes are shared by all subscribers:
+// in protobuf binary by the broker on publish, in JSON on first use. A
+// repeated message field is a concatenation of (tag, length, bytes), so a
 // binary batch frame can be assembled from those bytes without re-encoding
 // anything: the frame is an empty SubscribeResponse whose unknown-field
 // section holds the assembled `events` field, which proto.Marshal writes out
-// verbatim. JSON has no such shortcut, so JSON streams get a typed message.
+// verbatim. That frame is only right for the binary codec (protojson drops
+// unknown fields and writes `{}`); JSON streams get a [jsonEventsFrame],
+// which only [jsonCodec] can write. So the mode follows the codec Connect
+// negotiated, and a codec it does not know gets a typed message.
 type frameEncoder struct {
-	json  bool
+	mode  frameMode
 	buf   []byte
 	frame realtimev1.SubscribeResponse // reused: one allocation less per frame
+	json  jsonEventsFrame
 }
 
-func newFrameEncoder(contentType string) *frameEncoder {
-	return &frameEncoder{json: strings.HasSuffix(contentType, "+json")}
+// newFrameEncoder returns the encoder for a stream served over protocol (as
+// in [connect.Peer]) with the request's Content-Type.
+func newFrameEncoder(protocol, contentType string) *frameEncoder {
+	switch codecName(protocol, contentType) {
+	case "proto":
+		return &frameEncoder{mode: binaryFrames}
+	case "json":
+		return &frameEncoder{mode: jsonFrames}
+	}
+	return &frameEncoder{mode: typedFrames}
 }
 
-// encode returns the frame for msgs. The result is only valid until the next
-// call: the binary form reuses one buffer per stream.
-func (e *frameEncoder) encode(msgs []*broker.Message) *realtimev1.SubscribeResponse {
-	if e.json {
-		events := make([]*realtimev1.Event, len(msgs))
-		for i, m := range msgs {
-			events[i] = m.Event
+// codecName names the codec Connect serves a stream with, as connect-go
+// derives it: the media type of the Content-Type less the protocol's prefix,
+// where gRPC's and gRPC-Web's bare types mean "proto". Connect matches the
+// Content-Type after mime.ParseMediaType, so case and parameters vary
+// ("application/connect+json; charset=utf-8" is its JSON codec); parameters
+// are dropped here. The result is "" for anything else.
+func codecName(protocol, contentType string) string {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return ""
+	}
+	var bare, prefix string
+	switch protocol {
+	case connect.ProtocolConnect:
+		prefix = "application/connect+"
+	case connect.ProtocolGRPC:
+		bare, prefix = "application/grpc", "application/grpc+"
+	case connect.ProtocolGRPCWeb:
+		bare, prefix = "application/grpc-web", "application/grpc-web+"
+	default:
+		return ""
+	}
+	if bare != "" && mt == bare {
+		return "proto"
+	}
+	if name, ok := strings.CutPrefix(mt, prefix); ok {
+		return name
+	}
+	return ""
+}
+
+// encode returns the frame for msgs, to be sent on the stream's connection.
+// The result is only valid until the next call: it reuses the stream's
+// buffers.
+func (e *frameEncoder) encode(msgs []*broker.Message) any {
+	switch e.mode {
+	case binaryFrames:
+		inner := 0
+		for _, m := range msgs {
+			inner += protowire.SizeTag(eventBatchEventsField) + protowire.SizeBytes(len(m.Wire))
 		}
-		return &realtimev1.SubscribeResponse{Frame: &realtimev1.SubscribeResponse_Events{Events: &realtimev1.EventBatch{Events: events}}}
+		b := e.buf[:0]
+		b = protowire.AppendTag(b, subscribeResponseEventsField, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(inner))
+		for _, m := range msgs {
+			b = protowire.AppendTag(b, eventBatchEventsField, protowire.BytesType)
+			b = protowire.AppendBytes(b, m.Wire)
+		}
+		e.buf = b
+		e.frame.ProtoReflect().SetUnknown(b)
+		return &e.frame
+	case jsonFrames:
+		e.json.msgs = msgs
+		return &e.json
 	}
-	inner := 0
-	for _, m := range msgs {
-		inner += protowire.SizeTag(eventBatchEventsField) + protowire.SizeBytes(len(m.Wire))
+	events := make([]*realtimev1.Event, len(msgs))
+	for i, m := range msgs {
+		events[i] = m.Event
 	}
-	b := e.buf[:0]
-	b = protowire.AppendTag(b, subscribeResponseEventsField, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(inner))
-	for _, m := range msgs {
-		b = protowire.AppendTag(b, eventBatchEventsField, protowire.BytesType)
-		b = protowire.AppendBytes(b, m.Wire)
+	return &realtimev1.SubscribeResponse{Frame: &realtimev1.SubscribeResponse_Events{Events: &realtimev1.EventBatch{Events: events}}}
+}
+
+// jsonEventsFrame is an events frame for [jsonCodec] to write from the
+// events' shared JSON encodings.
+type jsonEventsFrame struct {
+	msgs []*broker.Message
+}
+
+// jsonFramePrefix and jsonFrameSuffix enclose the events of a JSON events
+// frame: {"events":{"events":[...]}}, with the names protojson uses.
+var jsonFramePrefix, jsonFrameSuffix = func() (string, string) {
+	outer := (&realtimev1.SubscribeResponse{}).ProtoReflect().Descriptor().Fields().ByNumber(subscribeResponseEventsField)
+	inner := (&realtimev1.EventBatch{}).ProtoReflect().Descriptor().Fields().ByNumber(eventBatchEventsField)
+	return fmt.Sprintf(`{%q:{%q:[`, outer.JSONName(), inner.JSONName()), "]}}"
+}()
+
+// jsonCodecNames are the names connect-go gives its JSON codec: one per
+// Content-Type it accepts for JSON.
+var jsonCodecNames = []string{"json", "json; charset=utf-8"}
+
+// jsonCodec is connect-go's JSON codec (protojson; unknown fields are
+// discarded on input so that clients may be newer than the server) that can
+// also write a [jsonEventsFrame]. The RealtimeService handler uses it in
+// place of connect-go's, under both of its names.
+type jsonCodec struct{ name string }
+
+var _ connect.Codec = jsonCodec{}
+
+// Name implements connect.Codec.
+func (c jsonCodec) Name() string { return c.name }
+
+// Marshal implements connect.Codec.
+func (c jsonCodec) Marshal(m any) ([]byte, error) { return c.MarshalAppend(nil, m) }
+
+// MarshalAppend appends m's encoding to dst. Connect uses it in preference
+// to Marshal, writing into its pooled buffers.
+func (jsonCodec) MarshalAppend(dst []byte, m any) ([]byte, error) {
+	if f, ok := m.(*jsonEventsFrame); ok {
+		dst = append(dst, jsonFramePrefix...)
+		for i, msg := range f.msgs {
+			b, err := msg.JSON()
+			if err != nil {
+				return nil, fmt.Errorf("event %s: %w", msg.Event.GetId(), err)
+			}
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, b...)
+		}
+		return append(dst, jsonFrameSuffix...), nil
 	}
-	e.buf = b
-	e.frame.ProtoReflect().SetUnknown(b)
-	return &e.frame
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a proto.Message", m)
+	}
+	return protojson.MarshalOptions{}.MarshalAppend(dst, pm)
+}
+
+// Unmarshal implements connect.Codec.
+func (jsonCodec) Unmarshal(b []byte, m any) error {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return fmt.Errorf("%T is not a proto.Message", m)
+	}
+	if len(b) == 0 {
+		return errors.New("zero-length payload is not a valid JSON object")
+	}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, pm); err != nil {
+		return fmt.Errorf("unmarshal into %T: %w", m, err)
+	}
+	return nil
 }

@@ -12,10 +12,11 @@ import (
 	"github.com/honeydo/realtime/internal/broker"
 )
 
-// BenchmarkFrameEncode is the encode path of one events frame: assembling
-// the SubscribeResponse from the broker's pre-encoded events, then
-// marshalling it as Connect's codec does. Events are the bench's ~200-byte
-// probes.
+// BenchmarkFrameEncode is the encode path of one events frame, per stream:
+// assembling the frame from the events' shared encodings, then marshalling
+// it as the stream's codec does. Events are the bench's ~200-byte probes;
+// their JSON encodings are made in the first iteration and then shared, as
+// between the streams of one event.
 func BenchmarkFrameEncode(b *testing.B) {
 	m := broker.NewMemory(broker.MemoryConfig{})
 	defer m.Close()
@@ -29,20 +30,36 @@ func BenchmarkFrameEncode(b *testing.B) {
 		}
 		msgs[i] = msg
 	}
-	for _, n := range []int{1, 10, maxEventsPerFrame} {
-		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
-			enc := newFrameEncoder("application/connect+proto")
-			var out []byte
-			b.ReportAllocs()
-			for b.Loop() {
-				var err error
-				out, err = proto.MarshalOptions{}.MarshalAppend(out[:0], enc.encode(msgs[:n]))
-				if err != nil {
-					b.Fatal(err)
+	protoAppend := func(dst []byte, m any) ([]byte, error) {
+		return proto.MarshalOptions{}.MarshalAppend(dst, m.(proto.Message)) // as connect-go's proto codec
+	}
+	codecs := []struct {
+		name    string
+		mode    frameMode
+		marshal func(dst []byte, m any) ([]byte, error)
+	}{
+		{"proto", binaryFrames, protoAppend},
+		{"json", jsonFrames, jsonCodec{}.MarshalAppend},
+		// A typed frame marshalled with protojson: the JSON path when each
+		// stream encoded its events itself.
+		{"json-typed", typedFrames, jsonCodec{}.MarshalAppend},
+	}
+	for _, c := range codecs {
+		for _, n := range []int{1, 10, maxEventsPerFrame} {
+			b.Run(fmt.Sprintf("codec=%s/events=%d", c.name, n), func(b *testing.B) {
+				enc := &frameEncoder{mode: c.mode}
+				var out []byte
+				b.ReportAllocs()
+				for b.Loop() {
+					var err error
+					out, err = c.marshal(out[:0], enc.encode(msgs[:n]))
+					if err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			b.SetBytes(int64(len(out)))
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/event")
-		})
+				b.SetBytes(int64(len(out)))
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/event")
+			})
+		}
 	}
 }

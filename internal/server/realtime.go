@@ -48,6 +48,16 @@ type realtimeService struct {
 
 var _ realtimev1connect.RealtimeServiceHandler = (*realtimeService)(nil)
 
+// newHandler returns the path and handler of the service, with opts and the
+// JSON codecs that the events frames of JSON streams need (frame.go).
+func (s *realtimeService) newHandler(opts ...connect.HandlerOption) (string, http.Handler) {
+	opts = opts[:len(opts):len(opts)] // append must not write into the caller's array
+	for _, name := range jsonCodecNames {
+		opts = append(opts, connect.WithCodec(jsonCodec{name: name}))
+	}
+	return realtimev1connect.NewRealtimeServiceHandler(s, opts...)
+}
+
 func principal(ctx context.Context) (*auth.Principal, error) {
 	p, ok := auth.FromContext(ctx)
 	if !ok {
@@ -172,7 +182,7 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 		log:     s.cfg.Logger.With("user", p.UserID, "household", p.HouseholdID, "session", p.SessionID),
 		started: time.Now(),
 		reason:  "client_gone",
-		enc:     newFrameEncoder(req.Header().Get("Content-Type")),
+		enc:     newFrameEncoder(req.Peer().Protocol, req.Header().Get("Content-Type")),
 		rc:      responseController(ctx),
 	}
 	ls.log.Info("stream opened", "resume", sub.Resume.String(), "cursor", sub.Start.Cursor(), "protocol", req.Peer().Protocol)
@@ -331,12 +341,15 @@ func (ls *liveStream) sendHeartbeat() error {
 // up, long after its subscription was cut as a slow consumer. The deadline
 // is cleared after the write so that connect's final trailers are not caught
 // by a deadline that passed while the stream sat idle.
-func (ls *liveStream) send(frame *realtimev1.SubscribeResponse) error {
+//
+// frame is a *realtimev1.SubscribeResponse or what [frameEncoder.encode]
+// returns, which the stream's codec writes; hence the untyped connection.
+func (ls *liveStream) send(frame any) error {
 	if ls.rc == nil || ls.s.cfg.WriteTimeout <= 0 {
-		return ls.stream.Send(frame)
+		return ls.stream.Conn().Send(frame)
 	}
 	_ = ls.rc.SetWriteDeadline(time.Now().Add(ls.s.cfg.WriteTimeout))
-	err := ls.stream.Send(frame)
+	err := ls.stream.Conn().Send(frame)
 	_ = ls.rc.SetWriteDeadline(time.Time{})
 	return err
 }

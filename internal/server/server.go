@@ -208,7 +208,7 @@ func (s *Server) routes() (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	services := []string{realtimev1connect.RealtimeServiceName}
-	realtimePath, realtimeHandler := realtimev1connect.NewRealtimeServiceHandler(s.realtime, opts...)
+	realtimePath, realtimeHandler := s.realtime.newHandler(opts...)
 	mux.Handle(realtimePath, withResponseController(realtimeHandler))
 	if s.cfg.Shopping != nil {
 		mux.Handle(shoppingv1connect.NewShoppingServiceHandler(s.cfg.Shopping, opts...))

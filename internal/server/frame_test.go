@@ -1,0 +1,145 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
+	"github.com/honeydo/realtime/internal/broker"
+)
+
+// TestFrameFieldNumbers checks the hand-assembled frame's field numbers
+// against the generated descriptors.
+func TestFrameFieldNumbers(t *testing.T) {
+	for _, c := range []struct {
+		got  protowire.Number
+		want protowire.Number
+		name string
+	}{
+		{subscribeResponseEventsField, (&realtimev1.SubscribeResponse{}).ProtoReflect().Descriptor().Fields().ByName("events").Number(), "SubscribeResponse.events"},
+		{eventBatchEventsField, (&realtimev1.EventBatch{}).ProtoReflect().Descriptor().Fields().ByName("events").Number(), "EventBatch.events"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s is field %d, frame.go says %d", c.name, c.want, c.got)
+		}
+	}
+}
+
+// TestCodecName covers the Content-Type spellings connect-go accepts for a
+// stream and some it does not: only the binary codec's may get the
+// pre-encoded frame, and anything unrecognised falls back to the typed one.
+func TestCodecName(t *testing.T) {
+	for _, c := range []struct {
+		protocol, contentType, want string
+	}{
+		{connect.ProtocolConnect, "application/connect+proto", "proto"},
+		{connect.ProtocolConnect, "application/connect+json", "json"},
+		{connect.ProtocolConnect, "application/connect+json; charset=utf-8", "json"},
+		{connect.ProtocolConnect, "application/connect+json;charset=UTF-8", "json"},
+		{connect.ProtocolConnect, "Application/Connect+JSON", "json"},
+		{connect.ProtocolConnect, "application/connect+proto; charset=utf-8", "proto"},
+		{connect.ProtocolConnect, "application/proto", ""}, // unary spelling
+		{connect.ProtocolConnect, "application/grpc", ""},
+		{connect.ProtocolGRPC, "application/grpc", "proto"},
+		{connect.ProtocolGRPC, "application/grpc+proto", "proto"},
+		{connect.ProtocolGRPC, "application/grpc+json", "json"},
+		{connect.ProtocolGRPC, "application/grpc+json; charset=utf-8", "json"},
+		{connect.ProtocolGRPC, "application/grpc-web+proto", ""},
+		{connect.ProtocolGRPCWeb, "application/grpc-web", "proto"},
+		{connect.ProtocolGRPCWeb, "application/grpc-web+proto", "proto"},
+		{connect.ProtocolGRPCWeb, "application/grpc-web+json; charset=utf-8", "json"},
+		{connect.ProtocolGRPCWeb, "application/grpc", ""},
+		{connect.ProtocolGRPCWeb, "application/grpc-web-text", ""},
+		{connect.ProtocolConnect, "", ""},
+		{connect.ProtocolConnect, "application/connect+json; charset", ""}, // malformed
+		{"", "application/connect+proto", ""},
+	} {
+		if got := codecName(c.protocol, c.contentType); got != c.want {
+			t.Errorf("codecName(%q, %q) = %q, want %q", c.protocol, c.contentType, got, c.want)
+		}
+	}
+}
+
+// TestFrameModes checks that the frames assembled from shared encodings
+// decode, strictly, to the typed frame, for one event and for several, and
+// that the encoder reuses its buffers correctly from one frame to the next.
+func TestFrameModes(t *testing.T) {
+	b := broker.NewMemory(broker.MemoryConfig{})
+	defer b.Close()
+	var msgs []*broker.Message
+	for _, text := range []string{"one", "twö \"2\"", ""} {
+		m, err := b.Publish(context.Background(), broker.Target{Room: "room:x"}, &realtimev1.Event{Payload: &realtimev1.Event_Notification{Notification: &systemv1.Notification{Message: text}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	typed := func(msgs []*broker.Message) *realtimev1.SubscribeResponse {
+		return (&frameEncoder{mode: typedFrames}).encode(msgs).(*realtimev1.SubscribeResponse)
+	}
+	for _, c := range []struct {
+		name   string
+		mode   frameMode
+		codec  connect.Codec
+		decode func([]byte, proto.Message) error
+	}{
+		{"binary", binaryFrames, protoCodec{}, proto.Unmarshal},
+		{"json", jsonFrames, jsonCodec{name: "json"}, protojson.Unmarshal},
+	} {
+		enc := &frameEncoder{mode: c.mode}
+		for _, batch := range [][]*broker.Message{msgs, msgs[1:2], msgs[:2]} {
+			b, err := c.codec.Marshal(enc.encode(batch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := new(realtimev1.SubscribeResponse)
+			if err := c.decode(b, got); err != nil {
+				t.Fatalf("%s: %v in %q", c.name, err, b)
+			}
+			if want := typed(batch); !proto.Equal(got, want) {
+				t.Errorf("%s: decoded %v, want %v", c.name, got, want)
+			}
+		}
+	}
+}
+
+// protoCodec marshals as connect-go's protobuf binary codec does.
+type protoCodec struct{}
+
+func (protoCodec) Name() string                    { return "proto" }
+func (protoCodec) Marshal(m any) ([]byte, error)   { return proto.Marshal(m.(proto.Message)) }
+func (protoCodec) Unmarshal(b []byte, m any) error { return proto.Unmarshal(b, m.(proto.Message)) }
+
+// TestJSONFramesShareEncoding has streams encode one fresh event at once,
+// as a broadcast does: under -race this checks that the lazily made JSON
+// encoding is shared safely, and each gets the same bytes.
+func TestJSONFramesShareEncoding(t *testing.T) {
+	b := broker.NewMemory(broker.MemoryConfig{})
+	defer b.Close()
+	msg, err := b.Publish(context.Background(), broker.Target{Room: "room:x"}, &realtimev1.Event{Payload: &realtimev1.Event_Notification{Notification: &systemv1.Notification{Message: "all at once"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const streams = 8
+	out := make([][]byte, streams)
+	var wg sync.WaitGroup
+	for i := range streams {
+		wg.Go(func() {
+			enc := &frameEncoder{mode: jsonFrames}
+			out[i], _ = jsonCodec{}.Marshal(enc.encode([]*broker.Message{msg}))
+		})
+	}
+	wg.Wait()
+	for i := range out {
+		if string(out[i]) != string(out[0]) || len(out[i]) == 0 {
+			t.Fatalf("stream %d wrote %q, stream 0 %q", i, out[i], out[0])
+		}
+	}
+}
