@@ -226,9 +226,9 @@ func TestJetStreamResumeExpired(t *testing.T) {
 	}
 }
 
-// TestJetStreamNATSDown: with NATS gone Publish and Subscribe fail with
-// ErrUnavailable at once; when it is back the same broker works again and
-// live subscriptions go on.
+// TestJetStreamNATSDown: with NATS gone Ready says so, and Publish and
+// Subscribe fail with ErrUnavailable at once; when it is back Ready says so
+// again, the same broker works again and live subscriptions go on.
 func TestJetStreamNATSDown(t *testing.T) {
 	t.Parallel()
 	n := natstest.Start(t)
@@ -236,7 +236,13 @@ func TestJetStreamNATSDown(t *testing.T) {
 	room := HouseholdRoom("home")
 	live := subscribe(t, j, "u", []Room{room}, nil)
 	publish(t, j, Target{Room: room}, "before")
+	if _, err := j.Ready(); err != nil {
+		t.Fatalf("Ready with NATS up: %v", err)
+	}
 	n.Stop()
+	if err := waitReadiness(t, j, false, 10*time.Second); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Ready with NATS down = %v, want ErrUnavailable", err)
+	}
 
 	start := time.Now()
 	if _, err := j.Publish(context.Background(), Target{Room: room}, note("during")); !errors.Is(err, ErrUnavailable) {
@@ -250,6 +256,7 @@ func TestJetStreamNATSDown(t *testing.T) {
 	}
 
 	n.Start(t)
+	waitReadiness(t, j, true, 15*time.Second)
 	poll.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
 		_, err := j.Publish(context.Background(), Target{Room: room}, note("after"))
 		return err
