@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -256,6 +257,40 @@ func TestJetStreamNATSDown(t *testing.T) {
 	}
 
 	n.Start(t)
+	waitReadiness(t, j, true, 15*time.Second)
+	poll.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
+		_, err := j.Publish(context.Background(), Target{Room: room}, note("after"))
+		return err
+	})
+	if got := collect(t, live, 2, 10*time.Second); fmt.Sprint(got) != "[before after]" {
+		t.Fatalf("live subscription got %v", got)
+	}
+}
+
+// TestJetStreamReadyFollowsJetStream: with the NATS connection up but
+// JetStream gone from the server, Ready says unavailable; once JetStream is
+// back with its store, Ready says ready again and the broker works.
+func TestJetStreamReadyFollowsJetStream(t *testing.T) {
+	t.Parallel()
+	n := natstest.Start(t)
+	j := newTestJetStream(t, n.URL(), JetStreamConfig{})
+	room := HouseholdRoom("home")
+	live := subscribe(t, j, "u", []Room{room}, nil)
+	publish(t, j, Target{Room: room}, "before")
+
+	if err := n.Server.ShutdownJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitReadiness(t, j, false, 15*time.Second); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Ready without JetStream = %v, want ErrUnavailable", err)
+	}
+	if !j.nc.IsConnected() {
+		t.Fatal("the test meant to keep the connection up")
+	}
+
+	if err := n.Server.EnableJetStream(&natsserver.JetStreamConfig{StoreDir: n.Options().StoreDir}); err != nil {
+		t.Fatal(err)
+	}
 	waitReadiness(t, j, true, 15*time.Second)
 	poll.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
 		_, err := j.Publish(context.Background(), Target{Room: room}, note("after"))
