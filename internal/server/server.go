@@ -204,7 +204,7 @@ func (s *Server) Serve(ln net.Listener, certFile, keyFile string) error {
 // keeps serving for Config.DrainDelay (or until ctx ends); then it stops
 // accepting connections, ends every open stream with Unavailable so that
 // clients reconnect elsewhere, and waits for handlers to return or ctx to
-// end.
+// end. A second call does not drain again: it ends a drain in progress.
 func (s *Server) Shutdown(ctx context.Context) error {
 	first := false
 	s.drainOnce.Do(func() {
