@@ -64,7 +64,7 @@ type options struct {
 	historyMaxAge                time.Duration
 	historyMaxEvents             int
 	historyMaxBytes              int64
-	shutdownTimeout              time.Duration
+	shutdownTimeout, drainDelay  time.Duration
 	logFormat, logLevel          string
 	benchAPI                     bool
 	metricsAddr                  string
@@ -102,6 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.historyMaxEvents, "history-max-events", 100_000, "most events kept for resumes")
 	fs.Int64Var(&o.historyMaxBytes, "history-max-bytes", 64<<20, "most encoded `bytes` of events kept for resumes")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for handlers to finish on SIGTERM")
+	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving with /readyz answering 503 before ending streams,\nso that load balancers stop sending new clients first (e.g. 5s behind Kubernetes)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "`host:port` of the admin listener serving Prometheus /metrics (empty: off);\nkeep it off the public port, e.g. 127.0.0.1:9090")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
@@ -290,6 +291,7 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		Dev:                devKey,
 		BenchAPI:           o.benchAPI,
 		WebDir:             o.webDir,
+		DrainDelay:         o.drainDelay,
 		Logger:             log,
 		Metrics:            m,
 	})
@@ -334,9 +336,13 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: ending open streams", "streams", srv.OpenStreams())
+	if o.drainDelay > 0 {
+		log.Info("shutting down: not ready; draining before ending open streams", "drain_delay", o.drainDelay, "streams", srv.OpenStreams())
+	} else {
+		log.Info("shutting down: ending open streams", "streams", srv.OpenStreams())
+	}
 	start := time.Now()
-	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), o.drainDelay+o.shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Error("shutdown incomplete", "err", err)

@@ -15,8 +15,12 @@
 //     time, with the hash of every configured key, so neither the position of
 //     the first differing byte nor the number of configured keys leaks through
 //     timing. [NewServiceKey] makes a fresh one. A service principal has
-//     Service set and UserID equal to the service name; it has no household
-//     and no expiry. Only service principals may Publish ([RequireService]).
+//     Service set and UserID equal to the service name; it has no household,
+//     no rooms and no expiry. Only service principals may Publish
+//     ([RequireService]); only people may Subscribe ([RequireUser]). Per-caller
+//     state and logs keep the two kinds apart ([Principal.Key],
+//     [Principal.LogAttrs]): a service named like a user shares nothing with
+//     that user.
 //   - Anything else must be a compact JWS: a Clerk session token. It is
 //     verified with clerk-sdk-go v2's jwt.Verify, always with a key the
 //     verifier already holds (the SDK is never left to fetch keys per call):

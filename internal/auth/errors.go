@@ -57,6 +57,9 @@ var (
 	// ErrNotService means a user session tried something only services may
 	// do (Publish).
 	ErrNotService = errors.New("publishing needs a service credential; user session tokens may not publish")
+	// ErrServiceNotAllowed means a service credential tried something that
+	// acts for a person (Subscribe): a service has no rooms of its own.
+	ErrServiceNotAllowed = errors.New("service credentials may not make this call: it needs a user's session token")
 )
 
 // errorKinds maps each sentinel to its Connect code and its metrics label.
@@ -82,6 +85,7 @@ var errorKinds = []struct {
 	{ErrKeysUnavailable, connect.CodeUnavailable, "keys_unavailable"},
 	{ErrNoHousehold, connect.CodePermissionDenied, "no_household"},
 	{ErrNotService, connect.CodePermissionDenied, "not_service"},
+	{ErrServiceNotAllowed, connect.CodePermissionDenied, "service_not_allowed"},
 }
 
 // Error is the error type of this package. Its message is the sentinel's,

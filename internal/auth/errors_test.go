@@ -31,6 +31,7 @@ func TestCodeAndReason(t *testing.T) {
 		{ErrKeysUnavailable, connect.CodeUnavailable, "keys_unavailable"},
 		{ErrNoHousehold, connect.CodePermissionDenied, "no_household"},
 		{ErrNotService, connect.CodePermissionDenied, "not_service"},
+		{ErrServiceNotAllowed, connect.CodePermissionDenied, "service_not_allowed"},
 		// Wrapped, in every way callers wrap.
 		{newError(ErrExpired, "detail", errors.New("cause")), connect.CodeUnauthenticated, "expired"},
 		{fmt.Errorf("subscribe: %w", newError(ErrKeysUnavailable, "", nil)), connect.CodeUnavailable, "keys_unavailable"},
@@ -40,7 +41,7 @@ func TestCodeAndReason(t *testing.T) {
 		{errors.New("boom"), connect.CodeUnknown, "other"},
 		{nil, connect.CodeUnknown, ""},
 	}
-	if len(errorKinds) != 16 {
+	if len(errorKinds) != 17 {
 		t.Fatalf("errorKinds has %d entries; add the new sentinel to this table", len(errorKinds))
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -24,6 +25,26 @@ type Principal struct {
 	// Extra rooms the principal joins beyond its user, household and the
 	// broadcast room (used by the benchmark API's dev tokens).
 	ExtraRooms []string
+}
+
+// Key names p for per-caller state such as rate-limit buckets:
+// "service:<name>" or "user:<id>". Services and users have separate
+// namespaces, so a service named like a user never shares that user's state.
+func (p *Principal) Key() string {
+	if p.Service {
+		return "service:" + p.UserID
+	}
+	return "user:" + p.UserID
+}
+
+// LogAttrs are the attributes that name p in a log line: service=<name> for
+// a service; user, household and session for a person. A service is never
+// logged as user=, so the two read apart even when their ids are equal.
+func (p *Principal) LogAttrs() []slog.Attr {
+	if p.Service {
+		return []slog.Attr{slog.String("service", p.UserID)}
+	}
+	return []slog.Attr{slog.String("user", p.UserID), slog.String("household", p.HouseholdID), slog.String("session", p.SessionID)}
 }
 
 type principalKey struct{}

@@ -125,6 +125,22 @@ func RequireService(ctx context.Context) (*Principal, error) {
 	return p, nil
 }
 
+// RequireUser returns the caller if it is a person, for handlers that act
+// for one (Subscribe: a stream carries a user's and a household's events,
+// and a service has neither). It returns a [*connect.Error]:
+// Unauthenticated when ctx holds no principal, PermissionDenied wrapping
+// [ErrServiceNotAllowed] for a service credential.
+func RequireUser(ctx context.Context) (*Principal, error) {
+	p, ok := FromContext(ctx)
+	if !ok {
+		return nil, ConnectError(newError(ErrMissingToken, "no authenticated caller", nil))
+	}
+	if p.Service {
+		return nil, ConnectError(newError(ErrServiceNotAllowed, "services send events with Publish", nil))
+	}
+	return p, nil
+}
+
 // randomBytes returns n random bytes. crypto/rand.Read never fails (since
 // Go 1.24 it crashes the program instead), so there is no error to return.
 func randomBytes(n int) []byte {

@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -102,5 +104,58 @@ func TestRequireService(t *testing.T) {
 	const want = "permission_denied: publishing needs a service credential; user session tokens may not publish"
 	if err.Error() != want {
 		t.Errorf("message %q, want %q", err, want)
+	}
+}
+
+func TestRequireUser(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		ctx      context.Context
+		wantCode connect.Code // 0: allowed
+		wantErr  error
+	}{
+		{"user session", WithPrincipal(context.Background(), &Principal{UserID: "user_1", SessionID: "s", HouseholdID: "h"}), 0, nil},
+		{"service", WithPrincipal(context.Background(), &Principal{UserID: "user_1", Service: true}), connect.CodePermissionDenied, ErrServiceNotAllowed},
+		{"no principal", context.Background(), connect.CodeUnauthenticated, ErrMissingToken},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := RequireUser(tt.ctx)
+			if tt.wantCode == 0 {
+				if err != nil || p == nil || p.Service {
+					t.Fatalf("RequireUser = %v, %v", p, err)
+				}
+				return
+			}
+			if connect.CodeOf(err) != tt.wantCode || !errors.Is(err, tt.wantErr) || p != nil {
+				t.Fatalf("RequireUser = %v, %v; want %v wrapping %v", p, err, tt.wantCode, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestPrincipalNamespaces: a service and a user with the same id have
+// different keys and are logged under different attribute names.
+func TestPrincipalNamespaces(t *testing.T) {
+	t.Parallel()
+	svc := &Principal{UserID: "dev", Service: true}
+	user := &Principal{UserID: "dev", SessionID: "sess_1", HouseholdID: "home"}
+	if svc.Key() == user.Key() || svc.Key() != "service:dev" || user.Key() != "user:dev" {
+		t.Fatalf("keys %q and %q", svc.Key(), user.Key())
+	}
+	attrs := func(p *Principal) string {
+		var b strings.Builder
+		for _, a := range p.LogAttrs() {
+			fmt.Fprintf(&b, "%s=%s ", a.Key, a.Value)
+		}
+		return strings.TrimSpace(b.String())
+	}
+	if got := attrs(svc); got != "service=dev" {
+		t.Errorf("service logged as %q", got)
+	}
+	if got := attrs(user); got != "user=dev household=home session=sess_1" {
+		t.Errorf("user logged as %q", got)
 	}
 }

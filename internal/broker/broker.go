@@ -140,6 +140,13 @@ type Broker interface {
 	// Subscribe joins the rooms in opts and, if opts.Since is set, queues the
 	// history after it first. The caller must Close the subscription.
 	Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscription, error)
+	// Ready reports whether the broker can serve subscriptions now: nil, or
+	// an error wrapping [ErrUnavailable] (the backend cannot be reached or
+	// cannot deliver; new subscriptions and publishes are likely to fail
+	// with it too) or [ErrClosed]. changed is closed the next time the
+	// answer may change, so that a health watcher need not poll; take it
+	// before acting on err and no change is missed.
+	Ready() (changed <-chan struct{}, err error)
 }
 
 // Closer is implemented by brokers that hold resources. Close ends every
@@ -186,4 +193,26 @@ func (l HistoryLimits) withDefaults() HistoryLimits {
 		l.MaxBytes = 64 << 20
 	}
 	return l
+}
+
+// readySignal hands out the channel that [Broker.Ready] returns. Its owner
+// serializes calls (under the broker's mutex).
+type readySignal struct {
+	ch chan struct{}
+}
+
+// wait returns the channel that the next notify closes.
+func (r *readySignal) wait() <-chan struct{} {
+	if r.ch == nil {
+		r.ch = make(chan struct{})
+	}
+	return r.ch
+}
+
+// notify wakes everyone waiting on the current channel.
+func (r *readySignal) notify() {
+	if r.ch != nil {
+		close(r.ch)
+		r.ch = nil
+	}
 }

@@ -123,6 +123,10 @@ type JetStream struct {
 	// for their timeout; a new one is made on reconnect.
 	connCtx    context.Context
 	connCancel context.CancelCauseFunc
+	// streamErr is the supervisor's last failure to read the stream while
+	// connected (JetStream down, no stream leader); nil once it reads it.
+	streamErr error
+	ready     readySignal
 }
 
 var errConnLost = errors.New("connection to NATS lost")
@@ -279,6 +283,7 @@ func (j *JetStream) refreshConn() {
 	connected := j.nc.IsConnected()
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.ready.notify()
 	switch {
 	case !connected:
 		j.connCancel(errConnLost)
@@ -496,6 +501,7 @@ func (j *JetStream) startConsumer(info *jetstream.StreamInfo) error {
 	}
 	j.mu.Lock()
 	j.cc = cc
+	j.ready.notify()
 	j.mu.Unlock()
 	j.log.Debug("node consumer started", "epoch", epoch, "start_seq", start)
 	return nil
@@ -506,6 +512,7 @@ func (j *JetStream) stopConsumer() {
 	cc := j.cc
 	j.cc = nil
 	j.gen++ // whatever the old consumer still hands over is dropped
+	j.ready.notify()
 	j.mu.Unlock()
 	if cc != nil {
 		cc.Stop()
@@ -544,6 +551,7 @@ func (j *JetStream) supervise() {
 	for {
 		if !running {
 			info, err := j.streamInfo(j.ctx)
+			j.setStreamErr(err)
 			if err == nil {
 				err = j.startConsumer(info)
 			}
@@ -572,6 +580,7 @@ func (j *JetStream) supervise() {
 		j.mu.Unlock()
 		if !restart && j.nc.IsConnected() {
 			info, err := j.streamInfo(j.ctx)
+			j.setStreamErr(err)
 			if err != nil {
 				continue // the client reconnects; the ordered consumer follows
 			}
@@ -584,6 +593,49 @@ func (j *JetStream) supervise() {
 			running = false
 		}
 	}
+}
+
+// setStreamErr records the outcome of the supervisor's look at the stream,
+// for Ready. A failure caused by Close is not an outage.
+func (j *JetStream) setStreamErr(err error) {
+	if j.ctx.Err() != nil {
+		return
+	}
+	if err != nil && !errors.Is(err, ErrUnavailable) {
+		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if (err == nil) != (j.streamErr == nil) {
+		j.ready.notify()
+	}
+	j.streamErr = err
+}
+
+// Ready implements [Broker]. The node can serve while it is connected to
+// NATS, its consumer runs (it feeds every live subscription) and the
+// supervisor's last look at the stream succeeded; the supervisor looks
+// every 2 seconds and right after a reconnect.
+func (j *JetStream) Ready() (<-chan struct{}, error) {
+	// The channel comes first: a change after this point closes it. The
+	// connection's own lock is never taken under j.mu.
+	j.mu.Lock()
+	ch := j.ready.wait()
+	j.mu.Unlock()
+	connected, status := j.nc.IsConnected(), j.nc.Status()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch {
+	case j.closed:
+		return ch, ErrClosed
+	case !connected:
+		return ch, fmt.Errorf("%w: not connected to NATS (%s)", ErrUnavailable, status)
+	case j.cc == nil:
+		return ch, fmt.Errorf("%w: this node's event feed from the stream is not running", ErrUnavailable)
+	case j.streamErr != nil:
+		return ch, j.streamErr
+	}
+	return ch, nil
 }
 
 // dispatch hands one event from the node consumer to the hub and to the
@@ -1075,6 +1127,7 @@ func (j *JetStream) Close() error {
 	j.closed = true
 	subs := j.detachAllLocked()
 	j.wakeWaitersLocked()
+	j.ready.notify()
 	j.mu.Unlock()
 	for _, s := range subs {
 		s.end(ErrClosed)

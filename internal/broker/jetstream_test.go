@@ -226,9 +226,9 @@ func TestJetStreamResumeExpired(t *testing.T) {
 	}
 }
 
-// TestJetStreamNATSDown: with NATS gone Publish and Subscribe fail with
-// ErrUnavailable at once; when it is back the same broker works again and
-// live subscriptions go on.
+// TestJetStreamNATSDown: with NATS gone Ready says so, and Publish and
+// Subscribe fail with ErrUnavailable at once; when it is back Ready says so
+// again, the same broker works again and live subscriptions go on.
 func TestJetStreamNATSDown(t *testing.T) {
 	t.Parallel()
 	n := natstest.Start(t)
@@ -236,7 +236,13 @@ func TestJetStreamNATSDown(t *testing.T) {
 	room := HouseholdRoom("home")
 	live := subscribe(t, j, "u", []Room{room}, nil)
 	publish(t, j, Target{Room: room}, "before")
+	if _, err := j.Ready(); err != nil {
+		t.Fatalf("Ready with NATS up: %v", err)
+	}
 	n.Stop()
+	if err := waitReadiness(t, j, false, 10*time.Second); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Ready with NATS down = %v, want ErrUnavailable", err)
+	}
 
 	start := time.Now()
 	if _, err := j.Publish(context.Background(), Target{Room: room}, note("during")); !errors.Is(err, ErrUnavailable) {
@@ -250,11 +256,58 @@ func TestJetStreamNATSDown(t *testing.T) {
 	}
 
 	n.Start(t)
+	waitReadiness(t, j, true, 15*time.Second)
 	poll.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
 		_, err := j.Publish(context.Background(), Target{Room: room}, note("after"))
 		return err
 	})
 	if got := collect(t, live, 2, 10*time.Second); fmt.Sprint(got) != "[before after]" {
+		t.Fatalf("live subscription got %v", got)
+	}
+}
+
+// TestJetStreamReadyFollowsTheStream: with the NATS connection up but the
+// stream unusable (deleted, and its subjects taken by another stream so
+// that it cannot be recreated), Ready says unavailable; once the stream can
+// be recreated, Ready says ready again and the broker works.
+func TestJetStreamReadyFollowsTheStream(t *testing.T) {
+	t.Parallel()
+	n := natstest.Start(t)
+	j := newTestJetStream(t, n.URL(), JetStreamConfig{})
+	room := HouseholdRoom("home")
+	publish(t, j, Target{Room: room}, "before")
+
+	nc, err := nats.Connect(n.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := js.DeleteStream(ctx, j.cfg.Stream); err != nil {
+		t.Fatal(err)
+	}
+	squatter := jetstream.StreamConfig{Name: j.cfg.Stream + "_SQUATTER", Subjects: []string{j.prefix + ".>"}, Storage: jetstream.MemoryStorage}
+	if _, err := js.CreateStream(ctx, squatter); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitReadiness(t, j, false, 15*time.Second); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Ready without a usable stream = %v, want ErrUnavailable", err)
+	}
+	if !j.nc.IsConnected() {
+		t.Fatal("the test meant to keep the connection up")
+	}
+
+	if err := js.DeleteStream(ctx, squatter.Name); err != nil {
+		t.Fatal(err)
+	}
+	waitReadiness(t, j, true, 15*time.Second)
+	live := subscribe(t, j, "u", []Room{room}, nil)
+	publish(t, j, Target{Room: room}, "after")
+	if got := collect(t, live, 1, 10*time.Second); fmt.Sprint(got) != "[after]" {
 		t.Fatalf("live subscription got %v", got)
 	}
 }

@@ -44,6 +44,7 @@ type Memory struct {
 	bytes   int64      // encoded size of log
 	rooms   map[Room]*messageLog
 	hub     hub
+	ready   readySignal
 }
 
 var (
@@ -219,6 +220,17 @@ func (m *Memory) evictLocked(now time.Time) {
 	}
 }
 
+// Ready implements [Broker]: a memory broker is ready until it is closed.
+func (m *Memory) Ready() (<-chan struct{}, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ch := m.ready.wait()
+	if m.closed {
+		return ch, ErrClosed
+	}
+	return ch, nil
+}
+
 // Close implements [Closer]: it ends every subscription with ErrClosed and
 // makes later calls fail.
 func (m *Memory) Close() error {
@@ -229,6 +241,7 @@ func (m *Memory) Close() error {
 	}
 	m.closed = true
 	subs := m.hub.all()
+	m.ready.notify()
 	m.mu.Unlock()
 	for _, s := range subs {
 		s.end(ErrClosed)

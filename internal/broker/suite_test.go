@@ -24,6 +24,43 @@ func brokerSuite(t *testing.T, newBroker func(t *testing.T) Broker) {
 	t.Run("ResumeForeignCursorGetsOwnRoomsOnly", func(t *testing.T) { testResumeForeignCursor(t, newBroker(t)) })
 	t.Run("ResumeRepeatedRoomOnce", func(t *testing.T) { testResumeRepeatedRoom(t, newBroker(t)) })
 	t.Run("InvalidPublish", func(t *testing.T) { testInvalidPublish(t, newBroker(t)) })
+	t.Run("ReadyUntilClosed", func(t *testing.T) { testReadyUntilClosed(t, newBroker(t)) })
+}
+
+// waitReadiness follows b's readiness signal, without polling, until Ready
+// answers as want says (nil error or not) and returns that answer.
+func waitReadiness(t *testing.T, b Broker, ready bool, timeout time.Duration) error {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		changed, err := b.Ready()
+		if (err == nil) == ready {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("Ready still answers %v after %v", err, timeout)
+		}
+	}
+}
+
+func testReadyUntilClosed(t *testing.T, b Broker) {
+	changed, err := b.Ready()
+	if err != nil {
+		t.Fatalf("a new broker is not ready: %v", err)
+	}
+	if err := b.(Closer).Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not signal a change of readiness")
+	}
+	if err := waitReadiness(t, b, false, 5*time.Second); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Ready after Close = %v, want ErrClosed", err)
+	}
 }
 
 func note(text string) *realtimev1.Event {

@@ -1,8 +1,9 @@
 // Package server assembles the HTTP server of realtimed: the Connect
 // handlers (RealtimeService and module services) behind the auth and rate
-// limit interceptors, gRPC reflection and health, CORS, the dev-mode
-// endpoints and the static web demo, on one port that speaks HTTP/1.1, h2c
-// and, with a certificate, HTTP/2 over TLS.
+// limit interceptors, gRPC reflection, health and the /healthz and /readyz
+// probes (ready while the broker can serve and not shutting down), CORS,
+// the dev-mode endpoints and the static web demo, on one port that speaks
+// HTTP/1.1, h2c and, with a certificate, HTTP/2 over TLS.
 //
 // Each Subscribe stream runs in its handler goroutine and waits on its
 // subscription, a heartbeat timer, the token's expiry and the server's

@@ -20,7 +20,8 @@ type RateLimit struct {
 	Burst int
 }
 
-// rateLimiter keeps one token bucket per principal. Buckets that have
+// rateLimiter keeps one token bucket per principal, keyed by
+// [auth.Principal.Key]: services and users apart, even with equal ids. Buckets that have
 // refilled completely carry no state worth keeping, so a sweep drops them
 // and memory follows the active callers, not every caller ever seen.
 type rateLimiter struct {
@@ -95,7 +96,7 @@ type rateLimitInterceptor struct {
 func (i rateLimitInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		if i.limiter != nil && !req.Spec().IsClient {
-			if p, ok := auth.FromContext(ctx); ok && !i.limiter.allow(limitKey(p)) {
+			if p, ok := auth.FromContext(ctx); ok && !i.limiter.allow(p.Key()) {
 				return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("rate limit: more than %g calls per second; slow down", i.limiter.rate))
 			}
 		}
@@ -115,19 +116,10 @@ func (rateLimitInterceptor) WrapStreamingClient(next connect.StreamingClientFunc
 func (i rateLimitInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		if i.limiter != nil {
-			if p, ok := auth.FromContext(ctx); ok && !i.limiter.allow(limitKey(p)) {
+			if p, ok := auth.FromContext(ctx); ok && !i.limiter.allow(p.Key()) {
 				return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("rate limit: streams opened faster than %g per second; reconnect with backoff", i.limiter.rate))
 			}
 		}
 		return next(ctx, conn)
 	}
-}
-
-// limitKey gives services and users separate buckets: a service named "dev"
-// must not share one with a user whose id is "dev".
-func limitKey(p *auth.Principal) string {
-	if p.Service {
-		return "service:" + p.UserID
-	}
-	return "user:" + p.UserID
 }

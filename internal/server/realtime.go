@@ -67,7 +67,12 @@ func principal(ctx context.Context) (*auth.Principal, error) {
 }
 
 // roomsFor derives a principal's rooms; never from anything the client sends.
+// A service has none: user:<id> is a person's room, and a service named
+// like a person must not join it.
 func roomsFor(p *auth.Principal) []broker.Room {
+	if p.Service {
+		return nil
+	}
 	rooms := []broker.Room{broker.UserRoom(p.UserID)}
 	if p.HouseholdID != "" {
 		rooms = append(rooms, broker.HouseholdRoom(p.HouseholdID))
@@ -126,8 +131,11 @@ type liveStream struct {
 // open authorizes and registers the stream, joins its rooms and sends the
 // welcome frame. On error nothing is left to release.
 func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtimev1.SubscribeRequest], stream *connect.ServerStream[realtimev1.SubscribeResponse]) (_ *liveStream, err error) {
-	p, err := principal(ctx)
+	p, err := auth.RequireUser(ctx)
 	if err != nil {
+		if svc, ok := auth.FromContext(ctx); ok && svc.Service {
+			s.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "stream refused: service credentials may not subscribe", svc.LogAttrs()...)
+		}
 		return nil, err
 	}
 	var since *broker.Position
@@ -148,6 +156,7 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 			return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("token expired: reconnect with a fresh token"))
 		}
 	}
+	// Keyed by user id: only people hold streams (RequireUser above).
 	release, err := s.streams.acquire(p.UserID, s.cfg.MaxPerUser)
 	if err != nil {
 		return nil, err
@@ -179,7 +188,7 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 		stream:  stream,
 		sub:     sub,
 		release: release,
-		log:     s.cfg.Logger.With("user", p.UserID, "household", p.HouseholdID, "session", p.SessionID),
+		log:     slog.New(s.cfg.Logger.Handler().WithAttrs(p.LogAttrs())),
 		started: time.Now(),
 		reason:  "client_gone",
 		enc:     newFrameEncoder(req.Peer().Protocol, req.Header().Get("Content-Type")),
@@ -392,7 +401,8 @@ func (s *realtimeService) Ping(ctx context.Context, _ *connect.Request[realtimev
 	return connect.NewResponse(&realtimev1.PingResponse{Time: timestamppb.Now()}), nil
 }
 
-// WhoAmI implements RealtimeServiceHandler.
+// WhoAmI implements RealtimeServiceHandler. A service gets its name as
+// user_id, service set, and no household, rooms or expiry.
 func (s *realtimeService) WhoAmI(ctx context.Context, _ *connect.Request[realtimev1.WhoAmIRequest]) (*connect.Response[realtimev1.WhoAmIResponse], error) {
 	p, err := principal(ctx)
 	if err != nil {
@@ -413,7 +423,8 @@ func (s *realtimeService) WhoAmI(ctx context.Context, _ *connect.Request[realtim
 
 // Publish implements RealtimeServiceHandler.
 func (s *realtimeService) Publish(ctx context.Context, req *connect.Request[realtimev1.PublishRequest]) (*connect.Response[realtimev1.PublishResponse], error) {
-	if _, err := auth.RequireService(ctx); err != nil {
+	svc, err := auth.RequireService(ctx)
+	if err != nil {
 		return nil, err
 	}
 	target, err := publishTarget(req.Msg.GetTarget())
@@ -427,6 +438,14 @@ func (s *realtimeService) Publish(ctx context.Context, req *connect.Request[real
 	msg, err := s.broker.Publish(ctx, target, ev)
 	if err != nil {
 		return nil, brokerError(err)
+	}
+	if log := s.cfg.Logger; log.Enabled(ctx, slog.LevelDebug) {
+		attrs := append(svc.LogAttrs(), slog.String("room", string(target.Room)))
+		if target.ExceptUserID != "" {
+			attrs = append(attrs, slog.String("except", target.ExceptUserID))
+		}
+		attrs = append(attrs, slog.String("event_id", msg.Event.GetId()), slog.String("cursor", msg.Position.Cursor()))
+		log.LogAttrs(ctx, slog.LevelDebug, "event published", attrs...)
 	}
 	return connect.NewResponse(&realtimev1.PublishResponse{EventId: msg.Event.GetId(), Cursor: msg.Position.Cursor()}), nil
 }

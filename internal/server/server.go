@@ -74,6 +74,11 @@ type Config struct {
 	// WebDir, when set, is served at / with index.html as the fallback for
 	// client-side routes.
 	WebDir string
+	// DrainDelay is how long Shutdown keeps serving, with /readyz answering
+	// 503 and health NOT_SERVING, before it ends streams and stops
+	// accepting connections: time for load balancers to take the node out
+	// of rotation. Zero means none.
+	DrainDelay time.Duration
 	// Logger receives the server's logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics receives the stream metrics. Nil means a private set that is
@@ -88,9 +93,15 @@ type Server struct {
 	http     *http.Server
 	realtime *realtimeService
 	streams  *streamRegistry
+	health   *health
 
-	closing   chan struct{}
+	draining  chan struct{} // closed when Shutdown begins: not ready
+	drainOnce sync.Once
+	closing   chan struct{} // closed after DrainDelay: streams end
 	closeOnce sync.Once
+	// closingCtx ends with closing, for handlers that only see a context.
+	closingCtx context.Context
+	endClosing context.CancelFunc
 }
 
 // New builds a server from cfg.
@@ -122,7 +133,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
 	}
-	s := &Server{cfg: cfg, streams: newStreamRegistry(), closing: make(chan struct{})}
+	s := &Server{cfg: cfg, streams: newStreamRegistry(), draining: make(chan struct{}), closing: make(chan struct{})}
+	s.closingCtx, s.endClosing = context.WithCancel(context.Background())
 	s.realtime = &realtimeService{
 		broker:  cfg.Broker,
 		streams: s.streams,
@@ -188,11 +200,29 @@ func (s *Server) Serve(ln net.Listener, certFile, keyFile string) error {
 	return s.http.Serve(ln)
 }
 
-// Shutdown stops accepting connections, ends every open stream with
-// Unavailable so that clients reconnect elsewhere, and waits for handlers to
-// return or ctx to end.
+// Shutdown marks the node not ready (/readyz 503, health NOT_SERVING) and
+// keeps serving for Config.DrainDelay (or until ctx ends); then it stops
+// accepting connections, ends every open stream with Unavailable so that
+// clients reconnect elsewhere, and waits for handlers to return or ctx to
+// end. A second call does not drain again: it ends a drain in progress.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.closeOnce.Do(func() { close(s.closing) })
+	first := false
+	s.drainOnce.Do(func() {
+		close(s.draining)
+		first = true
+	})
+	if first && s.cfg.DrainDelay > 0 {
+		t := time.NewTimer(s.cfg.DrainDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.endClosing()
+	})
 	return s.http.Shutdown(ctx)
 }
 
@@ -215,11 +245,17 @@ func (s *Server) routes() (http.Handler, error) {
 		services = append(services, shoppingv1connect.ShoppingServiceName)
 	}
 	// Reflection and health are public: grpcurl and load balancers call them
-	// without credentials, and they reveal nothing but the schema.
+	// without credentials, and they reveal nothing but the schema and
+	// whether the node is ready. The probes are routes of their own, so the
+	// web demo's page fallback never answers them.
 	reflector := grpcreflect.NewStaticReflector(services...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
-	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...)))
+	s.health = newHealth(s.cfg.Broker, s.draining, services...)
+	healthPath, healthHandler := grpchealth.NewHandler(s.health)
+	mux.Handle(healthPath, s.endOnClose(healthHandler))
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
 	if s.cfg.Dev != nil {
 		mux.HandleFunc("GET /dev/token", s.devToken)
 		mux.HandleFunc("GET /dev/streams", s.devStreams)

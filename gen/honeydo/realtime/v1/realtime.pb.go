@@ -773,9 +773,10 @@ type WhoAmIResponse struct {
 	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// session_id is the verified session; empty for a service.
 	SessionId string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	// household_id is the household the caller acts in.
+	// household_id is the household the caller acts in; empty for a service.
 	HouseholdId string `protobuf:"bytes,3,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
-	// rooms are the rooms a Subscribe stream of this caller joins.
+	// rooms are the rooms a Subscribe stream of this caller joins; empty for a
+	// service, which may not subscribe (PERMISSION_DENIED).
 	Rooms []string `protobuf:"bytes,4,rep,name=rooms,proto3" json:"rooms,omitempty"`
 	// expire_time is when the caller's token expires; unset for a service key.
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`

@@ -56,7 +56,8 @@ type RealtimeServiceClient interface {
 	// ends with UNAUTHENTICATED when its token expires (plus a grace period),
 	// RESOURCE_EXHAUSTED when the client reads too slowly, and UNAVAILABLE when
 	// the server shuts down; in every case the client reconnects with a fresh
-	// token and the cursor of the last event it handled.
+	// token and the cursor of the last event it handled. A service credential
+	// may not subscribe: PERMISSION_DENIED.
 	Subscribe(context.Context, *connect.Request[v1.SubscribeRequest]) (*connect.ServerStreamForClient[v1.SubscribeResponse], error)
 	// Ping answers with the server's clock; a cheap authenticated round trip.
 	Ping(context.Context, *connect.Request[v1.PingRequest]) (*connect.Response[v1.PingResponse], error)
@@ -145,7 +146,8 @@ type RealtimeServiceHandler interface {
 	// ends with UNAUTHENTICATED when its token expires (plus a grace period),
 	// RESOURCE_EXHAUSTED when the client reads too slowly, and UNAVAILABLE when
 	// the server shuts down; in every case the client reconnects with a fresh
-	// token and the cursor of the last event it handled.
+	// token and the cursor of the last event it handled. A service credential
+	// may not subscribe: PERMISSION_DENIED.
 	Subscribe(context.Context, *connect.Request[v1.SubscribeRequest], *connect.ServerStream[v1.SubscribeResponse]) error
 	// Ping answers with the server's clock; a cheap authenticated round trip.
 	Ping(context.Context, *connect.Request[v1.PingRequest]) (*connect.Response[v1.PingResponse], error)

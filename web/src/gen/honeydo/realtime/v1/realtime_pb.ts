@@ -383,14 +383,15 @@ export type WhoAmIResponse = Message<"honeydo.realtime.v1.WhoAmIResponse"> & {
   sessionId: string;
 
   /**
-   * household_id is the household the caller acts in.
+   * household_id is the household the caller acts in; empty for a service.
    *
    * @generated from field: string household_id = 3;
    */
   householdId: string;
 
   /**
-   * rooms are the rooms a Subscribe stream of this caller joins.
+   * rooms are the rooms a Subscribe stream of this caller joins; empty for a
+   * service, which may not subscribe (PERMISSION_DENIED).
    *
    * @generated from field: repeated string rooms = 4;
    */
@@ -606,7 +607,8 @@ export const RealtimeService: GenService<{
    * ends with UNAUTHENTICATED when its token expires (plus a grace period),
    * RESOURCE_EXHAUSTED when the client reads too slowly, and UNAVAILABLE when
    * the server shuts down; in every case the client reconnects with a fresh
-   * token and the cursor of the last event it handled.
+   * token and the cursor of the last event it handled. A service credential
+   * may not subscribe: PERMISSION_DENIED.
    *
    * @generated from rpc honeydo.realtime.v1.RealtimeService.Subscribe
    */
