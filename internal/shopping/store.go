@@ -203,10 +203,23 @@ var migrations = []string{
 	// 2: secrets the store keeps for itself, such as the key that seals
 	// page tokens. They live in the database so that every process sharing
 	// it (several nodes, a restart) accepts the tokens the others issued.
+	//
+	// lists.item_count, kept by triggers in the same transaction as every
+	// insert and delete, lets an add check the household's cap in constant
+	// time instead of counting up to the cap's worth of index entries while
+	// holding the write lock.
 	`CREATE TABLE secrets (
 		name  TEXT PRIMARY KEY,
 		value BLOB NOT NULL
-	) STRICT;`,
+	) STRICT;
+	ALTER TABLE lists ADD COLUMN item_count INTEGER NOT NULL DEFAULT 0;
+	UPDATE lists SET item_count = (SELECT COUNT(*) FROM items WHERE items.list_id = lists.id);
+	CREATE TRIGGER items_count_insert AFTER INSERT ON items BEGIN
+		UPDATE lists SET item_count = item_count + 1 WHERE id = NEW.list_id;
+	END;
+	CREATE TRIGGER items_count_delete AFTER DELETE ON items BEGIN
+		UPDATE lists SET item_count = item_count - 1 WHERE id = OLD.list_id;
+	END;`,
 }
 
 // secret returns the store's 32-byte secret called name, creating it on
@@ -491,15 +504,14 @@ func (s *Store) add(ctx context.Context, householdID, userID string, in NewItem,
 // checkRoom fails with [ErrListFull] when the household's list holds the
 // cap's worth of items. It runs inside the add's transaction, which holds
 // the write lock from BEGIN, so concurrent adds cannot both take the last
-// place. Counting walks the (household_id, seq) index, at most the cap's
-// worth of entries (see BenchmarkAddNearCap).
+// place; the count is lists.item_count, which triggers keep (migration 2).
 func (s *Store) checkRoom(ctx context.Context, tx *sql.Tx, householdID string) error {
 	if s.maxItems == 0 {
 		return nil
 	}
 	var n int
 	if err := tx.QueryRowContext(ctx,
-		`SELECT COUNT(*) FROM items WHERE household_id = ?`, householdID).Scan(&n); err != nil {
+		`SELECT item_count FROM lists WHERE household_id = ?`, householdID).Scan(&n); err != nil {
 		return fmt.Errorf("shopping: add item: count items: %w", err)
 	}
 	if n >= s.maxItems {
