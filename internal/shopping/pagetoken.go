@@ -16,7 +16,9 @@ import (
 // a caller could craft one. So a token is the position encrypted and
 // authenticated with AES-256-GCM under the store's key, with the household
 // as additional data: it opens only for the household it was issued to,
-// and any change to it is detected.
+// and any change to it is detected. The seal is about privacy and clear
+// errors, not access: even a forged token could only name another position
+// in the caller's own list, since the query is scoped by household.
 //
 // Layout, then unpadded URL-safe base64: version (1 byte) | nonce (12) |
 // sealed seq (8 + 16-byte tag) — 50 characters.

@@ -279,9 +279,8 @@ func (s *Service) fail(ctx context.Context, op string, p *auth.Principal, err er
 // ResourceExhausted because retrying cannot help until someone removes
 // items, while clients (this repository's among them) treat
 // ResourceExhausted, which the rate limit returns, as "back off and retry".
-// A publish that failed for a
-// passing reason, and a write that found the database locked for longer
-// than the busy timeout, → Unavailable (nothing changed; retry); a
+// A publish that failed for a passing reason, and a write that found the
+// database locked for longer than the busy timeout, → Unavailable (nothing changed; retry); a
 // cancelled or expired request keeps its own code; anything else is
 // Internal with a generic message, so that storage details never reach
 // clients (fail logs them).
