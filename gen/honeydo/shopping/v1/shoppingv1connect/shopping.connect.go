@@ -51,8 +51,8 @@ const (
 // ShoppingServiceClient is a client for the honeydo.shopping.v1.ShoppingService service.
 type ShoppingServiceClient interface {
 	// ListItems returns the household's list, oldest first, one page at a
-	// time (AIP-158): follow next_page_token until it is empty to read the
-	// whole list. A request without page_size gets the first 100 items and a
+	// time: follow next_page_token until it is empty to read the whole list.
+	// A request without page_size gets the first 100 items and a
 	// next_page_token when there are more.
 	ListItems(context.Context, *connect.Request[v1.ListItemsRequest]) (*connect.Response[v1.ListItemsResponse], error)
 	// AddItem puts a new item on the list and emits ItemAdded. A list that
@@ -136,8 +136,8 @@ func (c *shoppingServiceClient) RemoveItem(ctx context.Context, req *connect.Req
 // ShoppingServiceHandler is an implementation of the honeydo.shopping.v1.ShoppingService service.
 type ShoppingServiceHandler interface {
 	// ListItems returns the household's list, oldest first, one page at a
-	// time (AIP-158): follow next_page_token until it is empty to read the
-	// whole list. A request without page_size gets the first 100 items and a
+	// time: follow next_page_token until it is empty to read the whole list.
+	// A request without page_size gets the first 100 items and a
 	// next_page_token when there are more.
 	ListItems(context.Context, *connect.Request[v1.ListItemsRequest]) (*connect.Response[v1.ListItemsResponse], error)
 	// AddItem puts a new item on the list and emits ItemAdded. A list that

@@ -421,8 +421,8 @@ export const ItemRemovedSchema: GenMessage<ItemRemoved> = /*@__PURE__*/
 export const ShoppingService: GenService<{
   /**
    * ListItems returns the household's list, oldest first, one page at a
-   * time (AIP-158): follow next_page_token until it is empty to read the
-   * whole list. A request without page_size gets the first 100 items and a
+   * time: follow next_page_token until it is empty to read the whole list.
+   * A request without page_size gets the first 100 items and a
    * next_page_token when there are more.
    *
    * @generated from rpc honeydo.shopping.v1.ShoppingService.ListItems
