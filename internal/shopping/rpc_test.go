@@ -134,6 +134,12 @@ func TestListItemsPagesWithConcurrentInserts(t *testing.T) {
 	var mu sync.Mutex
 	var during []string
 	var wg sync.WaitGroup
+	// Stops the writers before the server stops, also when the test fails
+	// half-way.
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
 	wg.Go(func() {
 		for i := 0; ctx.Err() == nil; i++ {
 			res, err := bob.AddItem(ctx, connect.NewRequest(&shoppingv1.AddItemRequest{Name: fmt.Sprint("during ", i)}))
