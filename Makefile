@@ -61,6 +61,7 @@ test-go: ## Go tests with the race detector
 fuzz: ## run each fuzz target briefly (FUZZTIME=10s)
 	go test -run='^$$' -fuzz='^FuzzParseCursor$$' -fuzztime=$(FUZZTIME) ./internal/broker
 	go test -run='^$$' -fuzz='^FuzzVerifyToken$$' -fuzztime=$(FUZZTIME) ./internal/auth
+	go test -run='^$$' -fuzz='^FuzzClean$$' -fuzztime=$(FUZZTIME) ./internal/textrule
 
 .PHONY: test-web
 test-web: build web ## TypeScript unit tests and the Chromium end-to-end tests

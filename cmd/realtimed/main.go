@@ -69,6 +69,7 @@ type options struct {
 	benchAPI                     bool
 	metricsAddr                  string
 	streamWriteTimeout           time.Duration
+	maxItemsPerHousehold         int
 	nats                         natsOptions
 }
 
@@ -101,6 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.historyMaxAge, "history-max-age", 2*time.Minute, "how long events stay resumable after a disconnect")
 	fs.IntVar(&o.historyMaxEvents, "history-max-events", 100_000, "most events kept for resumes")
 	fs.Int64Var(&o.historyMaxBytes, "history-max-bytes", 64<<20, "most encoded `bytes` of events kept for resumes")
+	fs.IntVar(&o.maxItemsPerHousehold, "max-items-per-household", shopping.DefaultMaxItemsPerHousehold, "most items one household's shopping list may hold; adding more fails with\nFAILED_PRECONDITION until some are removed (-1: no cap)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for handlers to finish on SIGTERM")
 	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving with /readyz answering 503 before ending streams,\nso that load balancers stop sending new clients first (e.g. 5s behind Kubernetes)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "`host:port` of the admin listener serving Prometheus /metrics (empty: off);\nkeep it off the public port, e.g. 127.0.0.1:9090")
@@ -213,6 +215,9 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 	if o.benchAPI && !o.dev {
 		return errors.New("--bench-api needs --dev: the bench API floods every stream and is never served in production")
 	}
+	if o.maxItemsPerHousehold == 0 || o.maxItemsPerHousehold < -1 {
+		return fmt.Errorf("--max-items-per-household must be positive, or -1 for no cap; got %d", o.maxItemsPerHousehold)
+	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together: give both or neither")
 	}
@@ -270,7 +275,8 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 
 	b := metrics.InstrumentBroker(rawBroker, m)
 
-	store, err := shopping.OpenStore(ctx, filepath.Join(o.dataDir, "shopping.db"))
+	store, err := shopping.OpenStore(ctx, filepath.Join(o.dataDir, "shopping.db"),
+		shopping.WithMaxItemsPerHousehold(o.maxItemsPerHousehold))
 	if err != nil {
 		return err
 	}
@@ -314,6 +320,7 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		"default_household", authCfg.DefaultHousehold, "service_keys", len(serviceKeys),
 		"heartbeat", o.heartbeat, "token_grace", o.tokenGrace, "queue_size", o.queueSize,
 		"max_streams_per_user", o.maxStreamsPerUser, "rate_limit", o.rateLimit,
+		"max_items_per_household", o.maxItemsPerHousehold,
 		"history_max_age", o.historyMaxAge, "history_max_events", o.historyMaxEvents, "epoch", rawBroker.Epoch(), "metrics_addr", o.metricsAddr)
 	if devKey != nil {
 		log.Warn("dev mode: tokens are signed by a local key; never expose this server",

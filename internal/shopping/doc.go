@@ -6,9 +6,14 @@
 //
 //   - The household comes from the caller's verified principal
 //     ([auth.FromContext]), never from the request.
-//   - The [Store] is plain domain code: it validates, scopes every query by
-//     household and returns sentinel errors ([ErrInvalid], [ErrNotFound]);
-//     it does not know about Connect.
+//   - The [Store] is plain domain code: it validates (text fields with the
+//     rule every module shares, package textrule), scopes every query by
+//     household and returns sentinel errors ([ErrInvalid], [ErrNotFound],
+//     [ErrListFull]); it does not know about Connect.
+//   - Nothing grows without bound: a household holds at most
+//     [DefaultMaxItemsPerHousehold] items unless configured
+//     ([WithMaxItemsPerHousehold]), and ListItems returns pages
+//     ([Store.ListPage]) with opaque, sealed page tokens.
 //   - The [Service] makes the write and its event stand or fall together:
 //     it writes in a SQLite transaction, publishes the event to the
 //     household except the actor ([broker.Emitter.ToOthers], whose client

@@ -44,21 +44,25 @@ func NewService(store *Store, emit *broker.Emitter, logger *slog.Logger) *Servic
 	return &Service{store: store, emit: emit, logger: logger}
 }
 
-// ListItems implements [shoppingv1connect.ShoppingServiceHandler].
-func (s *Service) ListItems(ctx context.Context, _ *connect.Request[shoppingv1.ListItemsRequest]) (*connect.Response[shoppingv1.ListItemsResponse], error) {
+// ListItems implements [shoppingv1connect.ShoppingServiceHandler]. It
+// returns one page (see [Store.ListPage] for sizes and the order); a
+// request without page_size gets [DefaultPageSize] items and a
+// next_page_token when more follow.
+func (s *Service) ListItems(ctx context.Context, req *connect.Request[shoppingv1.ListItemsRequest]) (*connect.Response[shoppingv1.ListItemsResponse], error) {
 	p, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	items, err := s.store.List(ctx, p.HouseholdID)
+	page, err := s.store.ListPage(ctx, p.HouseholdID, req.Msg.GetPageToken(), int(req.Msg.GetPageSize()))
 	if err != nil {
 		return nil, s.fail(ctx, "ListItems", p, err)
 	}
 	res := &shoppingv1.ListItemsResponse{
-		ListId: ListID(p.HouseholdID),
-		Items:  make([]*shoppingv1.ShoppingItem, len(items)),
+		ListId:        ListID(p.HouseholdID),
+		Items:         make([]*shoppingv1.ShoppingItem, len(page.Items)),
+		NextPageToken: page.NextPageToken,
 	}
-	for i, it := range items {
+	for i, it := range page.Items {
 		res.Items[i] = toProto(it)
 	}
 	return connect.NewResponse(res), nil
@@ -269,10 +273,14 @@ func (s *Service) fail(ctx context.Context, op string, p *auth.Principal, err er
 }
 
 // toConnectError maps a domain error to its Connect code: [ErrInvalid] →
-// InvalidArgument and [ErrNotFound] → NotFound, with the domain message
-// (which names the field and the reason); a publish that failed for a
-// passing reason, and a write that found the database locked for longer
-// than the busy timeout, → Unavailable (nothing changed; retry); a
+// InvalidArgument, [ErrNotFound] → NotFound and [ErrListFull] →
+// FailedPrecondition, with the domain message (which names the field and
+// the reason). A full list is FailedPrecondition rather than
+// ResourceExhausted because retrying cannot help until someone removes
+// items, while clients (this repository's among them) treat
+// ResourceExhausted, which the rate limit returns, as "back off and retry".
+// A publish that failed for a passing reason, and a write that found the
+// database locked for longer than the busy timeout, → Unavailable (nothing changed; retry); a
 // cancelled or expired request keeps its own code; anything else is
 // Internal with a generic message, so that storage details never reach
 // clients (fail logs them).
@@ -292,6 +300,8 @@ func toConnectError(err error) *connect.Error {
 		return connect.NewError(connect.CodeInvalidArgument, err)
 	case errors.Is(err, ErrNotFound):
 		return connect.NewError(connect.CodeNotFound, err)
+	case errors.Is(err, ErrListFull):
+		return connect.NewError(connect.CodeFailedPrecondition, err)
 	case errors.Is(err, context.Canceled):
 		return connect.NewError(connect.CodeCanceled, err)
 	case errors.Is(err, context.DeadlineExceeded):

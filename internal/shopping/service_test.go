@@ -639,6 +639,7 @@ func TestToConnectError(t *testing.T) {
 		{"invalid", fmt.Errorf("%w: name must not be empty", ErrInvalid), connect.CodeInvalidArgument, "name must not be empty", ""},
 		{"invalid wrapped twice", fmt.Errorf("add: %w", fmt.Errorf("%w: unit too long", ErrInvalid)), connect.CodeInvalidArgument, "unit too long", ""},
 		{"not found", fmt.Errorf("%w: item itm_x", ErrNotFound), connect.CodeNotFound, "item itm_x", ""},
+		{"list full", fmt.Errorf("%w: the list already holds 5 items", ErrListFull), connect.CodeFailedPrecondition, "already holds 5 items", ""},
 		{"canceled", fmt.Errorf("shopping: list items: %w", context.Canceled), connect.CodeCanceled, "canceled", ""},
 		{"deadline", fmt.Errorf("shopping: add item: %w", context.DeadlineExceeded), connect.CodeDeadlineExceeded, "deadline", ""},
 		{"connect error kept", passthrough, connect.CodePermissionDenied, "no", ""},

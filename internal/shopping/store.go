@@ -76,6 +76,30 @@ type Store struct {
 	db *sql.DB
 	// now is the clock; tests replace it to control timestamps.
 	now func() time.Time
+	// maxItems caps the items of one household; 0 means no cap.
+	maxItems int
+	// pageTokens seals and opens ListPage's page tokens.
+	pageTokens *pageTokenCodec
+}
+
+// DefaultMaxItemsPerHousehold is the cap on one household's items unless
+// [WithMaxItemsPerHousehold] says otherwise. A real list holds tens of
+// items; 5,000 leaves room for households that never remove anything while
+// bounding what one member at the rate limit can pile up (about 1.7 million
+// adds a day otherwise) and what reading the whole list costs (10 pages of
+// [MaxPageSize]: about 0.5 MB in protobuf with everyday names, 5.4 MB with
+// the longest names).
+const DefaultMaxItemsPerHousehold = 5000
+
+// StoreOption configures [OpenStore].
+type StoreOption func(*Store)
+
+// WithMaxItemsPerHousehold caps the items one household may have: adding
+// to a list that holds n items fails with [ErrListFull] until some are
+// removed. Lists that already hold more (the cap was lowered) keep their
+// items; n <= 0 removes the cap.
+func WithMaxItemsPerHousehold(n int) StoreOption {
+	return func(s *Store) { s.maxItems = max(n, 0) }
 }
 
 // busyTimeout is how long a write waits for another writer before failing
@@ -96,9 +120,10 @@ func isBusy(err error) bool {
 }
 
 // OpenStore opens (creating if needed) the database at path and brings its
-// schema up to date. The server passes "<data-dir>/shopping.db". The caller
-// must Close the store.
-func OpenStore(ctx context.Context, path string) (*Store, error) {
+// schema up to date. The server passes "<data-dir>/shopping.db". Without
+// options a household holds at most [DefaultMaxItemsPerHousehold] items.
+// The caller must Close the store.
+func OpenStore(ctx context.Context, path string, opts ...StoreOption) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("shopping: open store: empty path")
 	}
@@ -122,8 +147,20 @@ func OpenStore(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shopping: open store %s: %w", path, err)
 	}
-	s := &Store{db: db, now: time.Now}
+	s := &Store{db: db, now: time.Now, maxItems: DefaultMaxItemsPerHousehold}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("shopping: open store %s: %w", path, err)
+	}
+	key, err := s.secret(ctx, "page_token")
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("shopping: open store %s: %w", path, err)
+	}
+	if s.pageTokens, err = newPageTokenCodec(key); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("shopping: open store %s: %w", path, err)
 	}
@@ -164,6 +201,43 @@ var migrations = []string{
 		FOREIGN KEY (list_id, household_id) REFERENCES lists (id, household_id) ON DELETE CASCADE
 	) STRICT;
 	CREATE INDEX items_household_seq ON items (household_id, seq);`,
+	// 2: secrets the store keeps for itself, such as the key that seals
+	// page tokens. They live in the database so that every process sharing
+	// it (several nodes, a restart) accepts the tokens the others issued.
+	//
+	// lists.item_count, kept by triggers in the same transaction as every
+	// insert and delete, lets an add check the household's cap in constant
+	// time instead of counting up to the cap's worth of index entries while
+	// holding the write lock.
+	`CREATE TABLE secrets (
+		name  TEXT PRIMARY KEY,
+		value BLOB NOT NULL
+	) STRICT;
+	ALTER TABLE lists ADD COLUMN item_count INTEGER NOT NULL DEFAULT 0;
+	UPDATE lists SET item_count = (SELECT COUNT(*) FROM items WHERE items.list_id = lists.id);
+	CREATE TRIGGER items_count_insert AFTER INSERT ON items BEGIN
+		UPDATE lists SET item_count = item_count + 1 WHERE id = NEW.list_id;
+	END;
+	CREATE TRIGGER items_count_delete AFTER DELETE ON items BEGIN
+		UPDATE lists SET item_count = item_count - 1 WHERE id = OLD.list_id;
+	END;`,
+}
+
+// secret returns the store's 32-byte secret called name, creating it on
+// first use. When two processes race, the first insert wins and both read
+// it back.
+func (s *Store) secret(ctx context.Context, name string) ([]byte, error) {
+	fresh := make([]byte, 32)
+	rand.Read(fresh) // never fails; see crypto/rand.Read
+	if _, err := s.db.ExecContext(ctx,
+		`INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING`, name, fresh); err != nil {
+		return nil, fmt.Errorf("create secret %s: %w", name, err)
+	}
+	var key []byte
+	if err := s.db.QueryRowContext(ctx, `SELECT value FROM secrets WHERE name = ?`, name).Scan(&key); err != nil {
+		return nil, fmt.Errorf("read secret %s: %w", name, err)
+	}
+	return key, nil
 }
 
 // migrate applies the migrations the database has not seen yet, each in its
@@ -225,8 +299,10 @@ func scanItem(row scanner) (Item, error) {
 	return it, nil
 }
 
-// List returns every item of the household's list, oldest first. A household
-// that never added an item has an empty list, not an error.
+// List returns every item of the household's list, oldest first, in one
+// slice (at most the household cap's worth, unless the cap was lowered or
+// removed); RPCs read pages with [Store.ListPage] instead. A household that
+// never added an item has an empty list, not an error.
 func (s *Store) List(ctx context.Context, householdID string) ([]Item, error) {
 	if err := validateHousehold(householdID); err != nil {
 		return nil, err
@@ -251,6 +327,99 @@ func (s *Store) List(ctx context.Context, householdID string) ([]Item, error) {
 	return items, nil
 }
 
+// Page sizes of [Store.ListPage].
+const (
+	// DefaultPageSize is the page size when the caller asks for none: above
+	// what a real list holds, so that a client that does not page (older
+	// ones) still sees a whole ordinary list; about 9 KB in protobuf with
+	// everyday names.
+	DefaultPageSize = 100
+	// MaxPageSize is the largest page: larger requests get this many. About
+	// 47 KB in protobuf (105 KB in JSON) with everyday names, 540 KB with
+	// the longest, and one tenth of a full list at the default cap.
+	MaxPageSize = 500
+)
+
+// Page is one page of a list.
+type Page struct {
+	// Items are the page's items, oldest first.
+	Items []Item
+	// NextPageToken reads the next page; empty on the last page.
+	NextPageToken string
+}
+
+// ListPage returns up to pageSize items of the household's list, oldest
+// first, starting after the position pageToken marks ("" for the first
+// page). pageSize 0 means [DefaultPageSize]; above [MaxPageSize] it means
+// MaxPageSize.
+//
+// Pages are read by position in the list's order, which never changes:
+// an item that was on the list when the first page was read is on exactly
+// one page unless it was removed before its page was read, and items added
+// in the meantime come after every earlier item, so they appear on a later
+// page and never push an item onto the next page twice.
+//
+// The token is opaque to callers: it is sealed with a key kept in the
+// database and bound to the household, so it reveals nothing (not even how
+// many items other households added) and cannot be forged or used for
+// another household's list. A malformed, tampered or foreign token, or a
+// negative pageSize, fails with [ErrInvalid].
+func (s *Store) ListPage(ctx context.Context, householdID, pageToken string, pageSize int) (Page, error) {
+	if err := validateHousehold(householdID); err != nil {
+		return Page{}, err
+	}
+	switch {
+	case pageSize < 0:
+		return Page{}, fmt.Errorf("%w: page_size must not be negative, got %d", ErrInvalid, pageSize)
+	case pageSize == 0:
+		pageSize = DefaultPageSize
+	case pageSize > MaxPageSize:
+		pageSize = MaxPageSize
+	}
+	var after int64
+	if pageToken != "" {
+		var err error
+		if after, err = s.pageTokens.open(householdID, pageToken); err != nil {
+			return Page{}, fmt.Errorf("%w: page_token is not one this list issued (%v); start again without one", ErrInvalid, err)
+		}
+	}
+	// One row more than the page says whether another page follows.
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT seq, `+itemColumns+` FROM items WHERE household_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+		householdID, after, pageSize+1)
+	if err != nil {
+		return Page{}, fmt.Errorf("shopping: list items: %w", err)
+	}
+	defer rows.Close()
+	var page Page
+	var last int64
+	for rows.Next() {
+		if len(page.Items) == pageSize {
+			page.NextPageToken = s.pageTokens.seal(householdID, last)
+			break
+		}
+		var seq int64
+		it, err := scanItem(rowWithSeq{rows, &seq})
+		if err != nil {
+			return Page{}, fmt.Errorf("shopping: list items: %w", err)
+		}
+		page.Items = append(page.Items, it)
+		last = seq
+	}
+	if err := rows.Err(); err != nil {
+		return Page{}, fmt.Errorf("shopping: list items: %w", err)
+	}
+	return page, nil
+}
+
+// rowWithSeq scans the seq column that precedes [itemColumns] into seq.
+type rowWithSeq struct {
+	row scanner
+	seq *int64
+}
+
+func (r rowWithSeq) Scan(dest ...any) error { return r.row.Scan(append([]any{r.seq}, dest...)...) }
+
 // beforeCommit is called inside a write's transaction, after the change
 // and before the commit, with the item as the change leaves it (for a
 // removal: as it was). If it returns an error the transaction is rolled
@@ -264,8 +433,10 @@ func (s *Store) List(ctx context.Context, householdID string) ([]Item, error) {
 type beforeCommit func(Item) error
 
 // Add validates in, puts a new item on the household's list (creating the
-// list on first use) and returns it as stored: trimmed name and unit, a new
-// id, version 1. It fails with [ErrInvalid] for bad input.
+// list on first use) and returns it as stored: normalized name and unit, a
+// new id, version 1. It fails with [ErrInvalid] for bad input and with
+// [ErrListFull] when the household already has as many items as the store's
+// cap allows.
 func (s *Store) Add(ctx context.Context, householdID, userID string, in NewItem) (Item, error) {
 	return s.add(ctx, householdID, userID, in, nil)
 }
@@ -314,6 +485,9 @@ func (s *Store) add(ctx context.Context, householdID, userID string, in NewItem,
 		it.ListID, householdID, now.UnixNano()); err != nil {
 		return Item{}, fmt.Errorf("shopping: add item: create list: %w", err)
 	}
+	if err := s.checkRoom(ctx, tx, householdID); err != nil {
+		return Item{}, err
+	}
 	if _, err := tx.ExecContext(ctx,
 		`INSERT INTO items (`+itemColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		it.ID, it.ListID, it.HouseholdID, it.Name, it.Quantity, it.Unit, it.Checked, it.AddedBy,
@@ -328,6 +502,26 @@ func (s *Store) add(ctx context.Context, householdID, userID string, in NewItem,
 		return Item{}, fmt.Errorf("shopping: add item: %w", err)
 	}
 	return it, nil
+}
+
+// checkRoom fails with [ErrListFull] when the household's list holds the
+// cap's worth of items. It runs inside the add's transaction, which holds
+// the write lock from BEGIN, so concurrent adds cannot both take the last
+// place; the count is lists.item_count, which triggers keep (migration 2).
+func (s *Store) checkRoom(ctx context.Context, tx *sql.Tx, householdID string) error {
+	if s.maxItems == 0 {
+		return nil
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx,
+		`SELECT item_count FROM lists WHERE household_id = ?`, householdID).Scan(&n); err != nil {
+		return fmt.Errorf("shopping: add item: count items: %w", err)
+	}
+	if n >= s.maxItems {
+		return fmt.Errorf("%w: the list already holds %d items, the most a household may have (%d); remove some before adding more",
+			ErrListFull, n, s.maxItems)
+	}
+	return nil
 }
 
 // commit runs hook (if any) and commits tx, or leaves tx for the caller's

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/honeydo/realtime/internal/textrule"
 )
 
 // Domain errors. The store wraps them with a message that names the field
@@ -20,10 +20,14 @@ var (
 	// An item of another household is reported the same way, so that ids
 	// cannot be probed across households.
 	ErrNotFound = errors.New("shopping: not found")
+	// ErrListFull reports an add to a list that already holds the most
+	// items a household may have. It can succeed once items are removed,
+	// but not by retrying as it is.
+	ErrListFull = errors.New("shopping: list full")
 )
 
-// Input limits. Lengths count characters (runes), not bytes, after trimming
-// surrounding white space.
+// Input limits. Lengths count characters (runes), not bytes, after NFC
+// normalization and trimming (see package textrule).
 const (
 	// MaxNameLen is the longest item name.
 	MaxNameLen = 200
@@ -34,38 +38,31 @@ const (
 	MaxQuantity = 1e6
 )
 
-// validateName returns the trimmed name, or an error wrapping [ErrInvalid].
-// Control characters (newlines, NUL, escape sequences) are refused because a
-// name is shown on one line in other people's screens and in logs.
+// nameField and unitField are the character rules for names and units;
+// they are the rules every module shares (see package textrule).
+var (
+	nameField = textrule.Field{Name: "name", MaxLen: MaxNameLen}
+	unitField = textrule.Field{Name: "unit", MaxLen: MaxUnitLen, Optional: true}
+)
+
+// validateName returns the name as it is stored (NFC, trimmed), or an
+// error wrapping [ErrInvalid]. Names are shown on one line on other
+// people's screens and in logs, so they must have something visible and
+// nothing that breaks the line or reorders the text around it.
 func validateName(name string) (string, error) {
-	if !utf8.ValidString(name) {
-		return "", fmt.Errorf("%w: name must be valid UTF-8", ErrInvalid)
-	}
-	name = strings.TrimSpace(name)
-	n := utf8.RuneCountInString(name)
-	switch {
-	case n == 0:
-		return "", fmt.Errorf("%w: name must not be empty or only spaces", ErrInvalid)
-	case n > MaxNameLen:
-		return "", fmt.Errorf("%w: name must be at most %d characters, got %d", ErrInvalid, MaxNameLen, n)
-	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return "", fmt.Errorf("%w: name must not contain control characters", ErrInvalid)
+	name, err := nameField.Clean(name)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return name, nil
 }
 
-// validateUnit returns the trimmed unit (possibly empty), or an error
-// wrapping [ErrInvalid].
+// validateUnit returns the unit as it is stored (possibly empty), or an
+// error wrapping [ErrInvalid].
 func validateUnit(unit string) (string, error) {
-	if !utf8.ValidString(unit) {
-		return "", fmt.Errorf("%w: unit must be valid UTF-8", ErrInvalid)
-	}
-	unit = strings.TrimSpace(unit)
-	if n := utf8.RuneCountInString(unit); n > MaxUnitLen {
-		return "", fmt.Errorf("%w: unit must be at most %d characters, got %d", ErrInvalid, MaxUnitLen, n)
-	}
-	if strings.IndexFunc(unit, unicode.IsControl) >= 0 {
-		return "", fmt.Errorf("%w: unit must not contain control characters", ErrInvalid)
+	unit, err := unitField.Clean(unit)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return unit, nil
 }

@@ -153,9 +153,18 @@ func (x *ShoppingItem) GetVersion() int64 {
 	return 0
 }
 
-// ListItemsRequest asks for the caller's household list.
+// ListItemsRequest asks for one page of the caller's household list.
 type ListItemsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// page_size is the most items to return: 0 means the default (100),
+	// larger than 500 means 500, negative is INVALID_ARGUMENT. A page may
+	// hold fewer items even when more follow; only an empty
+	// next_page_token marks the end.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token is a next_page_token from an earlier ListItems of the same
+	// caller's household, or empty for the first page. It is opaque; one that
+	// this service did not issue for the household is INVALID_ARGUMENT.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -190,13 +199,32 @@ func (*ListItemsRequest) Descriptor() ([]byte, []int) {
 	return file_honeydo_shopping_v1_shopping_proto_rawDescGZIP(), []int{1}
 }
 
-// ListItemsResponse is the whole list.
+func (x *ListItemsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListItemsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListItemsResponse is one page of the list.
 type ListItemsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// items are the list's items, oldest first.
+	// items are the page's items, oldest first. Pages follow the list's
+	// order: an item on the list when the first page was read appears on
+	// exactly one page (unless it is removed before its page is read), and
+	// items added meanwhile appear after it, on a later page.
 	Items []*ShoppingItem `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
 	// list_id identifies the household's list.
-	ListId        string `protobuf:"bytes,2,opt,name=list_id,json=listId,proto3" json:"list_id,omitempty"`
+	ListId string `protobuf:"bytes,2,opt,name=list_id,json=listId,proto3" json:"list_id,omitempty"`
+	// next_page_token fetches the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -245,14 +273,26 @@ func (x *ListItemsResponse) GetListId() string {
 	return ""
 }
 
+func (x *ListItemsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // AddItemRequest describes a new item. Only name is required.
 type AddItemRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// name is what to buy: 1 to 200 characters, not only spaces.
+	// name is what to buy: 1 to 200 characters after normalization (NFC, and
+	// surrounding white space and zero-width characters trimmed), with at
+	// least one visible character and no control characters, line or
+	// paragraph separators, or bidi embedding, override or isolate
+	// characters.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// quantity is optional; it must not be negative.
 	Quantity float64 `protobuf:"fixed64,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
-	// unit is optional, at most 32 characters.
+	// unit is optional, at most 32 characters; the same character rules as
+	// name apply, except that it may be empty.
 	Unit          string `protobuf:"bytes,3,opt,name=unit,proto3" json:"unit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -732,11 +772,15 @@ const file_honeydo_shopping_v1_shopping_proto_rawDesc = "" +
 	"\vupdate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x18\n" +
 	"\aversion\x18\n" +
-	" \x01(\x03R\aversion\"\x12\n" +
-	"\x10ListItemsRequest\"e\n" +
+	" \x01(\x03R\aversion\"N\n" +
+	"\x10ListItemsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x8d\x01\n" +
 	"\x11ListItemsResponse\x127\n" +
 	"\x05items\x18\x01 \x03(\v2!.honeydo.shopping.v1.ShoppingItemR\x05items\x12\x17\n" +
-	"\alist_id\x18\x02 \x01(\tR\x06listId\"T\n" +
+	"\alist_id\x18\x02 \x01(\tR\x06listId\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"T\n" +
 	"\x0eAddItemRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x01R\bquantity\x12\x12\n" +

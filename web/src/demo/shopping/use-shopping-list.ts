@@ -13,6 +13,9 @@ import { newId } from "../session";
 import { useToasts } from "../toasts";
 import { initialShoppingState, shoppingReducer, visibleItems, type ItemView } from "./shopping-state";
 
+/** LIST_PAGE_SIZE is ListItems' largest page: the fewest round trips for a long list. */
+const LIST_PAGE_SIZE = 500;
+
 export interface ShoppingList {
   readonly rows: readonly ItemView[];
   readonly loaded: boolean;
@@ -56,13 +59,22 @@ export function useShoppingList(me: string): ShoppingList {
   useRealtimeEvent("itemRemoved", ({ itemId }) => dispatch({ type: "removed", itemId }));
 
   // 2. State: fetched on mount and whenever the stream says events may be missing.
+  // ListItems pages; the list is shown once every page is in, so that rows
+  // never jump around while pages arrive. Pages keep the list's order and
+  // items added meanwhile come last, so concatenating them loses nothing.
   const refetch = useCallback(async () => {
     const gen = ++fetchGen.current;
     const since = seqRef.current;
     try {
-      const res = await shopping.listItems({});
-      if (gen !== fetchGen.current) return;
-      dispatch({ type: "loaded", items: res.items, since });
+      const items: ShoppingItem[] = [];
+      let pageToken = "";
+      do {
+        const res = await shopping.listItems({ pageSize: LIST_PAGE_SIZE, pageToken });
+        if (gen !== fetchGen.current) return;
+        items.push(...res.items);
+        pageToken = res.nextPageToken;
+      } while (pageToken !== "");
+      dispatch({ type: "loaded", items, since });
       setLoadError(undefined);
     } catch (err) {
       if (gen === fetchGen.current) setLoadError(ConnectError.from(err).rawMessage);

@@ -50,9 +50,15 @@ const (
 
 // ShoppingServiceClient is a client for the honeydo.shopping.v1.ShoppingService service.
 type ShoppingServiceClient interface {
-	// ListItems returns every item on the household's list, oldest first.
+	// ListItems returns the household's list, oldest first, one page at a
+	// time: follow next_page_token until it is empty to read the whole list.
+	// A request without page_size gets the first 100 items and a
+	// next_page_token when there are more.
 	ListItems(context.Context, *connect.Request[v1.ListItemsRequest]) (*connect.Response[v1.ListItemsResponse], error)
-	// AddItem puts a new item on the list and emits ItemAdded.
+	// AddItem puts a new item on the list and emits ItemAdded. A list that
+	// holds the server's per-household maximum of items (5,000 unless
+	// configured otherwise) refuses it with FAILED_PRECONDITION until items
+	// are removed.
 	AddItem(context.Context, *connect.Request[v1.AddItemRequest]) (*connect.Response[v1.AddItemResponse], error)
 	// UpdateItem changes the fields that are set and emits ItemUpdated.
 	UpdateItem(context.Context, *connect.Request[v1.UpdateItemRequest]) (*connect.Response[v1.UpdateItemResponse], error)
@@ -129,9 +135,15 @@ func (c *shoppingServiceClient) RemoveItem(ctx context.Context, req *connect.Req
 
 // ShoppingServiceHandler is an implementation of the honeydo.shopping.v1.ShoppingService service.
 type ShoppingServiceHandler interface {
-	// ListItems returns every item on the household's list, oldest first.
+	// ListItems returns the household's list, oldest first, one page at a
+	// time: follow next_page_token until it is empty to read the whole list.
+	// A request without page_size gets the first 100 items and a
+	// next_page_token when there are more.
 	ListItems(context.Context, *connect.Request[v1.ListItemsRequest]) (*connect.Response[v1.ListItemsResponse], error)
-	// AddItem puts a new item on the list and emits ItemAdded.
+	// AddItem puts a new item on the list and emits ItemAdded. A list that
+	// holds the server's per-household maximum of items (5,000 unless
+	// configured otherwise) refuses it with FAILED_PRECONDITION until items
+	// are removed.
 	AddItem(context.Context, *connect.Request[v1.AddItemRequest]) (*connect.Response[v1.AddItemResponse], error)
 	// UpdateItem changes the fields that are set and emits ItemUpdated.
 	UpdateItem(context.Context, *connect.Request[v1.UpdateItemRequest]) (*connect.Response[v1.UpdateItemResponse], error)

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file honeydo/shopping/v1/shopping.proto.
  */
 export const file_honeydo_shopping_v1_shopping: GenFile = /*@__PURE__*/
-  fileDesc("CiJob25leWRvL3Nob3BwaW5nL3YxL3Nob3BwaW5nLnByb3RvEhNob25leWRvLnNob3BwaW5nLnYxIvcBCgxTaG9wcGluZ0l0ZW0SCgoCaWQYASABKAkSDwoHbGlzdF9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEhAKCHF1YW50aXR5GAQgASgBEgwKBHVuaXQYBSABKAkSDwoHY2hlY2tlZBgGIAEoCBIYChBhZGRlZF9ieV91c2VyX2lkGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgKIAEoAyISChBMaXN0SXRlbXNSZXF1ZXN0IlYKEUxpc3RJdGVtc1Jlc3BvbnNlEjAKBWl0ZW1zGAEgAygLMiEuaG9uZXlkby5zaG9wcGluZy52MS5TaG9wcGluZ0l0ZW0SDwoHbGlzdF9pZBgCIAEoCSI+Cg5BZGRJdGVtUmVxdWVzdBIMCgRuYW1lGAEgASgJEhAKCHF1YW50aXR5GAIgASgBEgwKBHVuaXQYAyABKAkiQgoPQWRkSXRlbVJlc3BvbnNlEi8KBGl0ZW0YASABKAsyIS5ob25leWRvLnNob3BwaW5nLnYxLlNob3BwaW5nSXRlbSKiAQoRVXBkYXRlSXRlbVJlcXVlc3QSDwoHaXRlbV9pZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESFQoIcXVhbnRpdHkYAyABKAFIAYgBARIRCgR1bml0GAQgASgJSAKIAQESFAoHY2hlY2tlZBgFIAEoCEgDiAEBQgcKBV9uYW1lQgsKCV9xdWFudGl0eUIHCgVfdW5pdEIKCghfY2hlY2tlZCJFChJVcGRhdGVJdGVtUmVzcG9uc2USLwoEaXRlbRgBIAEoCzIhLmhvbmV5ZG8uc2hvcHBpbmcudjEuU2hvcHBpbmdJdGVtIiQKEVJlbW92ZUl0ZW1SZXF1ZXN0Eg8KB2l0ZW1faWQYASABKAkiFAoSUmVtb3ZlSXRlbVJlc3BvbnNlIjwKCUl0ZW1BZGRlZBIvCgRpdGVtGAEgASgLMiEuaG9uZXlkby5zaG9wcGluZy52MS5TaG9wcGluZ0l0ZW0iPgoLSXRlbVVwZGF0ZWQSLwoEaXRlbRgBIAEoCzIhLmhvbmV5ZG8uc2hvcHBpbmcudjEuU2hvcHBpbmdJdGVtIi8KC0l0ZW1SZW1vdmVkEg8KB2xpc3RfaWQYASABKAkSDwoHaXRlbV9pZBgCIAEoCTKGAwoPU2hvcHBpbmdTZXJ2aWNlEl8KCUxpc3RJdGVtcxIlLmhvbmV5ZG8uc2hvcHBpbmcudjEuTGlzdEl0ZW1zUmVxdWVzdBomLmhvbmV5ZG8uc2hvcHBpbmcudjEuTGlzdEl0ZW1zUmVzcG9uc2UiA5ACARJUCgdBZGRJdGVtEiMuaG9uZXlkby5zaG9wcGluZy52MS5BZGRJdGVtUmVxdWVzdBokLmhvbmV5ZG8uc2hvcHBpbmcudjEuQWRkSXRlbVJlc3BvbnNlEl0KClVwZGF0ZUl0ZW0SJi5ob25leWRvLnNob3BwaW5nLnYxLlVwZGF0ZUl0ZW1SZXF1ZXN0GicuaG9uZXlkby5zaG9wcGluZy52MS5VcGRhdGVJdGVtUmVzcG9uc2USXQoKUmVtb3ZlSXRlbRImLmhvbmV5ZG8uc2hvcHBpbmcudjEuUmVtb3ZlSXRlbVJlcXVlc3QaJy5ob25leWRvLnNob3BwaW5nLnYxLlJlbW92ZUl0ZW1SZXNwb25zZUJAWj5naXRodWIuY29tL2hvbmV5ZG8vcmVhbHRpbWUvZ2VuL2hvbmV5ZG8vc2hvcHBpbmcvdjE7c2hvcHBpbmd2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiJob25leWRvL3Nob3BwaW5nL3YxL3Nob3BwaW5nLnByb3RvEhNob25leWRvLnNob3BwaW5nLnYxIvcBCgxTaG9wcGluZ0l0ZW0SCgoCaWQYASABKAkSDwoHbGlzdF9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEhAKCHF1YW50aXR5GAQgASgBEgwKBHVuaXQYBSABKAkSDwoHY2hlY2tlZBgGIAEoCBIYChBhZGRlZF9ieV91c2VyX2lkGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgKIAEoAyI5ChBMaXN0SXRlbXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIm8KEUxpc3RJdGVtc1Jlc3BvbnNlEjAKBWl0ZW1zGAEgAygLMiEuaG9uZXlkby5zaG9wcGluZy52MS5TaG9wcGluZ0l0ZW0SDwoHbGlzdF9pZBgCIAEoCRIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkiPgoOQWRkSXRlbVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIQCghxdWFudGl0eRgCIAEoARIMCgR1bml0GAMgASgJIkIKD0FkZEl0ZW1SZXNwb25zZRIvCgRpdGVtGAEgASgLMiEuaG9uZXlkby5zaG9wcGluZy52MS5TaG9wcGluZ0l0ZW0iogEKEVVwZGF0ZUl0ZW1SZXF1ZXN0Eg8KB2l0ZW1faWQYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEhUKCHF1YW50aXR5GAMgASgBSAGIAQESEQoEdW5pdBgEIAEoCUgCiAEBEhQKB2NoZWNrZWQYBSABKAhIA4gBAUIHCgVfbmFtZUILCglfcXVhbnRpdHlCBwoFX3VuaXRCCgoIX2NoZWNrZWQiRQoSVXBkYXRlSXRlbVJlc3BvbnNlEi8KBGl0ZW0YASABKAsyIS5ob25leWRvLnNob3BwaW5nLnYxLlNob3BwaW5nSXRlbSIkChFSZW1vdmVJdGVtUmVxdWVzdBIPCgdpdGVtX2lkGAEgASgJIhQKElJlbW92ZUl0ZW1SZXNwb25zZSI8CglJdGVtQWRkZWQSLwoEaXRlbRgBIAEoCzIhLmhvbmV5ZG8uc2hvcHBpbmcudjEuU2hvcHBpbmdJdGVtIj4KC0l0ZW1VcGRhdGVkEi8KBGl0ZW0YASABKAsyIS5ob25leWRvLnNob3BwaW5nLnYxLlNob3BwaW5nSXRlbSIvCgtJdGVtUmVtb3ZlZBIPCgdsaXN0X2lkGAEgASgJEg8KB2l0ZW1faWQYAiABKAkyhgMKD1Nob3BwaW5nU2VydmljZRJfCglMaXN0SXRlbXMSJS5ob25leWRvLnNob3BwaW5nLnYxLkxpc3RJdGVtc1JlcXVlc3QaJi5ob25leWRvLnNob3BwaW5nLnYxLkxpc3RJdGVtc1Jlc3BvbnNlIgOQAgESVAoHQWRkSXRlbRIjLmhvbmV5ZG8uc2hvcHBpbmcudjEuQWRkSXRlbVJlcXVlc3QaJC5ob25leWRvLnNob3BwaW5nLnYxLkFkZEl0ZW1SZXNwb25zZRJdCgpVcGRhdGVJdGVtEiYuaG9uZXlkby5zaG9wcGluZy52MS5VcGRhdGVJdGVtUmVxdWVzdBonLmhvbmV5ZG8uc2hvcHBpbmcudjEuVXBkYXRlSXRlbVJlc3BvbnNlEl0KClJlbW92ZUl0ZW0SJi5ob25leWRvLnNob3BwaW5nLnYxLlJlbW92ZUl0ZW1SZXF1ZXN0GicuaG9uZXlkby5zaG9wcGluZy52MS5SZW1vdmVJdGVtUmVzcG9uc2VCQFo+Z2l0aHViLmNvbS9ob25leWRvL3JlYWx0aW1lL2dlbi9ob25leWRvL3Nob3BwaW5nL3YxO3Nob3BwaW5ndjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * ShoppingItem is one line of a shopping list.
@@ -103,11 +103,29 @@ export const ShoppingItemSchema: GenMessage<ShoppingItem> = /*@__PURE__*/
   messageDesc(file_honeydo_shopping_v1_shopping, 0);
 
 /**
- * ListItemsRequest asks for the caller's household list.
+ * ListItemsRequest asks for one page of the caller's household list.
  *
  * @generated from message honeydo.shopping.v1.ListItemsRequest
  */
 export type ListItemsRequest = Message<"honeydo.shopping.v1.ListItemsRequest"> & {
+  /**
+   * page_size is the most items to return: 0 means the default (100),
+   * larger than 500 means 500, negative is INVALID_ARGUMENT. A page may
+   * hold fewer items even when more follow; only an empty
+   * next_page_token marks the end.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * page_token is a next_page_token from an earlier ListItems of the same
+   * caller's household, or empty for the first page. It is opaque; one that
+   * this service did not issue for the household is INVALID_ARGUMENT.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
 };
 
 /**
@@ -118,13 +136,16 @@ export const ListItemsRequestSchema: GenMessage<ListItemsRequest> = /*@__PURE__*
   messageDesc(file_honeydo_shopping_v1_shopping, 1);
 
 /**
- * ListItemsResponse is the whole list.
+ * ListItemsResponse is one page of the list.
  *
  * @generated from message honeydo.shopping.v1.ListItemsResponse
  */
 export type ListItemsResponse = Message<"honeydo.shopping.v1.ListItemsResponse"> & {
   /**
-   * items are the list's items, oldest first.
+   * items are the page's items, oldest first. Pages follow the list's
+   * order: an item on the list when the first page was read appears on
+   * exactly one page (unless it is removed before its page is read), and
+   * items added meanwhile appear after it, on a later page.
    *
    * @generated from field: repeated honeydo.shopping.v1.ShoppingItem items = 1;
    */
@@ -136,6 +157,13 @@ export type ListItemsResponse = Message<"honeydo.shopping.v1.ListItemsResponse">
    * @generated from field: string list_id = 2;
    */
   listId: string;
+
+  /**
+   * next_page_token fetches the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -152,7 +180,11 @@ export const ListItemsResponseSchema: GenMessage<ListItemsResponse> = /*@__PURE_
  */
 export type AddItemRequest = Message<"honeydo.shopping.v1.AddItemRequest"> & {
   /**
-   * name is what to buy: 1 to 200 characters, not only spaces.
+   * name is what to buy: 1 to 200 characters after normalization (NFC, and
+   * surrounding white space and zero-width characters trimmed), with at
+   * least one visible character and no control characters, line or
+   * paragraph separators, or bidi embedding, override or isolate
+   * characters.
    *
    * @generated from field: string name = 1;
    */
@@ -166,7 +198,8 @@ export type AddItemRequest = Message<"honeydo.shopping.v1.AddItemRequest"> & {
   quantity: number;
 
   /**
-   * unit is optional, at most 32 characters.
+   * unit is optional, at most 32 characters; the same character rules as
+   * name apply, except that it may be empty.
    *
    * @generated from field: string unit = 3;
    */
@@ -387,7 +420,10 @@ export const ItemRemovedSchema: GenMessage<ItemRemoved> = /*@__PURE__*/
  */
 export const ShoppingService: GenService<{
   /**
-   * ListItems returns every item on the household's list, oldest first.
+   * ListItems returns the household's list, oldest first, one page at a
+   * time: follow next_page_token until it is empty to read the whole list.
+   * A request without page_size gets the first 100 items and a
+   * next_page_token when there are more.
    *
    * @generated from rpc honeydo.shopping.v1.ShoppingService.ListItems
    */
@@ -397,7 +433,10 @@ export const ShoppingService: GenService<{
     output: typeof ListItemsResponseSchema;
   },
   /**
-   * AddItem puts a new item on the list and emits ItemAdded.
+   * AddItem puts a new item on the list and emits ItemAdded. A list that
+   * holds the server's per-household maximum of items (5,000 unless
+   * configured otherwise) refuses it with FAILED_PRECONDITION until items
+   * are removed.
    *
    * @generated from rpc honeydo.shopping.v1.ShoppingService.AddItem
    */

@@ -1,0 +1,89 @@
+// @vitest-environment happy-dom
+// @vitest-environment-options {"url": "http://localhost:5173"}
+//
+// The demo's shopping list against a real `realtimed --dev` whose list is
+// longer than one ListItems page: the demo follows next_page_token and shows
+// every item. The server runs with a small per-household cap, so the same
+// list also shows what an add at the cap gets.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createRoot, type Root } from "react-dom/client";
+import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
+import { devTokenProvider, RealtimeClient } from "../../client";
+import { ShoppingService } from "../../gen/honeydo/shopping/v1/shopping_pb";
+import { RealtimeProvider } from "../../react";
+import { Realtimed, waitFor } from "../../testing";
+import { ToastProvider } from "../toasts";
+import { ShoppingListView } from "./shopping-list";
+
+/** ITEMS spans two pages of the largest page size (500) and is the server's cap. */
+const ITEMS = 620;
+
+let srv: Realtimed;
+beforeAll(async () => {
+  srv = await Realtimed.launch({ args: ["--rate-limit", "-1", "--max-items-per-household", String(ITEMS)] });
+});
+afterAll(async () => {
+  await srv?.dispose();
+});
+
+let root: Root | undefined;
+const clients: RealtimeClient[] = [];
+afterEach(() => {
+  root?.unmount();
+  root = undefined;
+  for (const c of clients.splice(0)) c.disconnect();
+});
+
+function clientFor(user: string, household: string, fetch?: typeof globalThis.fetch): RealtimeClient {
+  const c = new RealtimeClient({
+    baseUrl: srv.baseUrl,
+    getToken: devTokenProvider({ baseUrl: srv.baseUrl, user, household }),
+    crossTab: false,
+    stopDelayMs: 10,
+    fetch,
+  });
+  clients.push(c);
+  return c;
+}
+
+test("the demo shows a list longer than one page, and an add at the cap is FAILED_PRECONDITION", async () => {
+  const household = `pages-${Date.now().toString(36)}`;
+  const bob = clientFor("bob", household).service(ShoppingService);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      for (let i = next++; i < ITEMS; i = next++) await bob.addItem({ name: `item ${String(i).padStart(4, "0")}` });
+    }),
+  );
+
+  let listCalls = 0;
+  const alice = clientFor("alice", household, (input, init) => {
+    if (String(input instanceof Request ? input.url : input).endsWith("/ListItems")) listCalls++;
+    return globalThis.fetch(input, init);
+  });
+  const container = document.createElement("div");
+  document.body.append(container);
+  root = createRoot(container);
+  root.render(
+    <RealtimeProvider client={alice}>
+      <ToastProvider>
+        <ShoppingListView me="alice" />
+      </ToastProvider>
+    </RealtimeProvider>,
+  );
+  const rows = () => container.querySelectorAll('[data-testid="item"]');
+  await waitFor(`all ${ITEMS} rows shown`, () => rows().length === ITEMS, 60_000, 100);
+  expect(listCalls).toBeGreaterThanOrEqual(2);
+  const names = [...rows()].map((r) => r.getAttribute("data-name"));
+  expect(new Set(names).size).toBe(ITEMS);
+  expect(names).toContain("item 0000");
+  expect(names).toContain(`item ${String(ITEMS - 1).padStart(4, "0")}`);
+
+  const err = await bob.addItem({ name: "one too many" }).then(
+    () => undefined,
+    (e: unknown) => ConnectError.from(e),
+  );
+  expect(err?.code).toBe(Code.FailedPrecondition);
+  expect(err?.rawMessage).toContain(`the list already holds ${ITEMS} items`);
+  container.remove();
+}, 120_000);
