@@ -208,10 +208,18 @@ func (c *rawH2) writeFrame(typ, flags byte, stream uint32, payload []byte) error
 func hpackLiteral(b []byte, name, value string) []byte {
 	b = append(b, 0x00)
 	for _, s := range []string{name, value} {
-		if len(s) >= 127 {
-			panic("hpackLiteral: string too long for a one-byte length")
+		// The length is an HPACK integer with a 7-bit prefix (RFC 7541,
+		// 5.1); the H bit stays 0: no Huffman coding.
+		n := len(s)
+		if n < 127 {
+			b = append(b, byte(n))
+		} else {
+			b = append(b, 127)
+			for n -= 127; n >= 128; n >>= 7 {
+				b = append(b, byte(n&127|128))
+			}
+			b = append(b, byte(n))
 		}
-		b = append(b, byte(len(s)))
 		b = append(b, s...)
 	}
 	return b

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"time"
 
@@ -40,12 +39,18 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 		rc := http.NewResponseController(w)
 		ctx := auth.WithPrincipal(r.Context(), p)
 		ctx = context.WithValue(ctx, responseControllerKey{}, rc)
-		r = r.WithContext(ctx)
-		if g.bodyTimeout > 0 && r.Body != nil && r.Body != http.NoBody {
+		// The deadline covers the request, not the response: once the
+		// body has been read to its end, net/http clears an HTTP/1.1
+		// connection's read deadline itself, and an HTTP/2 stream's only
+		// ever applied to its body. A Subscribe stream therefore lives on
+		// (TestStreamsOutliveRequestBodyTimeout). Without a body there is
+		// nothing to bound, and over HTTP/1.1 net/http is then already
+		// waiting on the connection for the client to hang up: a deadline
+		// would end that wait, and the call with it.
+		if g.bodyTimeout > 0 && r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 			_ = rc.SetReadDeadline(time.Now().Add(g.bodyTimeout))
-			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -65,25 +70,6 @@ func (g *gate) refuse(w http.ResponseWriter, r *http.Request, conn *trackedConn,
 		w.Header().Set("Connection", "close")
 	}
 	_ = g.errors.Write(w, r, auth.ConnectError(err))
-}
-
-// deadlineBody clears the request's read deadline once the body has been
-// read to its end: a Subscribe stream lives on for minutes after its
-// request, and over HTTP/1.1 a deadline left on the connection would end
-// the server's wait for the client to hang up, and with it the call.
-type deadlineBody struct {
-	io.ReadCloser
-	rc      *http.ResponseController
-	cleared bool
-}
-
-func (b *deadlineBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF && !b.cleared {
-		b.cleared = true
-		_ = b.rc.SetReadDeadline(time.Time{})
-	}
-	return n, err
 }
 
 // The defaults of [Config.RequestBodyTimeout] and
