@@ -78,7 +78,7 @@ func startSlowBodies(t *testing.T, addr string) (func() error, func()) {
 				break
 			}
 		}
-		t.Logf("%d of %d slow-body connections answered Unauthenticated, the others closed at accept", answered, len(conns))
+		t.Logf("%d slow-body connections answered Unauthenticated, %d closed at accept (over budget)", answered, len(conns)-answered)
 		return nil
 	}
 	return closedAll, stop

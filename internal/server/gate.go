@@ -54,17 +54,23 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 	})
 }
 
+// refusedBodyDrain is how long net/http may go on reading the unread body
+// of a refused HTTP/1.1 call after the answer has been sent.
+const refusedBodyDrain = 500 * time.Millisecond
+
 // refuse answers a call without a valid credential in its protocol's
 // format and without reading its body. Over HTTP/1.1 the connection is
-// closed after the answer: net/http would otherwise read up to 256 KiB of
-// the unread body, at the attacker's pace, before reusing it; a read
-// deadline in the past makes that read fail at once. Over HTTP/2 only a
-// connection that has never carried a verified call is closed
-// (gracefully, with GOAWAY): one that has, or one from an address exempt
-// from the connection budget (a proxy), carries other callers' streams.
+// closed after the answer. Before closing, net/http reads what is left of
+// the body (up to 256 KiB), so that a client that sent it all does not get
+// a reset, which may destroy the answer, instead of a clean close; the
+// read deadline stops that read after refusedBodyDrain, not at an
+// attacker's pace. Over HTTP/2 only a connection that has never carried a
+// verified call is closed (gracefully, with GOAWAY): one that has, or one
+// from an address exempt from the connection budget (a proxy), carries
+// other callers' streams.
 func (g *gate) refuse(w http.ResponseWriter, r *http.Request, conn *trackedConn, err error) {
 	if r.ProtoMajor < 2 {
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(refusedBodyDrain))
 		w.Header().Set("Connection", "close")
 	} else if !conn.isAuthenticated() {
 		w.Header().Set("Connection", "close")

@@ -198,6 +198,17 @@ func (c *trackedConn) isAuthenticated() bool {
 	return c == nil || c.authenticated.Load()
 }
 
+// CloseWrite lets net/http half-close the connection and linger before it
+// closes it, as it does with a bare TCP connection: a client still sending
+// a request body the server will not read then gets its response before
+// the reset that closing with unread data sends.
+func (c *trackedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // Close gives the connection's place in the budget back, once.
 func (c *trackedConn) Close() error {
 	c.l.mu.Lock()
