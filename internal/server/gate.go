@@ -20,11 +20,6 @@ import (
 type gate struct {
 	verifier *auth.Verifier
 	errors   *connect.ErrorWriter
-	// bodyTimeout bounds how long a verified caller may take to send its
-	// request message. Every procedure behind the gate takes exactly one
-	// (unary or server streaming); a client-streaming procedure would need
-	// a deadline per message instead.
-	bodyTimeout time.Duration
 }
 
 func (g *gate) wrap(next http.Handler) http.Handler {
@@ -39,18 +34,33 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 		rc := http.NewResponseController(w)
 		ctx := auth.WithPrincipal(r.Context(), p)
 		ctx = context.WithValue(ctx, responseControllerKey{}, rc)
-		// The deadline covers the request, not the response: once the
-		// body has been read to its end, net/http clears an HTTP/1.1
-		// connection's read deadline itself, and an HTTP/2 stream's only
-		// ever applied to its body. A Subscribe stream therefore lives on
-		// (TestStreamsOutliveRequestBodyTimeout). Without a body there is
-		// nothing to bound, and over HTTP/1.1 net/http is then already
-		// waiting on the connection for the client to hang up: a deadline
-		// would end that wait, and the call with it.
-		if g.bodyTimeout > 0 && r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-			_ = rc.SetReadDeadline(time.Now().Add(g.bodyTimeout))
-		}
 		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// withBodyDeadline gives every request, from any caller and to any route,
+// timeout to deliver its body once its headers are in: the public
+// procedures (health, reflection) read a body without a credential, and a
+// verified caller must not hold a goroutine with a stalled body either.
+// Every RPC of ours takes one request message (unary or server
+// streaming). The deadline covers the request, not the response: once the
+// body has been read to its end, net/http clears an HTTP/1.1 connection's
+// read deadline itself, and an HTTP/2 stream's only ever applied to its
+// body, so a Subscribe stream lives on
+// (TestStreamsOutliveRequestBodyTimeout). A reflection session (the one
+// bidirectional stream) must end its requests within timeout. Without a
+// body there is nothing to bound, and over HTTP/1.1 net/http is then
+// already waiting on the connection for the client to hang up: a deadline
+// would end that wait, and the call with it.
+func withBodyDeadline(h http.Handler, timeout time.Duration) http.Handler {
+	if timeout <= 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 

@@ -62,11 +62,10 @@ type Config struct {
 	RateLimit RateLimit
 	// ReadMaxBytes caps one request message. Zero means 64 KiB.
 	ReadMaxBytes int
-	// RequestBodyTimeout bounds how long a verified caller may take to send
-	// its request message once its headers are in; a slower body fails
-	// the call. Zero means 10s: a request message is at most ReadMaxBytes
-	// and arrives in milliseconds on any working link. Negative disables
-	// it.
+	// RequestBodyTimeout bounds how long any caller may take to send its
+	// request body once its headers are in; a slower body fails the call.
+	// Zero means 10s: a request message is at most ReadMaxBytes and
+	// arrives in milliseconds on any working link. Negative disables it.
 	RequestBodyTimeout time.Duration
 	// MaxConcurrentStreams caps the calls in flight on one HTTP/2
 	// connection. Zero means 100: a browser shares one stream across its
@@ -235,7 +234,7 @@ func (s *Server) routes() (http.Handler, error) {
 	}
 	// Every procedure of the services mounted with guard needs a
 	// credential: the gate checks it before anything reads a request body.
-	g := &gate{verifier: s.cfg.Verifier, errors: connect.NewErrorWriter(), bodyTimeout: max(s.cfg.RequestBodyTimeout, 0)}
+	g := &gate{verifier: s.cfg.Verifier, errors: connect.NewErrorWriter()}
 	mux := http.NewServeMux()
 	guard := func(path string, h http.Handler) { mux.Handle(path, g.wrap(h)) }
 	services := []string{realtimev1connect.RealtimeServiceName}
@@ -245,8 +244,7 @@ func (s *Server) routes() (http.Handler, error) {
 		services = append(services, shoppingv1connect.ShoppingServiceName)
 	}
 	// Reflection and health are public: grpcurl and load balancers call them
-	// without credentials, they reveal nothing but the schema, and they
-	// read no more than a small message (they are not behind the gate).
+	// without credentials, and they reveal nothing but the schema.
 	reflector := grpcreflect.NewStaticReflector(services...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
@@ -269,7 +267,7 @@ func (s *Server) routes() (http.Handler, error) {
 		// RPC routes, which are method-less and more specific.
 		mux.Handle("/", spaHandler(s.cfg.WebDir))
 	}
-	return s.cors(mux), nil
+	return s.cors(withBodyDeadline(mux, s.cfg.RequestBodyTimeout)), nil
 }
 
 func (s *Server) cors(h http.Handler) http.Handler {
