@@ -22,7 +22,7 @@ func TestConnLimitFlags(t *testing.T) {
 	if want := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}; !slices.Equal(exempt, want) {
 		t.Errorf("default exempt = %v, want %v", exempt, want)
 	}
-	if o.maxConnsPerAddr != 256 || o.maxUnauthConnsPerAddr != 64 || o.maxConcurrentStreams != 100 || o.requestBodyTimeout.String() != "10s" {
+	if o.maxConnsPerAddr != 256 || o.maxUnauthConnsPerAddr != 64 || o.maxConcurrentStreams != 100 || o.requestBodyTimeout.String() != "30s" {
 		t.Errorf("defaults: %+v", o)
 	}
 

@@ -91,6 +91,6 @@ func (g *gate) refuse(w http.ResponseWriter, r *http.Request, conn *trackedConn,
 // The defaults of [Config.RequestBodyTimeout] and
 // [Config.MaxConcurrentStreams].
 const (
-	DefaultRequestBodyTimeout   = 10 * time.Second
+	DefaultRequestBodyTimeout   = 30 * time.Second
 	DefaultMaxConcurrentStreams = 100
 )

@@ -64,8 +64,11 @@ type Config struct {
 	ReadMaxBytes int
 	// RequestBodyTimeout bounds how long any caller may take to send its
 	// request body once its headers are in; a slower body fails the call.
-	// Zero means 10s: a request message is at most ReadMaxBytes and
-	// arrives in milliseconds on any working link. Negative disables it.
+	// Zero means 30s: a request message is at most ReadMaxBytes and
+	// arrives in milliseconds on any working link, but an overloaded
+	// server may take seconds to get to a body that is already on its way
+	// (1,000 simultaneous resumes under the race detector on a busy
+	// 2-core machine took over 10s). Negative disables it.
 	RequestBodyTimeout time.Duration
 	// MaxConcurrentStreams caps the calls in flight on one HTTP/2
 	// connection. Zero means 100: a browser shares one stream across its
