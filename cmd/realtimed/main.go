@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -70,6 +71,11 @@ type options struct {
 	metricsAddr                  string
 	streamWriteTimeout           time.Duration
 	maxItemsPerHousehold         int
+	requestBodyTimeout           time.Duration
+	maxConcurrentStreams         int
+	maxConnsPerAddr              int
+	maxUnauthConnsPerAddr        int
+	connLimitExempt              config.StringList
 	nats                         natsOptions
 }
 
@@ -99,6 +105,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.rateLimit, "rate-limit", 20, "unary calls and stream opens per second per user or service (-1: unlimited)")
 	fs.IntVar(&o.rateBurst, "rate-burst", 40, "calls and stream opens a user may make at once before --rate-limit applies")
 	fs.IntVar(&o.readMaxBytes, "read-max-bytes", 64<<10, "largest request message accepted, in `bytes`")
+	fs.DurationVar(&o.requestBodyTimeout, "request-body-timeout", server.DefaultRequestBodyTimeout, "how long a caller may take to send its request body after its headers; a slower or\nstalled body fails the call, and a reflection session must send its requests within it\n(-1s: no limit)")
+	fs.IntVar(&o.maxConcurrentStreams, "max-concurrent-streams", server.DefaultMaxConcurrentStreams, "calls in flight on one HTTP/2 connection; a browser shares one stream across its tabs,\na Go service needs tens, and clients open another connection when they need more")
+	fs.IntVar(&o.maxConnsPerAddr, "max-conns-per-addr", server.DefaultConnsPerAddr, "connections one source address (IPv6: one /64) may hold open; a browser uses at most 6,\nso this leaves room for a household or office behind one NAT address (-1: unlimited)")
+	fs.IntVar(&o.maxUnauthConnsPerAddr, "max-unauthenticated-conns-per-addr", server.DefaultUnauthenticatedConnsPerAddr, "connections one source address may hold open that have not yet made a call with a valid\ncredential (a browser's page and asset connections count until its first call; -1: unlimited)")
+	o.connLimitExempt = config.StringList{"127.0.0.0/8", "::1/128"}
+	fs.Var(&o.connLimitExempt, "conn-limit-exempt", "comma-separated source `prefixes` (CIDR or address) that --max-conns-per-addr and\n--max-unauthenticated-conns-per-addr do not apply to: add your load balancer's or reverse\nproxy's addresses, which carry many clients' connections (empty: none)")
 	fs.DurationVar(&o.historyMaxAge, "history-max-age", 2*time.Minute, "how long events stay resumable after a disconnect")
 	fs.IntVar(&o.historyMaxEvents, "history-max-events", 100_000, "most events kept for resumes")
 	fs.Int64Var(&o.historyMaxBytes, "history-max-bytes", 64<<20, "most encoded `bytes` of events kept for resumes")
@@ -196,6 +208,24 @@ func parseServiceKeys(list []string) (map[string]string, error) {
 	return keys, nil
 }
 
+// parsePrefixes reads CIDR prefixes; a bare address stands for itself. The
+// result is never nil, so that an empty list exempts no one.
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR prefix", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
 // redact keeps enough of a secret to recognize it in a log.
 func redact(s string) string {
 	if s == "" {
@@ -230,6 +260,13 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 	serviceKeys, err := parseServiceKeys(o.serviceKeys)
 	if err != nil {
 		return err
+	}
+	exempt, err := parsePrefixes(o.connLimitExempt)
+	if err != nil {
+		return fmt.Errorf("--conn-limit-exempt: %w", err)
+	}
+	if o.maxConcurrentStreams < 1 {
+		return errors.New("--max-concurrent-streams must be at least 1")
 	}
 	jwtKey := o.clerkJWTKey
 	if strings.HasPrefix(jwtKey, "@") {
@@ -283,23 +320,30 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 	defer store.Close()
 
 	srv, err := server.New(server.Config{
-		Broker:             b,
-		Verifier:           verifier,
-		Shopping:           shopping.NewService(store, broker.NewEmitter(b), log),
-		CORSOrigins:        o.corsOrigins,
-		Heartbeat:          o.heartbeat,
-		TokenGrace:         o.tokenGrace,
-		QueueSize:          o.queueSize,
-		MaxStreamsPerUser:  o.maxStreamsPerUser,
-		StreamWriteTimeout: o.streamWriteTimeout,
-		RateLimit:          server.RateLimit{PerSecond: o.rateLimit, Burst: o.rateBurst},
-		ReadMaxBytes:       o.readMaxBytes,
-		Dev:                devKey,
-		BenchAPI:           o.benchAPI,
-		WebDir:             o.webDir,
-		DrainDelay:         o.drainDelay,
-		Logger:             log,
-		Metrics:            m,
+		Broker:               b,
+		Verifier:             verifier,
+		Shopping:             shopping.NewService(store, broker.NewEmitter(b), log),
+		CORSOrigins:          o.corsOrigins,
+		Heartbeat:            o.heartbeat,
+		TokenGrace:           o.tokenGrace,
+		QueueSize:            o.queueSize,
+		MaxStreamsPerUser:    o.maxStreamsPerUser,
+		StreamWriteTimeout:   o.streamWriteTimeout,
+		RateLimit:            server.RateLimit{PerSecond: o.rateLimit, Burst: o.rateBurst},
+		ReadMaxBytes:         o.readMaxBytes,
+		RequestBodyTimeout:   o.requestBodyTimeout,
+		MaxConcurrentStreams: o.maxConcurrentStreams,
+		ConnLimits: server.ConnLimits{
+			PerAddr:                o.maxConnsPerAddr,
+			UnauthenticatedPerAddr: o.maxUnauthConnsPerAddr,
+			Exempt:                 exempt,
+		},
+		Dev:        devKey,
+		BenchAPI:   o.benchAPI,
+		WebDir:     o.webDir,
+		DrainDelay: o.drainDelay,
+		Logger:     log,
+		Metrics:    m,
 	})
 	if err != nil {
 		return err
@@ -321,6 +365,8 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		"heartbeat", o.heartbeat, "token_grace", o.tokenGrace, "queue_size", o.queueSize,
 		"max_streams_per_user", o.maxStreamsPerUser, "rate_limit", o.rateLimit,
 		"max_items_per_household", o.maxItemsPerHousehold,
+		"max_conns_per_addr", o.maxConnsPerAddr, "max_unauthenticated_conns_per_addr", o.maxUnauthConnsPerAddr,
+		"conn_limit_exempt", o.connLimitExempt.String(),
 		"history_max_age", o.historyMaxAge, "history_max_events", o.historyMaxEvents, "epoch", rawBroker.Epoch(), "metrics_addr", o.metricsAddr)
 	if devKey != nil {
 		log.Warn("dev mode: tokens are signed by a local key; never expose this server",

@@ -16,6 +16,12 @@ import (
 // code from [Code]. Streams are checked once, when they open; ending them at
 // the token's expiry ([Principal.Expiry]) is the handler's job. On the
 // client side (unary client calls, streaming clients) it does nothing.
+//
+// A call whose context already holds a principal is not verified again:
+// an HTTP middleware in front of the handlers (internal/server's gate)
+// verifies the same header before Connect reads the request body, which
+// for unary calls happens before any interceptor runs, and hands the
+// principal on in the request's context.
 func NewInterceptor(v *Verifier) connect.Interceptor {
 	return &interceptor{v: v}
 }
@@ -50,17 +56,28 @@ func (i *interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 }
 
 func (i *interceptor) authenticate(ctx context.Context, h http.Header) (context.Context, error) {
-	token, ok := BearerToken(h)
-	if !ok {
-		err := newError(ErrMissingToken, "", nil)
-		i.v.failed(err)
-		return ctx, ConnectError(err)
+	if _, ok := FromContext(ctx); ok {
+		return ctx, nil
 	}
-	p, err := i.v.Verify(ctx, token)
+	p, err := i.v.VerifyHeader(ctx, h)
 	if err != nil {
 		return ctx, ConnectError(err)
 	}
 	return WithPrincipal(ctx, p), nil
+}
+
+// VerifyHeader verifies the `Authorization: Bearer <credential>` of a
+// request's header, as [Verifier.Verify] does the credential alone. A
+// missing or non-Bearer header fails with [ErrMissingToken]; like every
+// failure it is reported to [Config.OnFailure].
+func (v *Verifier) VerifyHeader(ctx context.Context, h http.Header) (*Principal, error) {
+	token, ok := BearerToken(h)
+	if !ok {
+		err := newError(ErrMissingToken, "", nil)
+		v.failed(err)
+		return nil, err
+	}
+	return v.Verify(ctx, token)
 }
 
 // BearerToken returns the credential of an `Authorization: Bearer …`

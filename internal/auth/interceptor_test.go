@@ -284,3 +284,34 @@ func TestBearerToken(t *testing.T) {
 		}
 	}
 }
+
+// TestInterceptorTrustsPrincipalInContext: a principal that an HTTP
+// middleware verified and put in the request's context is not verified
+// again (no second signature check, no second failure count).
+func TestInterceptorTrustsPrincipalInContext(t *testing.T) {
+	t.Parallel()
+	failures := &failureLog{}
+	v, err := NewVerifier(Config{Dev: sharedDevKey(t), OnFailure: failures.record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	path, h := realtimev1connect.NewRealtimeServiceHandler(principalService{}, connect.WithInterceptors(NewInterceptor(v)))
+	mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), &Principal{UserID: "from-middleware", HouseholdID: "h1"})))
+	}))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	client := realtimev1connect.NewRealtimeServiceClient(srv.Client(), srv.URL)
+	// No Authorization header at all: the interceptor alone would refuse.
+	res, err := client.WhoAmI(context.Background(), connect.NewRequest(&realtimev1.WhoAmIRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Msg.UserId != "from-middleware" {
+		t.Errorf("WhoAmI = %v", res.Msg)
+	}
+	if got := failures.take(); len(got) != 0 {
+		t.Errorf("OnFailure heard %v", got)
+	}
+}

@@ -111,7 +111,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.hardLimit, "hard-limit", 10*time.Minute, "give up after this long, whatever happens")
 	fs.StringVar(&c.protocol, "protocol", "connect", "connect | grpc (gRPC implies --h2c)")
 	fs.BoolVar(&c.h2c, "h2c", false, "multiplex streams over cleartext HTTP/2 connections (default: one HTTP/1.1 connection per subscriber)")
-	fs.IntVar(&c.streamsPerConn, "streams-per-conn", 1000, "with --h2c: streams per HTTP/2 connection (realtimed allows 1000)")
+	fs.IntVar(&c.streamsPerConn, "streams-per-conn", 100, "with --h2c: streams per HTTP/2 connection (realtimed allows 100 unless --max-concurrent-streams says otherwise)")
 	fs.StringVar(&c.dataDir, "data-dir", "", "the server's --data-dir: mint tokens locally with its dev key (default: ask GET /dev/token)")
 	fs.DurationVar(&c.tokenTTL, "token-ttl", time.Hour, "lifetime of the subscribers' tokens")
 	fs.DurationVar(&c.progress, "progress", time.Second, "progress report interval on stderr (0: none)")

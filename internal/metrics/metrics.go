@@ -44,6 +44,10 @@ type Metrics struct {
 	DeliveryLatency prometheus.Histogram
 	// AuthFailures counts rejected credentials by reason.
 	AuthFailures *prometheus.CounterVec
+	// ConnsRefused counts connections closed at accept because their
+	// source address was over budget, by reason (addr_budget,
+	// unauthenticated_budget).
+	ConnsRefused *prometheus.CounterVec
 }
 
 // New creates the collectors and registers them, with the Go runtime and
@@ -85,8 +89,11 @@ func New() *Metrics {
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "realtime_auth_failures_total", Help: "Rejected credentials by reason.",
 		}, []string{"reason"}),
+		ConnsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "realtime_connections_refused_total", Help: "Connections closed at accept because their source address was over budget, by reason (addr_budget, unauthenticated_budget).",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.OpenStreams, m.Subscriptions, m.Published, m.PublishErrors, m.Delivered, m.Frames, m.StreamsClosed, m.Resumes, m.DeliveryLatency, m.AuthFailures} {
+	for _, c := range []prometheus.Collector{m.OpenStreams, m.Subscriptions, m.Published, m.PublishErrors, m.Delivered, m.Frames, m.StreamsClosed, m.Resumes, m.DeliveryLatency, m.AuthFailures, m.ConnsRefused} {
 		f(c)
 	}
 	f(collectors.NewGoCollector())

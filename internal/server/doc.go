@@ -1,9 +1,11 @@
 // Package server assembles the HTTP server of realtimed: the Connect
-// handlers (RealtimeService and module services) behind the auth and rate
-// limit interceptors, gRPC reflection, health and the /healthz and /readyz
-// probes (ready while the broker can serve and not shutting down), CORS,
-// the dev-mode endpoints and the static web demo, on one port that speaks
-// HTTP/1.1, h2c and, with a certificate, HTTP/2 over TLS.
+// handlers (RealtimeService and module services) behind the credential
+// gate (gate.go) and the auth and rate limit interceptors, gRPC reflection,
+// health and the /healthz and /readyz probes (ready while the broker can
+// serve and not shutting down), CORS, the dev-mode endpoints and the static
+// web demo, on one port that speaks HTTP/1.1, h2c and, with a certificate,
+// HTTP/2 over TLS, with a per-source-address connection budget
+// (listener.go).
 //
 // Each Subscribe stream runs in its handler goroutine and waits on its
 // subscription, a heartbeat timer, the token's expiry and the server's

@@ -124,7 +124,7 @@ type liveStream struct {
 	enc       *frameEncoder
 	batch     []*broker.Message
 	// rc sets write deadlines on the stream's connection: nil when the
-	// handler runs without the middleware (it always does in the server).
+	// handler runs without the gate (it always does in the server).
 	rc *http.ResponseController
 }
 
@@ -365,15 +365,8 @@ func (ls *liveStream) send(frame any) error {
 
 type responseControllerKey struct{}
 
-// withResponseController makes the stream's http.ResponseController
-// reachable from the Connect handler, which only sees a context.
-func withResponseController(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := context.WithValue(r.Context(), responseControllerKey{}, http.NewResponseController(w))
-		h.ServeHTTP(w, r.WithContext(ctx))
-	})
-}
-
+// responseController returns the call's http.ResponseController, which the
+// gate puts in the context: the Connect handler sees only a context.
 func responseController(ctx context.Context) *http.ResponseController {
 	rc, _ := ctx.Value(responseControllerKey{}).(*http.ResponseController)
 	return rc

@@ -62,6 +62,21 @@ type Config struct {
 	RateLimit RateLimit
 	// ReadMaxBytes caps one request message. Zero means 64 KiB.
 	ReadMaxBytes int
+	// RequestBodyTimeout bounds how long any caller may take to send its
+	// request body once its headers are in; a slower body fails the call.
+	// Zero means 30s: a request message is at most ReadMaxBytes and
+	// arrives in milliseconds on any working link, but an overloaded
+	// server may take seconds to get to a body that is already on its way
+	// (1,000 simultaneous resumes under the race detector on a busy
+	// 2-core machine took over 10s). Negative disables it.
+	RequestBodyTimeout time.Duration
+	// MaxConcurrentStreams caps the calls in flight on one HTTP/2
+	// connection. Zero means 100: a browser shares one stream across its
+	// tabs and a Go service needs tens; more streams open more connections
+	// (Go's transport does so by itself).
+	MaxConcurrentStreams int
+	// ConnLimits is the per-source-address budget of connections.
+	ConnLimits ConnLimits
 	// CompressMinBytes is the smallest response message worth compressing.
 	// Zero means 1 KiB: gzip costs more CPU than it saves on small frames.
 	CompressMinBytes int
@@ -124,6 +139,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ReadMaxBytes <= 0 {
 		cfg.ReadMaxBytes = 64 << 10
 	}
+	if cfg.RequestBodyTimeout == 0 {
+		cfg.RequestBodyTimeout = DefaultRequestBodyTimeout
+	}
+	if cfg.MaxConcurrentStreams <= 0 {
+		cfg.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	cfg.ConnLimits = cfg.ConnLimits.withDefaults()
 	if cfg.CompressMinBytes <= 0 {
 		cfg.CompressMinBytes = 1 << 10
 	}
@@ -170,8 +192,9 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		ConnContext:       connContext,
 		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams: 1000,
+			MaxConcurrentStreams: cfg.MaxConcurrentStreams,
 			// Keep-alive pings find dead peers on idle connections.
 			SendPingTimeout: 30 * time.Second,
 			PingTimeout:     15 * time.Second,
@@ -191,8 +214,14 @@ func (s *Server) OpenStreams() int {
 
 // Serve accepts connections on ln until Shutdown. With certFile and keyFile
 // it serves TLS, where browsers negotiate HTTP/2. It returns
-// http.ErrServerClosed after Shutdown.
+// http.ErrServerClosed after Shutdown. Connections beyond their source
+// address's budget ([Config.ConnLimits]) are closed as they are accepted.
 func (s *Server) Serve(ln net.Listener, certFile, keyFile string) error {
+	budget := newBudgetListener(ln, s.cfg.ConnLimits, func(reason string) {
+		s.cfg.Metrics.ConnsRefused.WithLabelValues(reason).Inc()
+	})
+	s.http.RegisterOnShutdown(budget.closeUnauthenticated)
+	ln = budget
 	if certFile != "" || keyFile != "" {
 		s.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		return s.http.ServeTLS(ln, certFile, keyFile)
@@ -236,12 +265,16 @@ func (s *Server) routes() (http.Handler, error) {
 		connect.WithReadMaxBytes(s.cfg.ReadMaxBytes),
 		connect.WithCompressMinBytes(s.cfg.CompressMinBytes),
 	}
+	// Every procedure of the services mounted with guard needs a
+	// credential: the gate checks it before anything reads a request body.
+	g := &gate{verifier: s.cfg.Verifier, errors: connect.NewErrorWriter()}
 	mux := http.NewServeMux()
+	guard := func(path string, h http.Handler) { mux.Handle(path, g.wrap(h)) }
 	services := []string{realtimev1connect.RealtimeServiceName}
 	realtimePath, realtimeHandler := s.realtime.newHandler(opts...)
-	mux.Handle(realtimePath, withResponseController(realtimeHandler))
+	guard(realtimePath, realtimeHandler)
 	if s.cfg.Shopping != nil {
-		mux.Handle(shoppingv1connect.NewShoppingServiceHandler(s.cfg.Shopping, opts...))
+		guard(shoppingv1connect.NewShoppingServiceHandler(s.cfg.Shopping, opts...))
 		services = append(services, shoppingv1connect.ShoppingServiceName)
 	}
 	// Reflection and health are public: grpcurl and load balancers call them
@@ -274,7 +307,7 @@ func (s *Server) routes() (http.Handler, error) {
 		// RPC routes, which are method-less and more specific.
 		mux.Handle("/", spaHandler(s.cfg.WebDir))
 	}
-	return s.cors(mux), nil
+	return s.cors(withBodyDeadline(mux, s.cfg.RequestBodyTimeout)), nil
 }
 
 func (s *Server) cors(h http.Handler) http.Handler {
