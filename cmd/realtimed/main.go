@@ -49,6 +49,7 @@ var envOverrides = map[string]string{
 type options struct {
 	addr, dataDir, webDir        string
 	dev, devAllowRemote          bool
+	devAllowedHosts              config.StringList
 	tlsCert, tlsKey              string
 	corsOrigins                  config.StringList
 	clerkSecretKey, clerkJWTKey  string
@@ -77,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.addr, "addr", "", "`host:port` to listen on (default 127.0.0.1:8080 with --dev, :8080 otherwise)")
 	fs.BoolVar(&o.dev, "dev", false, "development mode: a local signing key in --data-dir instead of Clerk, /dev/token and\n/dev/streams, the web demo; refuses a non-loopback --addr")
 	fs.BoolVar(&o.devAllowRemote, "dev-allow-remote", false, "let --dev listen on a non-loopback address (anyone who reaches it can mint tokens)")
+	fs.Var(&o.devAllowedHosts, "dev-allowed-hosts", "comma-separated host `names` --dev answers besides localhost, 127.0.0.1 and ::1 (ports ignored);\nany other Host header gets 403 / PermissionDenied, which stops web pages whose domain\nresolves to this machine (DNS rebinding)")
 	fs.BoolVar(&o.benchAPI, "bench-api", false, "serve the benchmark control API (/bench/info, /bench/publish, /bench/gc) to loopback\ncallers, for bench/peers/run.sh and realtimectl bench; needs --dev")
 	fs.StringVar(&o.dataDir, "data-dir", ".data", "`directory` for the shopping module's SQLite database and the dev signing key")
 	fs.StringVar(&o.webDir, "web-dir", "", "`directory` of the built web demo to serve at / (default web/dist with --dev, if present)")
@@ -282,6 +284,7 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		RateLimit:          server.RateLimit{PerSecond: o.rateLimit, Burst: o.rateBurst},
 		ReadMaxBytes:       o.readMaxBytes,
 		Dev:                devKey,
+		DevAllowedHosts:    o.devAllowedHosts,
 		BenchAPI:           o.benchAPI,
 		WebDir:             o.webDir,
 		Logger:             log,
