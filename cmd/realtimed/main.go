@@ -44,6 +44,7 @@ var envOverrides = map[string]string{
 	"clerk-secret-key":         "CLERK_SECRET_KEY",
 	"clerk-jwt-key":            "CLERK_JWT_KEY",
 	"clerk-authorized-parties": "CLERK_AUTHORIZED_PARTIES",
+	"clerk-api-url":            "CLERK_API_URL",
 }
 
 type options struct {
@@ -53,6 +54,7 @@ type options struct {
 	tlsCert, tlsKey              string
 	corsOrigins                  config.StringList
 	clerkSecretKey, clerkJWTKey  string
+	clerkIssuer, clerkAPIURL     string
 	authorizedParties            config.StringList
 	defaultHousehold             string
 	serviceKeys                  config.StringList
@@ -87,6 +89,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.corsOrigins, "cors-origins", "comma-separated browser `origins` allowed to call the API, or * (default with --dev:\nthe Vite dev server, http://localhost:5173,http://127.0.0.1:5173)")
 	fs.StringVar(&o.clerkSecretKey, "clerk-secret-key", "", "Clerk secret `key` (sk_...): verify session tokens against Clerk's JWKS, cached by kid")
 	fs.StringVar(&o.clerkJWTKey, "clerk-jwt-key", "", "Clerk JWT public key (`PEM`, or @file): verify session tokens without network calls")
+	fs.StringVar(&o.clerkIssuer, "clerk-issuer", "", "the only accepted `issuer` (iss) of Clerk tokens: your Frontend API URL, e.g.\nhttps://clerk.honeydo.example (empty: any https://clerk.* or *.clerk.accounts.* issuer)")
+	fs.StringVar(&o.clerkAPIURL, "clerk-api-url", auth.DefaultAPIURL, "Clerk Backend API `URL` the JWKS is fetched from (<url>/jwks) with --clerk-secret-key")
 	fs.Var(&o.authorizedParties, "clerk-authorized-parties", "comma-separated `origins` accepted in a token's azp claim, e.g. https://app.honeydo.example")
 	fs.StringVar(&o.defaultHousehold, "default-household", "", "household `id` for tokens without an active Clerk organization (empty: such tokens are refused)")
 	fs.Var(&o.serviceKeys, "service-keys", "comma-separated `name=key` pairs: credentials backend services use to call Publish\n(keys start with hds_ and are at least 32 characters)")
@@ -235,6 +239,8 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		Logger:            log,
 		SecretKey:         o.clerkSecretKey,
 		JWTKeyPEM:         jwtKey,
+		Issuer:            o.clerkIssuer,
+		APIURL:            o.clerkAPIURL,
 		AuthorizedParties: o.authorizedParties,
 		DefaultHousehold:  o.defaultHousehold,
 		ServiceKeys:       serviceKeys,
@@ -305,11 +311,16 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		"addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/",
 		"dev", o.dev, "data_dir", o.dataDir, "web_dir", o.webDir, "tls", o.tlsCert != "",
 		"cors_origins", o.corsOrigins.String(), "clerk_secret_key", redact(o.clerkSecretKey),
-		"clerk_jwt_key", jwtKey != "", "authorized_parties", o.authorizedParties.String(),
+		"clerk_jwt_key", jwtKey != "", "clerk_issuer", o.clerkIssuer, "clerk_api_url", o.clerkAPIURL,
+		"authorized_parties", o.authorizedParties.String(),
 		"default_household", authCfg.DefaultHousehold, "service_keys", len(serviceKeys),
 		"heartbeat", o.heartbeat, "token_grace", o.tokenGrace, "queue_size", o.queueSize,
 		"max_streams_per_user", o.maxStreamsPerUser, "rate_limit", o.rateLimit,
 		"history_max_age", o.historyMaxAge, "history_max_events", o.historyMaxEvents, "epoch", rawBroker.Epoch(), "metrics_addr", o.metricsAddr)
+	if o.clerkIssuer == "" && (o.clerkSecretKey != "" || jwtKey != "") {
+		log.Warn("no --clerk-issuer: Clerk tokens from any Clerk instance's issuer pass the issuer check " +
+			"(their signature must still match your keys); set it to your Frontend API URL to pin it")
+	}
 	if devKey != nil {
 		log.Warn("dev mode: tokens are signed by a local key; never expose this server",
 			"service_key", devKey.ServiceKey(),
