@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"sync"
@@ -51,6 +52,7 @@ type Memory struct {
 	hub     hub
 	expiry  *time.Timer // runs expire; armed while log is not empty
 	armed   bool
+	expired int64 // bytes the timer evicted since history was last empty
 }
 
 var (
@@ -265,18 +267,40 @@ func (m *Memory) armLocked(now time.Time) {
 	}
 }
 
+// idleReleaseBytes is how much history the timer must have expired, down
+// to none, for it to hand the memory back to the operating system.
+const idleReleaseBytes = 8 << 20
+
 // expire is the expiry timer's function: it evicts what has aged out and
 // re-arms for the next oldest event.
+//
+// When that empties a large history, nothing was published for a whole
+// MaxAge: the server is idle, and no garbage collection may run for up to
+// two minutes (the runtime's forced period), the scavenger returning the
+// pages to the OS only after that. So the timer frees them at once. It
+// happens once per idle spell, never under steady traffic, where history
+// never empties.
 func (m *Memory) expire() {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	m.armed = false
 	if m.closed {
+		m.mu.Unlock()
 		return
 	}
 	now := m.now()
+	before := m.bytes
 	m.evictLocked(now)
 	m.armLocked(now)
+	m.expired += before - m.bytes
+	release := false
+	if m.log.len() == 0 {
+		release = m.expired >= idleReleaseBytes
+		m.expired = 0
+	}
+	m.mu.Unlock()
+	if release {
+		debug.FreeOSMemory()
+	}
 }
 
 // Close implements [Closer]: it ends every subscription with ErrClosed,
