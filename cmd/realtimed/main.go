@@ -47,14 +47,17 @@ var envOverrides = map[string]string{
 	"clerk-secret-key":         "CLERK_SECRET_KEY",
 	"clerk-jwt-key":            "CLERK_JWT_KEY",
 	"clerk-authorized-parties": "CLERK_AUTHORIZED_PARTIES",
+	"clerk-api-url":            "CLERK_API_URL",
 }
 
 type options struct {
 	addr, dataDir, webDir        string
 	dev, devAllowRemote          bool
+	devAllowedHosts              config.StringList
 	tlsCert, tlsKey              string
 	corsOrigins                  config.StringList
 	clerkSecretKey, clerkJWTKey  string
+	clerkIssuer, clerkAPIURL     string
 	authorizedParties            config.StringList
 	defaultHousehold             string
 	serviceKeys                  config.StringList
@@ -86,6 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.addr, "addr", "", "`host:port` to listen on (default 127.0.0.1:8080 with --dev, :8080 otherwise)")
 	fs.BoolVar(&o.dev, "dev", false, "development mode: a local signing key in --data-dir instead of Clerk, /dev/token and\n/dev/streams, the web demo; refuses a non-loopback --addr")
 	fs.BoolVar(&o.devAllowRemote, "dev-allow-remote", false, "let --dev listen on a non-loopback address (anyone who reaches it can mint tokens)")
+	fs.Var(&o.devAllowedHosts, "dev-allowed-hosts", "comma-separated host `names` --dev answers besides localhost, 127.0.0.1 and ::1 (ports ignored);\nany other Host header gets 403 / PermissionDenied, which stops web pages whose domain\nresolves to this machine (DNS rebinding)")
 	fs.BoolVar(&o.benchAPI, "bench-api", false, "serve the benchmark control API (/bench/info, /bench/publish, /bench/gc) to loopback\ncallers, for bench/peers/run.sh and realtimectl bench; needs --dev")
 	fs.StringVar(&o.dataDir, "data-dir", ".data", "`directory` for the shopping module's SQLite database and the dev signing key")
 	fs.StringVar(&o.webDir, "web-dir", "", "`directory` of the built web demo to serve at / (default web/dist with --dev, if present)")
@@ -94,6 +98,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.corsOrigins, "cors-origins", "comma-separated browser `origins` allowed to call the API, or * (default with --dev:\nthe Vite dev server, http://localhost:5173,http://127.0.0.1:5173)")
 	fs.StringVar(&o.clerkSecretKey, "clerk-secret-key", "", "Clerk secret `key` (sk_...): verify session tokens against Clerk's JWKS, cached by kid")
 	fs.StringVar(&o.clerkJWTKey, "clerk-jwt-key", "", "Clerk JWT public key (`PEM`, or @file): verify session tokens without network calls")
+	fs.StringVar(&o.clerkIssuer, "clerk-issuer", "", "the only accepted `issuer` (iss) of Clerk tokens: your Frontend API URL, e.g.\nhttps://clerk.honeydo.example (empty: any https://clerk.* or *.clerk.accounts.* issuer)")
+	fs.StringVar(&o.clerkAPIURL, "clerk-api-url", auth.DefaultAPIURL, "Clerk Backend API `URL` the JWKS is fetched from (<url>/jwks) with --clerk-secret-key")
 	fs.Var(&o.authorizedParties, "clerk-authorized-parties", "comma-separated `origins` accepted in a token's azp claim, e.g. https://app.honeydo.example")
 	fs.StringVar(&o.defaultHousehold, "default-household", "", "household `id` for tokens without an active Clerk organization (empty: such tokens are refused)")
 	fs.Var(&o.serviceKeys, "service-keys", "comma-separated `name=key` pairs: credentials backend services use to call Publish\n(keys start with hds_ and are at least 32 characters)")
@@ -111,9 +117,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxUnauthConnsPerAddr, "max-unauthenticated-conns-per-addr", server.DefaultUnauthenticatedConnsPerAddr, "connections one source address may hold open that have not yet made a call with a valid\ncredential (a browser's page and asset connections count until its first call; -1: unlimited)")
 	o.connLimitExempt = config.StringList{"127.0.0.0/8", "::1/128"}
 	fs.Var(&o.connLimitExempt, "conn-limit-exempt", "comma-separated source `prefixes` (CIDR or address) that --max-conns-per-addr and\n--max-unauthenticated-conns-per-addr do not apply to: add your load balancer's or reverse\nproxy's addresses, which carry many clients' connections (empty: none)")
-	fs.DurationVar(&o.historyMaxAge, "history-max-age", 2*time.Minute, "how long events stay resumable after a disconnect")
+	fs.DurationVar(&o.historyMaxAge, "history-max-age", 2*time.Minute, "how long events stay resumable after a disconnect; idle history is freed within this\nplus at most 1s")
 	fs.IntVar(&o.historyMaxEvents, "history-max-events", 100_000, "most events kept for resumes")
-	fs.Int64Var(&o.historyMaxBytes, "history-max-bytes", 64<<20, "most encoded `bytes` of events kept for resumes")
+	fs.Int64Var(&o.historyMaxBytes, "history-max-bytes", 64<<20, "most `bytes` of events kept for resumes: in memory, the heap history holds\n(2x each encoded event + 512 B); with --nats-url, the stream's MaxBytes")
 	fs.IntVar(&o.maxItemsPerHousehold, "max-items-per-household", shopping.DefaultMaxItemsPerHousehold, "most items one household's shopping list may hold; adding more fails with\nFAILED_PRECONDITION until some are removed (-1: no cap)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for handlers to finish on SIGTERM")
 	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving with /readyz answering 503 before ending streams,\nso that load balancers stop sending new clients first (e.g. 5s behind Kubernetes)")
@@ -282,6 +288,8 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		Logger:            log,
 		SecretKey:         o.clerkSecretKey,
 		JWTKeyPEM:         jwtKey,
+		Issuer:            o.clerkIssuer,
+		APIURL:            o.clerkAPIURL,
 		AuthorizedParties: o.authorizedParties,
 		DefaultHousehold:  o.defaultHousehold,
 		ServiceKeys:       serviceKeys,
@@ -338,12 +346,13 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 			UnauthenticatedPerAddr: o.maxUnauthConnsPerAddr,
 			Exempt:                 exempt,
 		},
-		Dev:        devKey,
-		BenchAPI:   o.benchAPI,
-		WebDir:     o.webDir,
-		DrainDelay: o.drainDelay,
-		Logger:     log,
-		Metrics:    m,
+		Dev:             devKey,
+		DevAllowedHosts: o.devAllowedHosts,
+		BenchAPI:        o.benchAPI,
+		WebDir:          o.webDir,
+		DrainDelay:      o.drainDelay,
+		Logger:          log,
+		Metrics:         m,
 	})
 	if err != nil {
 		return err
@@ -360,7 +369,8 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		"addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/",
 		"dev", o.dev, "data_dir", o.dataDir, "web_dir", o.webDir, "tls", o.tlsCert != "",
 		"cors_origins", o.corsOrigins.String(), "clerk_secret_key", redact(o.clerkSecretKey),
-		"clerk_jwt_key", jwtKey != "", "authorized_parties", o.authorizedParties.String(),
+		"clerk_jwt_key", jwtKey != "", "clerk_issuer", o.clerkIssuer, "clerk_api_url", o.clerkAPIURL,
+		"authorized_parties", o.authorizedParties.String(),
 		"default_household", authCfg.DefaultHousehold, "service_keys", len(serviceKeys),
 		"heartbeat", o.heartbeat, "token_grace", o.tokenGrace, "queue_size", o.queueSize,
 		"max_streams_per_user", o.maxStreamsPerUser, "rate_limit", o.rateLimit,
@@ -368,6 +378,10 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		"max_conns_per_addr", o.maxConnsPerAddr, "max_unauthenticated_conns_per_addr", o.maxUnauthConnsPerAddr,
 		"conn_limit_exempt", o.connLimitExempt.String(),
 		"history_max_age", o.historyMaxAge, "history_max_events", o.historyMaxEvents, "epoch", rawBroker.Epoch(), "metrics_addr", o.metricsAddr)
+	if o.clerkIssuer == "" && (o.clerkSecretKey != "" || jwtKey != "") {
+		log.Warn("no --clerk-issuer: Clerk tokens from any Clerk instance's issuer pass the issuer check " +
+			"(their signature must still match your keys); set it to your Frontend API URL to pin it")
+	}
 	if devKey != nil {
 		log.Warn("dev mode: tokens are signed by a local key; never expose this server",
 			"service_key", devKey.ServiceKey(),

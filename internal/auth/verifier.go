@@ -44,7 +44,6 @@ type Verifier struct {
 // the JWKS is fetched when the first token needs it.
 func NewVerifier(cfg Config) (*Verifier, error) {
 	v := &Verifier{
-		issuer:           cfg.Issuer,
 		leeway:           cfg.Leeway,
 		defaultHousehold: cfg.DefaultHousehold,
 		onFailure:        cfg.OnFailure,
@@ -58,6 +57,15 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	}
 	if v.now == nil {
 		v.now = time.Now
+	}
+	if iss := strings.TrimSpace(cfg.Issuer); iss != "" {
+		// Clerk's iss is an https origin without a trailing slash; forgive
+		// the slash, refuse what can never match.
+		iss = strings.TrimRight(iss, "/")
+		if u, err := url.Parse(iss); err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return nil, fmt.Errorf("auth: Issuer %q is not an https origin like https://clerk.example.com", cfg.Issuer)
+		}
+		v.issuer = iss
 	}
 	logger := cfg.Logger
 	if logger == nil {

@@ -42,7 +42,7 @@ func TestVerifyMatrix(t *testing.T) {
 	withDefault.DefaultHousehold = "house-default"
 	vDefault := newPEMVerifier(t, withDefault)
 	anyAZP := newPEMVerifier(t, Config{})
-	strictIssuer := newPEMVerifier(t, Config{Issuer: "https://clerk.exact.test"})
+	strictIssuer := newPEMVerifier(t, Config{Issuer: "https://clerk.exact.test/"}) // the slash is forgiven
 
 	sign := func(changes map[string]any) string {
 		return signToken(t, clerkKey(), "ins_1", clerkClaims(testNow, changes))
@@ -286,6 +286,9 @@ func TestNewVerifierRejectsBadConfig(t *testing.T) {
 		{"only service keys", Config{ServiceKeys: map[string]string{"a": good}}, "no session token key"},
 		{"publishable key as secret", Config{SecretKey: "pk_test_abc"}, "does not look like a Clerk secret key"},
 		{"bad API URL", Config{SecretKey: testSecret, APIURL: "api.clerk.com"}, "not an http(s) URL"},
+		{"issuer without scheme", Config{JWTKeyPEM: pemKey, Issuer: "clerk.honeydo.test"}, "not an https origin"},
+		{"plain-http issuer", Config{JWTKeyPEM: pemKey, Issuer: "http://clerk.honeydo.test"}, "not an https origin"},
+		{"issuer with a path", Config{JWTKeyPEM: pemKey, Issuer: "https://clerk.honeydo.test/v1"}, "not an https origin"},
 		{"PEM garbage", Config{JWTKeyPEM: "not a key"}, "CLERK_JWT_KEY"},
 		{"PEM private key", Config{JWTKeyPEM: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}, "CLERK_JWT_KEY"},
 		{"short service key", Config{JWTKeyPEM: pemKey, ServiceKeys: map[string]string{"a": "hds_short"}}, `ServiceKeys["a"]`},

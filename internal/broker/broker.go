@@ -178,7 +178,11 @@ type HistoryLimits struct {
 	MaxAge time.Duration
 	// MaxEvents caps the number of events kept. Zero means 100,000.
 	MaxEvents int
-	// MaxBytes caps the encoded size of the events kept. Zero means 64 MiB.
+	// MaxBytes caps the size of the events kept. Zero means 64 MiB. The
+	// memory backend counts the heap its history holds: twice each event's
+	// encoded size (it keeps the encoding and the decoded event) plus 512
+	// bytes per event. JetStream counts its stored size (subject, headers
+	// and encoded event), on the NATS servers, not in this process.
 	MaxBytes int64
 }
 

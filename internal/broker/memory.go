@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"sync"
@@ -31,6 +32,11 @@ type MemoryConfig struct {
 // Memory is a single-process [Broker]. One mutex orders publishes, fans
 // them out and guards history; resumes replay from per-room histories, so
 // their cost follows what is replayed, not the size of history.
+//
+// History also expires on a timer, not only when somebody publishes or
+// subscribes: an idle server gives its history back within MaxAge plus
+// [Memory.expirySlack]. The timer is armed only while history is not empty,
+// so an idle, empty broker costs nothing; Close stops it.
 type Memory struct {
 	limits HistoryLimits
 	epoch  string
@@ -41,10 +47,13 @@ type Memory struct {
 	head    uint64     // offset of the newest event; 0 before the first
 	evicted uint64     // offset of the newest event evicted from history
 	log     messageLog // every retained event, oldest first
-	bytes   int64      // encoded size of log
+	bytes   int64      // retained size of log, as retainedSize counts it
 	rooms   map[Room]*messageLog
 	hub     hub
 	ready   readySignal
+	expiry  *time.Timer // runs expire; armed while log is not empty
+	armed   bool
+	expired int64 // bytes the timer evicted since history was last empty
 }
 
 var (
@@ -96,7 +105,7 @@ func (m *Memory) Publish(ctx context.Context, target Target, ev *realtimev1.Even
 	}
 	m.head = pos.Offset
 	m.log.push(msg)
-	m.bytes += int64(len(msg.Wire))
+	m.bytes += retainedSize(msg)
 	rl := m.rooms[target.Room]
 	if rl == nil {
 		rl = &messageLog{}
@@ -104,6 +113,7 @@ func (m *Memory) Publish(ctx context.Context, target Target, ev *realtimev1.Even
 	}
 	rl.push(msg)
 	m.evictLocked(now)
+	m.armLocked(now)
 	slow := m.hub.deliver(msg, nil)
 	// Leave the rooms now, under the lock: a subscription that missed this
 	// event must not receive a later one, or its cursor would skip a gap.
@@ -209,7 +219,7 @@ func (m *Memory) evictLocked(now time.Time) {
 			return
 		}
 		m.log.pop()
-		m.bytes -= int64(len(oldest.Wire))
+		m.bytes -= retainedSize(oldest)
 		m.evicted = oldest.Position.Offset
 		if rl := m.rooms[oldest.Target.Room]; rl != nil {
 			rl.pop()
@@ -231,8 +241,82 @@ func (m *Memory) Ready() (<-chan struct{}, error) {
 	return ch, nil
 }
 
-// Close implements [Closer]: it ends every subscription with ErrClosed and
-// makes later calls fail.
+// historyEntryOverhead is what one retained event costs besides its
+// encoding and its decoded form: the Message, the Event's structs (event,
+// payload wrapper, timestamp) and its slots in the history logs.
+// TestMemoryHistoryBytesBoundHeap measures it (about 450 bytes on amd64).
+const historyEntryOverhead = 512
+
+// retainedSize is what history counts against MaxBytes for msg: the heap it
+// holds. History keeps both the wire encoding (for binary streams) and the
+// decoded Event (for JSON streams, and handed back by Publish), and the
+// decoded form takes about as many bytes as the encoding.
+func retainedSize(msg *Message) int64 {
+	return 2*int64(len(msg.Wire)) + historyEntryOverhead
+}
+
+// expirySlack is how late, at most, the expiry timer runs after the oldest
+// event's age limit: a tenth of MaxAge, at most one second. Batching
+// expiries this way keeps a steady stream of events from waking the timer
+// once per event.
+func (m *Memory) expirySlack() time.Duration {
+	return min(m.limits.MaxAge/10, time.Second)
+}
+
+// armLocked starts the expiry timer for the oldest event, unless it is
+// already running or history is empty.
+func (m *Memory) armLocked(now time.Time) {
+	if m.armed || m.closed || m.log.len() == 0 {
+		return
+	}
+	d := m.log.front().Time.Add(m.limits.MaxAge).Sub(now) + m.expirySlack()
+	d = max(d, m.expirySlack())
+	m.armed = true
+	if m.expiry == nil {
+		m.expiry = time.AfterFunc(d, m.expire)
+	} else {
+		m.expiry.Reset(d)
+	}
+}
+
+// idleReleaseBytes is how much history the timer must have expired, down
+// to none, for it to hand the memory back to the operating system.
+const idleReleaseBytes = 8 << 20
+
+// expire is the expiry timer's function: it evicts what has aged out and
+// re-arms for the next oldest event.
+//
+// When that empties a large history, nothing was published for a whole
+// MaxAge: the server is idle, and no garbage collection may run for up to
+// two minutes (the runtime's forced period), the scavenger returning the
+// pages to the OS only after that. So the timer frees them at once. It
+// happens once per idle spell, never under steady traffic, where history
+// never empties.
+func (m *Memory) expire() {
+	m.mu.Lock()
+	m.armed = false
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	now := m.now()
+	before := m.bytes
+	m.evictLocked(now)
+	m.armLocked(now)
+	m.expired += before - m.bytes
+	release := false
+	if m.log.len() == 0 {
+		release = m.expired >= idleReleaseBytes
+		m.expired = 0
+	}
+	m.mu.Unlock()
+	if release {
+		debug.FreeOSMemory()
+	}
+}
+
+// Close implements [Closer]: it ends every subscription with ErrClosed,
+// stops the expiry timer, lets go of history and makes later calls fail.
 func (m *Memory) Close() error {
 	m.mu.Lock()
 	if m.closed {
@@ -240,6 +324,12 @@ func (m *Memory) Close() error {
 		return nil
 	}
 	m.closed = true
+	if m.expiry != nil {
+		m.expiry.Stop()
+	}
+	// A stopped timer may stay in the runtime's timer heap for a while,
+	// and with it this broker: without its history it holds next to nothing.
+	m.log, m.rooms, m.bytes = messageLog{}, nil, 0
 	subs := m.hub.all()
 	m.ready.notify()
 	m.mu.Unlock()
@@ -251,8 +341,9 @@ func (m *Memory) Close() error {
 
 // Stats is a snapshot of a broker's size, for metrics and tests.
 type Stats struct {
-	Subscriptions   int
-	HistoryEvents   int
+	Subscriptions int
+	HistoryEvents int
+	// HistoryBytes is the size counted against HistoryLimits.MaxBytes.
 	HistoryBytes    int64
 	Head            Position
 	OldestResumable Position
@@ -324,6 +415,11 @@ func (l *messageLog) push(m *Message) { l.msgs = append(l.msgs, m) }
 func (l *messageLog) pop() {
 	l.msgs[l.head] = nil
 	l.head++
+	if l.head == len(l.msgs) {
+		// Empty: let the array go, so an idle history holds nothing.
+		l.msgs, l.head = nil, 0
+		return
+	}
 	// Compact once the dead prefix dominates, so memory follows what is
 	// retained rather than what was ever published.
 	if l.head >= 64 && l.head*2 >= len(l.msgs) {

@@ -23,7 +23,7 @@ type Metrics struct {
 	// OpenStreams counts open Subscribe streams.
 	OpenStreams prometheus.Gauge
 	// Subscriptions counts joined rooms of open streams by room kind (user,
-	// household, broadcast, room).
+	// household, broadcast, room, other; see [RoomKind]).
 	Subscriptions *prometheus.GaugeVec
 	// Published counts events accepted by the broker, by target kind.
 	Published *prometheus.CounterVec
@@ -136,12 +136,22 @@ func (m *Metrics) Gather() (map[string]float64, error) {
 	return out, nil
 }
 
-// RoomKind returns the kind of a room name: the part before the first
-// colon ("user", "household", "room"), or the name itself ("broadcast").
-// Ids never become label values, which keeps the metrics' cardinality fixed.
+// RoomKind returns the kind of a room name for a label: "user",
+// "household", "broadcast", "room" (the bench's and other extra rooms,
+// "room:…") or "other" for anything else. Room names can come from tokens
+// (a dev token's extra rooms), so they never become label values as
+// written: the label's values are this fixed set, whatever callers send.
 func RoomKind(room string) string {
-	if kind, _, ok := strings.Cut(room, ":"); ok {
-		return kind
+	kind, _, _ := strings.Cut(room, ":")
+	switch kind {
+	case "user", "household", "room":
+		if kind != room {
+			return kind
+		}
+	case "broadcast":
+		if kind == room {
+			return kind
+		}
 	}
-	return room
+	return "other"
 }

@@ -85,25 +85,12 @@ const (
 func loopbackOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() || !loopbackHost(r.Host) {
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() || !hostAllowed(r.Host, nil) {
 			http.Error(w, "the bench API answers loopback callers only", http.StatusForbidden)
 			return
 		}
 		h(w, r)
 	}
-}
-
-// loopbackHost reports whether a Host header names this machine.
-func loopbackHost(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // jsonOnly refuses POSTs that are not JSON. A web page can send a

@@ -81,8 +81,13 @@ type Config struct {
 	// Zero means 1 KiB: gzip costs more CPU than it saves on small frames.
 	CompressMinBytes int
 	// Dev, when set, enables /dev/token and /dev/streams. Never set it in
-	// production.
+	// production. A dev server answers only requests whose Host is the
+	// loopback or one of DevAllowedHosts (devhost.go says why).
 	Dev *auth.DevKey
+	// DevAllowedHosts are host names (ports ignored) a dev server answers
+	// besides localhost, 127.0.0.1 and ::1, e.g. the LAN name of a machine
+	// running with --dev-allow-remote.
+	DevAllowedHosts []string
 	// BenchAPI, when set, serves the benchmark control API (/bench/info,
 	// /bench/publish, /bench/gc) to loopback callers. Dev mode only.
 	BenchAPI bool
@@ -307,7 +312,11 @@ func (s *Server) routes() (http.Handler, error) {
 		// RPC routes, which are method-less and more specific.
 		mux.Handle("/", spaHandler(s.cfg.WebDir))
 	}
-	return s.cors(withBodyDeadline(mux, s.cfg.RequestBodyTimeout)), nil
+	handler := s.cors(withBodyDeadline(mux, s.cfg.RequestBodyTimeout))
+	if s.cfg.Dev != nil {
+		return devHostGuard(handler, normalizeHosts(s.cfg.DevAllowedHosts)), nil
+	}
+	return handler, nil
 }
 
 func (s *Server) cors(h http.Handler) http.Handler {

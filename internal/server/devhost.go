@@ -1,0 +1,80 @@
+package server
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+
+	"connectrpc.com/connect"
+)
+
+// A dev-mode server mints tokens for anybody who asks, so it must not answer
+// a web page. A page on a foreign site cannot read its responses (CORS), but
+// one whose own domain rebinds to 127.0.0.1 is same-origin with the server
+// as far as the browser knows: its requests arrive from the loopback, under
+// the page's domain name. The Host header is what gives it away, so in dev
+// mode every request, RPCs included, must name this machine or a name the
+// operator allowed.
+
+// hostAllowed reports whether a Host header (with or without a port) names
+// the loopback (localhost, 127.0.0.0/8, ::1) or one of allowed, which are
+// lower-case host names without ports (see normalizeHosts).
+func hostAllowed(hostport string, allowed []string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	if host == "localhost" {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return true
+	}
+	for _, a := range allowed {
+		if host == a {
+			return true
+		}
+	}
+	return false
+}
+
+// normalizeHosts turns the configured allowed hosts into hostAllowed's
+// form: lower-case, port and trailing dot removed, blanks dropped.
+func normalizeHosts(hosts []string) []string {
+	var out []string
+	for _, h := range hosts {
+		h = strings.TrimSpace(h)
+		if hh, _, err := net.SplitHostPort(h); err == nil {
+			h = hh
+		}
+		h = strings.ToLower(strings.TrimSuffix(strings.Trim(h, "[]"), "."))
+		if h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// errForeignHost is what a dev-mode server answers a foreign Host.
+var errForeignHost = errors.New("dev mode answers requests to localhost, 127.0.0.1 and ::1 only " +
+	"(and to the names in --dev-allowed-hosts): this Host could be a web page whose domain points at this machine")
+
+// devHostGuard refuses requests whose Host is neither loopback nor allowed,
+// before any handler runs or any body is read: RPCs get PermissionDenied in
+// their own protocol, everything else 403.
+func devHostGuard(h http.Handler, allowed []string) http.Handler {
+	errs := connect.NewErrorWriter()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hostAllowed(r.Host, allowed) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if errs.IsSupported(r) {
+			_ = errs.Write(w, r, connect.NewError(connect.CodePermissionDenied, errForeignHost))
+			return
+		}
+		http.Error(w, errForeignHost.Error(), http.StatusForbidden)
+	})
+}
