@@ -67,13 +67,16 @@ export function ShoppingListView({ me }: { me: string }): ReactNode {
     (target ?? addInputRef.current)?.focus();
   });
 
-  const summary = list.loaded
-    ? total === 0
-      ? "Nothing to buy yet"
-      : `${toBuy.length} to buy · ${inBasket.length} in the basket`
-    : list.loadError === undefined
-      ? "Loading…"
-      : "";
+  // "Nothing to buy yet" only when the server said so: never beside a failed load.
+  const emptyForSure = list.loaded && total === 0 && list.loadError === undefined;
+  const summary =
+    total > 0
+      ? `${toBuy.length} to buy · ${inBasket.length} in the basket`
+      : emptyForSure
+        ? "Nothing to buy yet"
+        : !list.loaded && list.loadError === undefined
+          ? "Loading…"
+          : "";
   return (
     <section
       ref={sectionRef}
@@ -110,20 +113,18 @@ export function ShoppingListView({ me }: { me: string }): ReactNode {
           </button>
         </div>
       ) : null}
-      {!list.loaded ? (
-        list.loadError === undefined ? (
-          <ul className="items" aria-busy="true" aria-label="Loading">
-            {[0, 1, 2].map((i) => (
-              <li key={i} className="item item--skeleton" />
-            ))}
-          </ul>
-        ) : null
-      ) : total === 0 ? (
+      {!list.loaded && list.loadError === undefined ? (
+        <ul className="items" aria-busy="true" aria-label="Loading">
+          {[0, 1, 2].map((i) => (
+            <li key={i} className="item item--skeleton" />
+          ))}
+        </ul>
+      ) : emptyForSure ? (
         <div className="empty">
           <ShoppingBasket size={40} aria-hidden="true" />
           <p>The list is empty. Add what the household needs; everyone sees it at once.</p>
         </div>
-      ) : (
+      ) : total === 0 ? null : (
         <>
           <ul className="items" aria-label="To buy">
             {toBuy.map((row) => (
