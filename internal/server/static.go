@@ -56,7 +56,7 @@ type staticFiles struct {
 	mu        sync.Mutex
 	gz        map[string]gzipped // by cleaned URL path
 	gzBytes   int
-	compressP sync.Pool // *gzip.Writer
+	writers   sync.Pool // *gzip.Writer, reused
 }
 
 // gzipped is one compressed version of a file; data is nil when gzip did
@@ -169,7 +169,7 @@ func (s *staticFiles) gzipped(name string, f io.Reader, info fs.FileInfo) []byte
 		return nil // changing under us: serve it uncompressed this time
 	}
 	var buf bytes.Buffer
-	zw, _ := s.compressP.Get().(*gzip.Writer)
+	zw, _ := s.writers.Get().(*gzip.Writer)
 	if zw == nil {
 		zw, _ = gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	} else {
@@ -177,7 +177,7 @@ func (s *staticFiles) gzipped(name string, f io.Reader, info fs.FileInfo) []byte
 	}
 	_, _ = zw.Write(raw)
 	_ = zw.Close()
-	s.compressP.Put(zw)
+	s.writers.Put(zw)
 	c = gzipped{size: info.Size(), modTime: info.ModTime()}
 	if buf.Len() < len(raw) {
 		c.data = buf.Bytes()
