@@ -53,10 +53,10 @@ var compressible = map[string]bool{
 type staticFiles struct {
 	dir http.Dir
 
-	mu        sync.Mutex
-	gz        map[string]gzipped // by cleaned URL path
-	gzBytes   int
-	writers   sync.Pool // *gzip.Writer, reused
+	mu      sync.Mutex
+	gz      map[string]gzipped // by cleaned URL path
+	gzBytes int
+	writers sync.Pool // *gzip.Writer, reused
 }
 
 // gzipped is one compressed version of a file; data is nil when gzip did
