@@ -10,7 +10,9 @@ export default defineConfig({
   build: {
     outDir: "dist",
     emptyOutDir: true,
-    sourcemap: true,
+    // No source maps in the build: realtimed refuses *.map anyway, and a
+    // public build should not ship its sources.
+    sourcemap: false,
     chunkSizeWarningLimit: 1024,
     rollupOptions: {
       onwarn(warning, warn) {

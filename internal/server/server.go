@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -91,8 +90,8 @@ type Config struct {
 	// BenchAPI, when set, serves the benchmark control API (/bench/info,
 	// /bench/publish, /bench/gc) to loopback callers. Dev mode only.
 	BenchAPI bool
-	// WebDir, when set, is served at / with index.html as the fallback for
-	// client-side routes.
+	// WebDir, when set, is served at / (static.go): gzip, long caching of
+	// hashed assets, no source maps, index.html for client-side routes.
 	WebDir string
 	// DrainDelay is how long Shutdown keeps serving, with /readyz answering
 	// 503 and health NOT_SERVING, before it ends streams and stops
@@ -310,7 +309,7 @@ func (s *Server) routes() (http.Handler, error) {
 		}
 		// "/" without a method: a "GET /" pattern would conflict with the
 		// RPC routes, which are method-less and more specific.
-		mux.Handle("/", spaHandler(s.cfg.WebDir))
+		mux.Handle("/", newStaticFiles(s.cfg.WebDir))
 	}
 	handler := s.cors(withBodyDeadline(mux, s.cfg.RequestBodyTimeout))
 	if s.cfg.Dev != nil {
@@ -376,25 +375,4 @@ func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// spaHandler serves dir and falls back to index.html for paths without a
-// file extension, so client-side routes survive a reload.
-func spaHandler(dir string) http.Handler {
-	files := http.FileServer(http.Dir(dir))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		p := path.Clean("/" + r.URL.Path)
-		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(p))); err != nil && path.Ext(p) == "" {
-			r2 := r.Clone(r.Context())
-			r2.URL.Path = "/"
-			files.ServeHTTP(w, r2)
-			return
-		}
-		files.ServeHTTP(w, r)
-	})
 }

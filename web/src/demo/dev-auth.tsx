@@ -68,11 +68,13 @@ function UserPicker({ onPick }: { onPick: (u: DevUser) => void }): ReactNode {
         <ul className="people">
           {DEV_USERS.map((u) => (
             <li key={u.id}>
-              <button type="button" className="person" onClick={() => onPick(u)} aria-label={`Continue as ${u.name}`}>
+              {/* The name is the visible text ("Alice Home") after a hidden "Continue as". */}
+              <button type="button" className="person" onClick={() => onPick(u)}>
                 <span className="avatar avatar--lg" style={{ background: u.color }} aria-hidden="true">
                   {u.name.slice(0, 1)}
                 </span>
                 <span className="person__text">
+                  <span className="visually-hidden">Continue as </span>
                   <span className="person__name">{u.name}</span>
                   <span className="person__household">{u.householdName}</span>
                 </span>

@@ -22,8 +22,8 @@ export interface DevUser {
 }
 
 export const DEV_USERS: readonly DevUser[] = [
-  { id: "alice", name: "Alice", householdId: "home", householdName: "Home", color: "#e4572e" },
-  { id: "bob", name: "Bob", householdId: "home", householdName: "Home", color: "#2e86ab" },
+  { id: "alice", name: "Alice", householdId: "home", householdName: "Home", color: "#b83a1b" },
+  { id: "bob", name: "Bob", householdId: "home", householdName: "Home", color: "#1f6f8f" },
   { id: "carol", name: "Carol", householdId: "other", householdName: "Other household", color: "#7b5ea7" },
 ];
 
@@ -39,7 +39,8 @@ export function colorOf(userId: string): string {
   if (known) return known.color;
   let h = 0;
   for (const ch of userId) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
-  return `hsl(${h % 360} 55% 45%)`;
+  // Dark enough for white initials at 4.5:1 whatever the hue (yellow is the worst).
+  return `hsl(${h % 360} 55% 30%)`;
 }
 
 /** apiBaseUrl is VITE_REALTIME_URL, or the page's own origin (realtimed serves both). */

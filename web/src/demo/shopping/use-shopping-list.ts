@@ -1,5 +1,4 @@
 import { create } from "@bufbuild/protobuf";
-import { ConnectError } from "@connectrpc/connect";
 import { useCallback, useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from "react";
 import {
   ItemAddedSchema,
@@ -8,7 +7,8 @@ import {
   ShoppingService,
   type ShoppingItem,
 } from "../../gen/honeydo/shopping/v1/shopping_pb";
-import { useRealtimeClient, useRealtimeEvent, useRealtimeResync, useRealtimeService } from "../../react";
+import { useRealtimeClient, useRealtimeEvent, useRealtimeResync, useRealtimeService, useRealtimeStatus } from "../../react";
+import { humanError } from "../errors";
 import { newId } from "../session";
 import { useToasts } from "../toasts";
 import { initialShoppingState, shoppingReducer, visibleItems, type ItemView } from "./shopping-state";
@@ -19,14 +19,16 @@ const LIST_PAGE_SIZE = 500;
 export interface ShoppingList {
   readonly rows: readonly ItemView[];
   readonly loaded: boolean;
+  /** loadError says, for people, why the last fetch failed; undefined once one succeeds. */
   readonly loadError: string | undefined;
   /** resyncs counts refetches asked for by the stream (initial, or a failed resume). */
   readonly resyncs: number;
   refetch(): Promise<void>;
-  add(name: string): Promise<void>;
-  setChecked(itemId: string, checked: boolean): Promise<void>;
-  rename(itemId: string, name: string): Promise<void>;
-  remove(itemId: string): Promise<void>;
+  /** Each change resolves false when it failed (a toast has said why). */
+  add(name: string): Promise<boolean>;
+  setChecked(itemId: string, checked: boolean): Promise<boolean>;
+  rename(itemId: string, name: string): Promise<boolean>;
+  remove(itemId: string): Promise<boolean>;
 }
 
 /**
@@ -77,9 +79,16 @@ export function useShoppingList(me: string): ShoppingList {
       dispatch({ type: "loaded", items, since });
       setLoadError(undefined);
     } catch (err) {
-      if (gen === fetchGen.current) setLoadError(ConnectError.from(err).rawMessage);
+      if (gen === fetchGen.current) setLoadError(humanError(err, "load"));
     }
   }, [shopping]);
+  // A failed fetch is retried when the stream is back: a resumed stream
+  // brings no resync, and the list would stay stale (or missing) until one.
+  const connected = useRealtimeStatus().state === "connected";
+  const failed = loadError !== undefined;
+  useEffect(() => {
+    if (connected && failed) void refetch();
+  }, [connected, failed, refetch]);
   useRealtimeResync(() => {
     setResyncs((n) => n + 1);
     void refetch();
@@ -101,8 +110,10 @@ export function useShoppingList(me: string): ShoppingList {
         const item = await call();
         if (item) dispatch({ type: "upsert", item });
         share(item);
+        return true;
       } catch (err) {
-        push({ level: "error", title: failure, message: ConnectError.from(err).rawMessage });
+        push({ level: "error", title: failure, message: humanError(err, "change") });
+        return false;
       } finally {
         dispatch({ type: "settled", opId: op.op.opId });
       }
