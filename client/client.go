@@ -15,8 +15,8 @@ import (
 
 // NewRealtimeClient returns the generated RealtimeService client, set up from
 // the connection fields of opts: BaseURL, HTTPClient, Protocol,
-// ClientOptions and Token (called before every call, see
-// [TokenInterceptor]). Use it for Ping, WhoAmI and Publish; use [Subscribe]
+// ClientOptions, Token (called before every call, see
+// [TokenInterceptor]) and Origin (sent with every call, see [WithOrigin]). Use it for Ping, WhoAmI and Publish; use [Subscribe]
 // for streams. With a nil HTTPClient the client shares a process-wide
 // transport chosen as [Options.HTTPClient] describes.
 func NewRealtimeClient(opts Options) (realtimev1connect.RealtimeServiceClient, error) {
@@ -31,6 +31,9 @@ func NewRealtimeClient(opts Options) (realtimev1connect.RealtimeServiceClient, e
 	var copts []connect.ClientOption
 	if opts.Token != nil {
 		copts = append(copts, connect.WithInterceptors(TokenInterceptor(opts.Token)))
+	}
+	if opts.Origin != "" {
+		copts = append(copts, WithOrigin(opts.Origin))
 	}
 	return newGenerated(httpClient, base, opts.Protocol, opts.ClientOptions, copts...), nil
 }

@@ -31,6 +31,14 @@
 // wrong base URL), FailedPrecondition, NotFound, and InvalidArgument when
 // there was no cursor to drop.
 //
+// # Own changes
+//
+// Events a household member causes go to every stream of the household,
+// that person's other devices included. A client that applies the answers
+// to its own calls sets [Options.Origin] (from [NewOrigin]) and sends it on
+// those calls with [WithOrigin]: the server tags the events they cause with
+// it, and [Subscribe] skips them.
+//
 // # Concurrency
 //
 // [Subscribe] calls the handler and the [Options.OnStatus] and

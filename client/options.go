@@ -45,6 +45,15 @@ type Options struct {
 	// flaky. Required.
 	Token func(ctx context.Context) (string, error)
 
+	// Origin identifies this client's own calls (see [NewOrigin]): when set,
+	// [NewRealtimeClient] sends it with every call, and [Subscribe] skips
+	// the events those calls caused (Event.origin equal to Origin, sent by
+	// the stream's own user) but still moves its cursor past them, since
+	// the caller already has its calls' answers. Send it on the clients of
+	// modules' services too, with [WithOrigin]. Empty means every event
+	// reaches the handler.
+	Origin string
+
 	// Cursor is where the first stream resumes: the cursor of the last event
 	// handled by an earlier subscriber. Empty means live events only.
 	Cursor string

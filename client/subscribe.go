@@ -79,6 +79,8 @@ type subscriber struct {
 	cursor string
 	// connected is set once a stream has been welcomed.
 	connected bool
+	// user is the stream's user, from the last Welcome.
+	user string
 	// pending is a resync to report with the next Welcome (the cursor was
 	// dropped as invalid).
 	pending ResyncReason
@@ -236,6 +238,12 @@ func (s *subscriber) attempt(ctx context.Context) (out outcome) {
 				if ctx.Err() != nil {
 					return out
 				}
+				if ownEvent(ev, s.opts.Origin, s.user) {
+					if c := ev.GetCursor(); c != "" {
+						s.cursor = c
+					}
+					continue
+				}
 				if err := s.handler(ctx, ev); err != nil {
 					out.fatal = err
 					out.lived = time.Since(welcomed)
@@ -260,6 +268,7 @@ func (s *subscriber) attempt(ctx context.Context) (out outcome) {
 // welcome takes in a stream's first frame: the new resume position, the
 // status reports and, if events may have been missed, the resync.
 func (s *subscriber) welcome(ctx context.Context, w *realtimev1.Welcome) error {
+	s.user = w.GetUserId()
 	reason := s.pending
 	s.pending = 0
 	switch w.GetResume() {

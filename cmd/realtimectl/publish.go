@@ -19,6 +19,7 @@ const publishSynopsis = `realtimectl publish — publish an event with a service
 
 Usage:
   realtimectl publish --service-key K (--user U | --household H | --broadcast) [--except U]
+      [--sender U [--origin O]]
       (--notification TEXT [--level info|success|warning|error] [--title T]
        | --setting key=value
        | --json EVENT_JSON)
@@ -37,7 +38,7 @@ func runPublish(ctx context.Context, std *stdio, args []string) error {
 		serviceKey, dataDir        string
 		dev, broadcast             bool
 		user, household, except    string
-		sender, id                 string
+		sender, origin, id         string
 		notification, level, title string
 		setting, eventJSON         string
 		timeout                    time.Duration
@@ -50,8 +51,9 @@ func runPublish(ctx context.Context, std *stdio, args []string) error {
 	fs.StringVar(&user, "user", "", "send to every stream of this `user`")
 	fs.StringVar(&household, "household", "", "send to every member of this `household`")
 	fs.BoolVar(&broadcast, "broadcast", false, "send to everyone connected")
-	fs.StringVar(&except, "except", "", "leave this `user` out (Socket.io's toOthers)")
+	fs.StringVar(&except, "except", "", "leave every stream of this `user` out (to leave out only the acting client, use --origin)")
 	fs.StringVar(&sender, "sender", "", "the `user` on whose behalf the event is sent (Event.sender_user_id)")
+	fs.StringVar(&origin, "origin", "", "the acting client's `origin` (its Realtime-Origin header; Event.origin): that client skips the event, everyone else gets it")
 	fs.StringVar(&id, "id", "", "the event's `id` (default: assigned by the server)")
 	fs.StringVar(&notification, "notification", "", "payload: a system notification with this `text`")
 	fs.StringVar(&level, "level", "info", "the notification's `level`: info, success, warning or error")
@@ -73,6 +75,9 @@ func runPublish(ctx context.Context, std *stdio, args []string) error {
 	}
 	if sender != "" {
 		ev.SenderUserId = sender
+	}
+	if origin != "" {
+		ev.Origin = origin
 	}
 	if id != "" {
 		ev.Id = id

@@ -101,7 +101,7 @@ func TestPublishThenSubscribe(t *testing.T) {
 	}
 	publish("--household", "home", "--except", "bob", "--notification", "not for bob")
 	publish("--household", "other", "--notification", "another household")
-	hello := publish("--household", "home", "--notification", "hello", "--level", "success", "--title", "Hi", "--sender", "alice")
+	hello := publish("--household", "home", "--notification", "hello", "--level", "success", "--title", "Hi", "--sender", "alice", "--origin", "alice-tab-7")
 	setting := publish("--user", "bob", "--setting", "theme=dark")
 	milk := publish("--dev", "--data-dir", srv.DataDir, "--broadcast", "--json", `{"itemAdded":{"item":{"name":"Milk"}}}`)
 
@@ -125,7 +125,8 @@ func TestPublishThenSubscribe(t *testing.T) {
 	}
 	n := evs[0].GetNotification()
 	if evs[0].GetId() != hello.GetEventId() || evs[0].GetCursor() != hello.GetCursor() || n.GetMessage() != "hello" ||
-		n.GetLevel() != systemv1.Notification_LEVEL_SUCCESS || n.GetTitle() != "Hi" || evs[0].GetSenderUserId() != "alice" {
+		n.GetLevel() != systemv1.Notification_LEVEL_SUCCESS || n.GetTitle() != "Hi" || evs[0].GetSenderUserId() != "alice" ||
+		evs[0].GetOrigin() != "alice-tab-7" {
 		t.Fatalf("first event: %s", lines[0])
 	}
 	if evs[1].GetId() != setting.GetEventId() || evs[1].GetSettingUpdated().GetKey() != "theme" || evs[1].GetSettingUpdated().GetValue() != "dark" {

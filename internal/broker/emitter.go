@@ -11,8 +11,9 @@ import (
 // server process: the Go counterpart of Socket.io's toUser, toHousehold,
 // toOthers and broadcast. The Publish RPC maps onto the same calls.
 //
-// Set ev.SenderUserId to the user whose action caused the event. An Emitter
-// is safe for concurrent use.
+// Set ev.SenderUserId to the user whose action caused the event: a client
+// skips an event of its own origin only when the sender is its own user. An
+// Emitter is safe for concurrent use.
 type Emitter struct {
 	broker Broker
 }
@@ -36,13 +37,25 @@ func (e *Emitter) ToHousehold(ctx context.Context, householdID string, ev *realt
 	return e.broker.Publish(ctx, Target{Room: HouseholdRoom(householdID)}, ev)
 }
 
-// ToOthers sends ev to every member of a household except one user,
-// typically the actor, whose own client already shows the change.
-func (e *Emitter) ToOthers(ctx context.Context, householdID, exceptUserID string, ev *realtimev1.Event) (*Message, error) {
+// ToOthers sends ev to everyone in a household but the client whose call
+// caused it: it goes to every stream of the household, the actor's other
+// devices and tabs included, tagged with the calling client's origin
+// ([OriginFromContext], set by the server from the request), and the client
+// of that origin skips it, since it already applied its own call's answer.
+// Without an origin in ctx (a background job, a client that sends none)
+// every stream handles the event. An origin already set on ev is kept.
+//
+// To leave out every stream of a user instead, publish a [Target] with
+// ExceptUserID; ToOthers no longer does, because it hid a person's change
+// from their own other devices.
+func (e *Emitter) ToOthers(ctx context.Context, householdID string, ev *realtimev1.Event) (*Message, error) {
 	if householdID == "" {
 		return nil, errors.New("broker: ToOthers needs a household id")
 	}
-	return e.broker.Publish(ctx, Target{Room: HouseholdRoom(householdID), ExceptUserID: exceptUserID}, ev)
+	if ev != nil && ev.Origin == "" {
+		ev.Origin = OriginFromContext(ctx)
+	}
+	return e.broker.Publish(ctx, Target{Room: HouseholdRoom(householdID)}, ev)
 }
 
 // Broadcast sends ev to everyone connected.

@@ -9,10 +9,14 @@ import (
 	"github.com/honeydo/realtime/internal/broker"
 )
 
-// A module emits to the household except the actor (Socket.io's toOthers);
-// the household's other members receive it, the actor does not.
+// A module emits to the household but the acting client (Socket.io's
+// toOthers): every stream of the household receives the event, Alice's own
+// streams included, tagged with the origin of the call that caused it; the
+// client of that origin (Alice's phone) skips it, her laptop applies it.
 func ExampleEmitter_ToOthers() {
-	ctx := context.Background()
+	// The server's interceptor puts the calling client's Realtime-Origin
+	// header into the handler's context.
+	ctx := broker.WithOrigin(context.Background(), "alice-phone")
 	b := broker.NewMemory(broker.MemoryConfig{Epoch: "example"})
 	defer b.Close()
 
@@ -28,7 +32,7 @@ func ExampleEmitter_ToOthers() {
 	defer bob.Close()
 
 	emit := broker.NewEmitter(b)
-	msg, _ := emit.ToOthers(ctx, "home", "alice", &realtimev1.Event{
+	msg, _ := emit.ToOthers(ctx, "home", &realtimev1.Event{
 		SenderUserId: "alice",
 		Payload: &realtimev1.Event_ItemAdded{ItemAdded: &shoppingv1.ItemAdded{
 			Item: &shoppingv1.ShoppingItem{Id: "itm_1", Name: "Oat milk"},
@@ -38,9 +42,11 @@ func ExampleEmitter_ToOthers() {
 	for _, m := range bob.Next(nil) {
 		fmt.Println("bob got:", m.Event.GetItemAdded().GetItem().GetName(), "from", m.Event.GetSenderUserId())
 	}
-	fmt.Println("alice got:", len(alice.Next(nil)), "events")
+	for _, m := range alice.Next(nil) {
+		fmt.Println("alice got:", m.Event.GetItemAdded().GetItem().GetName(), "from origin", m.Event.GetOrigin())
+	}
 	// Output:
 	// cursor: example_1
 	// bob got: Oat milk from alice
-	// alice got: 0 events
+	// alice got: Oat milk from origin alice-phone
 }

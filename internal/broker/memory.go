@@ -372,6 +372,8 @@ func validateForPublish(target Target, ev *realtimev1.Event) error {
 		return fmt.Errorf("%w: cursor and time are assigned by the server", ErrInvalidEvent)
 	case len(ev.Id) > 128:
 		return fmt.Errorf("%w: id is longer than 128 characters", ErrInvalidEvent)
+	case ev.Origin != "" && !ValidOrigin(ev.Origin):
+		return fmt.Errorf("%w: origin must be 1-128 characters of [A-Za-z0-9._:~-]", ErrInvalidEvent)
 	}
 	return nil
 }

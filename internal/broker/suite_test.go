@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 func brokerSuite(t *testing.T, newBroker func(t *testing.T) Broker) {
 	t.Run("RoomOrderAndIsolation", func(t *testing.T) { testRoomOrderAndIsolation(t, newBroker(t)) })
 	t.Run("ExceptUser", func(t *testing.T) { testExceptUser(t, newBroker(t)) })
+	t.Run("ToOthersReachesTheActorsOtherStreams", func(t *testing.T) { testToOthers(t, newBroker(t)) })
 	t.Run("SlowConsumer", func(t *testing.T) { testSlowConsumer(t, newBroker(t)) })
 	t.Run("ResumeExactlyOnce", func(t *testing.T) { testResumeExactlyOnce(t, newBroker(t)) })
 	t.Run("ResumeSeamUnderLoad", func(t *testing.T) { testResumeSeamUnderLoad(t, newBroker(t)) })
@@ -155,6 +157,78 @@ func testExceptUser(t *testing.T, b Broker) {
 	}
 	assertQuiet(t, alice)
 	assertQuiet(t, bob)
+}
+
+// testToOthers checks the emitter's ToOthers: every stream of the
+// household gets the event, the actor's two devices included, tagged with
+// the origin of the acting call (live and replayed alike), so that only the
+// acting client can tell it apart; another household gets nothing.
+func testToOthers(t *testing.T, b Broker) {
+	rooms := func(user, household string) []Room {
+		return []Room{UserRoom(user), HouseholdRoom(household), BroadcastRoom}
+	}
+	start := publish(t, b, Target{Room: HouseholdRoom("elsewhere")}, "before").Position
+	subs := map[string]*Subscription{
+		"alice-phone":  subscribe(t, b, "alice", rooms("alice", "home"), nil),
+		"alice-laptop": subscribe(t, b, "alice", rooms("alice", "home"), nil),
+		"bob":          subscribe(t, b, "bob", rooms("bob", "home"), nil),
+	}
+	carol := subscribe(t, b, "carol", rooms("carol", "elsewhere"), &start)
+	emit := NewEmitter(b)
+	ctx := WithOrigin(context.Background(), "tab-1")
+	ev := note("oat milk")
+	ev.SenderUserId = "alice"
+	msg, err := emit.ToOthers(ctx, "home", ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := msg.Event.GetOrigin(); got != "tab-1" {
+		t.Fatalf("published origin = %q, want tab-1", got)
+	}
+	// No origin in the context: the event carries none.
+	if _, err := emit.ToOthers(context.Background(), "home", note("system")); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range subs {
+		got := collectEvents(t, s, 2, 5*time.Second)
+		if len(got) != 2 {
+			t.Fatalf("%s got %d events, want 2", name, len(got))
+		}
+		if got[0].GetOrigin() != "tab-1" || got[0].GetSenderUserId() != "alice" || got[1].GetOrigin() != "" {
+			t.Fatalf("%s got origins %q, %q (sender %q)", name, got[0].GetOrigin(), got[1].GetOrigin(), got[0].GetSenderUserId())
+		}
+		assertQuiet(t, s)
+	}
+	assertQuiet(t, carol)
+
+	// A stream that resumes from before gets the same origin from history.
+	replay := subscribe(t, b, "alice", rooms("alice", "home"), &start)
+	if got := collectEvents(t, replay, 2, 5*time.Second); len(got) != 2 || got[0].GetOrigin() != "tab-1" {
+		t.Fatalf("replayed %v", got)
+	}
+}
+
+// collectEvents is collect keeping whole events.
+func collectEvents(t *testing.T, s *Subscription, n int, timeout time.Duration) []*realtimev1.Event {
+	t.Helper()
+	var got []*realtimev1.Event
+	deadline := time.After(timeout)
+	var buf []*Message
+	for len(got) < n {
+		buf = s.Next(buf)
+		for _, m := range buf {
+			got = append(got, m.Event)
+		}
+		if len(got) >= n {
+			break
+		}
+		select {
+		case <-s.Ready():
+		case <-deadline:
+			return got
+		}
+	}
+	return got
 }
 
 func testSlowConsumer(t *testing.T, b Broker) {
@@ -295,6 +369,8 @@ func testInvalidPublish(t *testing.T, b Broker) {
 		{"nil event", Target{Room: BroadcastRoom}, nil},
 		{"no room", Target{}, note("x")},
 		{"cursor set", Target{Room: BroadcastRoom}, &realtimev1.Event{Cursor: "a_1", Payload: note("x").Payload}},
+		{"origin with a space", Target{Room: BroadcastRoom}, &realtimev1.Event{Origin: "tab 1", Payload: note("x").Payload}},
+		{"origin too long", Target{Room: BroadcastRoom}, &realtimev1.Event{Origin: strings.Repeat("o", 129), Payload: note("x").Payload}},
 	}
 	for _, c := range cases {
 		if _, err := b.Publish(ctx, c.target, c.ev); !errors.Is(err, ErrInvalidEvent) {

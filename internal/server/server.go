@@ -262,6 +262,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) routes() (http.Handler, error) {
 	interceptors := connect.WithInterceptors(
 		auth.NewInterceptor(s.cfg.Verifier),
+		originInterceptor{},
 		rateLimitInterceptor{limiter: newRateLimiter(s.cfg.RateLimit, nil)},
 	)
 	opts := []connect.HandlerOption{
@@ -325,7 +326,7 @@ func (s *Server) cors(h http.Handler) http.Handler {
 	c := cors.New(cors.Options{
 		AllowedOrigins: s.cfg.CORSOrigins,
 		AllowedMethods: connectcors.AllowedMethods(),
-		AllowedHeaders: append(connectcors.AllowedHeaders(), "Authorization"),
+		AllowedHeaders: append(connectcors.AllowedHeaders(), "Authorization", OriginHeader),
 		ExposedHeaders: connectcors.ExposedHeaders(),
 		MaxAge:         7200,
 	})

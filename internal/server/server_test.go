@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +22,9 @@ import (
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
 	shoppingv1 "github.com/honeydo/realtime/gen/honeydo/shopping/v1"
+	"github.com/honeydo/realtime/gen/honeydo/shopping/v1/shoppingv1connect"
 	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
+	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/testkit"
 	"github.com/honeydo/realtime/internal/testkit/poll"
@@ -166,9 +169,11 @@ func TestHouseholdIsolation(t *testing.T) {
 			srv.Emitter.ToUser(ctx, m.user, notification(text))
 			want[m.user] = append(want[m.user], text)
 		case 1:
-			srv.Emitter.ToOthers(ctx, m.household, m.user, notification(text))
+			// To the household but the acting client, which skips it by
+			// its origin: on the wire every member's stream gets it.
+			srv.Emitter.ToOthers(broker.WithOrigin(ctx, "tab-"+m.user), m.household, notification(text))
 			for _, o := range members {
-				if o.household == m.household && o.user != m.user {
+				if o.household == m.household {
 					want[o.user] = append(want[o.user], text)
 				}
 			}
@@ -201,39 +206,125 @@ func TestHouseholdIsolation(t *testing.T) {
 	}
 }
 
-// TestShoppingEmitsToOthers drives the reference module over HTTP: Bob sees
-// Alice's change, Alice's own stream does not echo it, Carol sees nothing.
-func TestShoppingEmitsToOthers(t *testing.T) {
+// TestShoppingReachesTheActorsOtherSessions drives the reference module
+// over HTTP with Alice signed in twice (a phone and a laptop: two tokens,
+// two session ids), Bob in her household and Carol in another. A change
+// made on Alice's phone reaches her laptop and Bob, tagged with the phone's
+// origin, so that only the phone can tell it is its own; Carol gets nothing.
+func TestShoppingReachesTheActorsOtherSessions(t *testing.T) {
 	srv := newTestServer(t)
 	ctx := context.Background()
 	kind := clientKinds[0]
-	aliceTok := srv.Token(t, "alice", "home", time.Minute)
-	alice := subscribe(t, srv.realtimeClient(t, kind, aliceTok), "")
+	phoneTok := srv.Token(t, "alice", "home", time.Minute)
+	laptopTok := srv.Token(t, "alice", "home", time.Minute)
+	phone := subscribe(t, srv.realtimeClient(t, kind, phoneTok), "")
+	laptop := subscribe(t, srv.realtimeClient(t, kind, laptopTok), "")
+	if phone.Welcome.GetSessionId() == laptop.Welcome.GetSessionId() {
+		t.Fatalf("both of Alice's streams have session %q; the test needs two", phone.Welcome.GetSessionId())
+	}
 	bob := subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, "bob", "home", time.Minute)), "")
 	carol := subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, "carol", "other", time.Minute)), "")
-	shop := srv.shoppingClient(t, aliceTok)
+	const origin = "alice-phone-tab-1"
+	shop := shoppingv1connect.NewShoppingServiceClient(testkit.HTTPClient(t, false), srv.URL,
+		client.BearerToken(phoneTok), client.WithOrigin(origin))
+
 	added, err := shop.AddItem(ctx, connect.NewRequest(&shoppingv1.AddItemRequest{Name: "Oat milk", Quantity: 2, Unit: "l"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := bob.next(t)
-	if ev.GetSenderUserId() != "alice" || ev.GetItemAdded().GetItem().GetId() != added.Msg.GetItem().GetId() {
-		t.Fatalf("bob got %v", ev)
-	}
+	id := added.Msg.GetItem().GetId()
 	checked := true
-	if _, err := shop.UpdateItem(ctx, connect.NewRequest(&shoppingv1.UpdateItemRequest{ItemId: added.Msg.GetItem().GetId(), Checked: &checked})); err != nil {
+	if _, err := shop.UpdateItem(ctx, connect.NewRequest(&shoppingv1.UpdateItemRequest{ItemId: id, Checked: &checked})); err != nil {
 		t.Fatal(err)
 	}
-	if ev := bob.next(t); !ev.GetItemUpdated().GetItem().GetChecked() {
+	if _, err := shop.RemoveItem(ctx, connect.NewRequest(&shoppingv1.RemoveItemRequest{ItemId: id})); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*stream{"laptop": laptop, "bob": bob, "phone": phone} {
+		var kinds []string
+		for range 3 {
+			ev := s.next(t)
+			if ev.GetSenderUserId() != "alice" || ev.GetOrigin() != origin {
+				t.Fatalf("%s got sender %q origin %q, want alice and %q", name, ev.GetSenderUserId(), ev.GetOrigin(), origin)
+			}
+			switch {
+			case ev.GetItemAdded().GetItem().GetId() == id:
+				kinds = append(kinds, "added")
+			case ev.GetItemUpdated().GetItem().GetChecked():
+				kinds = append(kinds, "updated")
+			case ev.GetItemRemoved().GetItemId() == id:
+				kinds = append(kinds, "removed")
+			}
+		}
+		if fmt.Sprint(kinds) != "[added updated removed]" {
+			t.Fatalf("%s got %v", name, kinds)
+		}
+		s.quiet(t)
+	}
+
+	// A call without the header causes events without an origin.
+	if _, err := srv.shoppingClient(t, laptopTok).AddItem(ctx, connect.NewRequest(&shoppingv1.AddItemRequest{Name: "Eggs"})); err != nil {
+		t.Fatal(err)
+	}
+	if ev := bob.next(t); ev.GetOrigin() != "" || ev.GetItemAdded().GetItem().GetName() != "Eggs" {
 		t.Fatalf("bob got %v", ev)
 	}
+
 	// Carol cannot touch Alice's household's item: NotFound, not a leak.
 	carolShop := srv.shoppingClient(t, srv.Token(t, "carol", "other", time.Minute))
-	_, err = carolShop.RemoveItem(ctx, connect.NewRequest(&shoppingv1.RemoveItemRequest{ItemId: added.Msg.GetItem().GetId()}))
+	_, err = carolShop.RemoveItem(ctx, connect.NewRequest(&shoppingv1.RemoveItemRequest{ItemId: id}))
 	wantCode(t, err, connect.CodeNotFound)
 	_, err = shop.AddItem(ctx, connect.NewRequest(&shoppingv1.AddItemRequest{Name: "   "}))
 	wantCode(t, err, connect.CodeInvalidArgument)
+	carol.quiet(t)
+}
+
+// TestOriginHeaderValidated: a malformed Realtime-Origin fails the call
+// with InvalidArgument, before anything changes.
+func TestOriginHeaderValidated(t *testing.T) {
+	srv := newTestServer(t)
+	ctx := context.Background()
+	tok := srv.Token(t, "alice", "home", time.Minute)
+	bob := subscribe(t, srv.realtimeClient(t, clientKinds[0], srv.Token(t, "bob", "home", time.Minute)), "")
+	for _, bad := range []string{"has space", strings.Repeat("o", 129), "tab/1", "é"} {
+		shop := shoppingv1connect.NewShoppingServiceClient(testkit.HTTPClient(t, false), srv.URL,
+			client.BearerToken(tok), client.WithOrigin(bad))
+		_, err := shop.AddItem(ctx, connect.NewRequest(&shoppingv1.AddItemRequest{Name: "Milk"}))
+		wantCode(t, err, connect.CodeInvalidArgument)
+	}
+	bob.quiet(t)
+}
+
+// TestPublishWithOrigin: a backend service acting for Alice copies her
+// request's Realtime-Origin into the event and targets her household;
+// every stream of the household gets it with that origin, another
+// household gets nothing, and a malformed origin is InvalidArgument.
+func TestPublishWithOrigin(t *testing.T) {
+	srv := newTestServer(t)
+	ctx := context.Background()
+	kind := clientKinds[0]
+	alice := subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, "alice", "home", time.Minute)), "")
+	bob := subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, "bob", "home", time.Minute)), "")
+	carol := subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, "carol", "other", time.Minute)), "")
+	svc := srv.realtimeClient(t, kind, srv.Key.ServiceKey())
+	publish := func(origin string) error {
+		_, err := svc.Publish(ctx, connect.NewRequest(&realtimev1.PublishRequest{
+			Target: &realtimev1.Target{To: &realtimev1.Target_HouseholdId{HouseholdId: "home"}},
+			Event:  &realtimev1.Event{SenderUserId: "alice", Origin: origin, Payload: notification("done").Payload},
+		}))
+		return err
+	}
+	if err := publish("alice-tab-7"); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*stream{"alice": alice, "bob": bob} {
+		if ev := s.next(t); ev.GetOrigin() != "alice-tab-7" {
+			t.Fatalf("%s got origin %q", name, ev.GetOrigin())
+		}
+	}
+	wantCode(t, publish("not an origin"), connect.CodeInvalidArgument)
 	alice.quiet(t)
+	bob.quiet(t)
 	carol.quiet(t)
 }
 

@@ -114,7 +114,7 @@ func TestCORS(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodOptions, srv.URL+"/honeydo.realtime.v1.RealtimeService/Subscribe", nil)
 		req.Header.Set("Origin", origin)
 		req.Header.Set("Access-Control-Request-Method", "POST")
-		req.Header.Set("Access-Control-Request-Headers", "authorization,connect-protocol-version,content-type") // sorted, as browsers send it
+		req.Header.Set("Access-Control-Request-Headers", "authorization,connect-protocol-version,content-type,realtime-origin") // sorted, as browsers send it
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -16,8 +16,10 @@
 //     ([Store.ListPage]) with opaque, sealed page tokens.
 //   - The [Service] makes the write and its event stand or fall together:
 //     it writes in a SQLite transaction, publishes the event to the
-//     household except the actor ([broker.Emitter.ToOthers], whose client
-//     already shows its own change) while the transaction is open, and
+//     household ([broker.Emitter.ToOthers]: tagged with the calling
+//     client's origin, so that this client, which already shows its own
+//     change, skips it, while the actor's other devices apply it) while the
+//     transaction is open, and
 //     commits only once the broker has accepted the event. If the publish
 //     fails (NATS unreachable, broker shut down) the write is rolled back
 //     and the call fails with Unavailable: nothing changed, so a retry is

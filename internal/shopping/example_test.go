@@ -18,14 +18,17 @@ import (
 
 // This example is how a module emits an event: wrap the module's payload in
 // a realtimev1.Event with the actor as sender and send it to the household
-// except the actor, whose own client already shows the change. A module
-// never builds JSON: every payload is a oneof case of realtimev1.Event.
+// with ToOthers, in the handler's context: the event carries the origin of
+// the calling client (the server's interceptor put it in the context), which
+// already shows the change and skips it, while the actor's other devices
+// and the rest of the household apply it. A module never builds JSON: every
+// payload is a oneof case of realtimev1.Event.
 //
 // The Service publishes while its write's transaction is still open and
 // commits only once the broker accepted the event; if the publish fails it
 // rolls the write back and returns Unavailable (see the package doc).
 func Example() {
-	ctx := context.Background()
+	ctx := broker.WithOrigin(context.Background(), "alice-phone")
 	b := broker.NewMemory(broker.MemoryConfig{})
 	defer b.Close()
 	emit := broker.NewEmitter(b)
@@ -47,7 +50,7 @@ func Example() {
 		SenderUserId: "alice",
 		Payload:      &realtimev1.Event_ItemUpdated{ItemUpdated: &shoppingv1.ItemUpdated{Item: item}},
 	}
-	if _, err := emit.ToOthers(ctx, "home", "alice", ev); err != nil {
+	if _, err := emit.ToOthers(ctx, "home", ev); err != nil {
 		// Roll the write back and fail with Unavailable: nothing changed,
 		// so the caller can retry.
 		log.Fatalf("emit: %v", err)

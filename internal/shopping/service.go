@@ -69,7 +69,7 @@ func (s *Service) ListItems(ctx context.Context, req *connect.Request[shoppingv1
 }
 
 // AddItem implements [shoppingv1connect.ShoppingServiceHandler]. It emits
-// ItemAdded to the rest of the household.
+// ItemAdded to the household; the calling client skips it by its origin.
 func (s *Service) AddItem(ctx context.Context, req *connect.Request[shoppingv1.AddItemRequest]) (*connect.Response[shoppingv1.AddItemResponse], error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -91,7 +91,8 @@ func (s *Service) AddItem(ctx context.Context, req *connect.Request[shoppingv1.A
 }
 
 // UpdateItem implements [shoppingv1connect.ShoppingServiceHandler]. It
-// emits ItemUpdated to the rest of the household.
+// emits ItemUpdated to the household; the calling client skips it by its
+// origin.
 func (s *Service) UpdateItem(ctx context.Context, req *connect.Request[shoppingv1.UpdateItemRequest]) (*connect.Response[shoppingv1.UpdateItemResponse], error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -117,7 +118,8 @@ func (s *Service) UpdateItem(ctx context.Context, req *connect.Request[shoppingv
 }
 
 // RemoveItem implements [shoppingv1connect.ShoppingServiceHandler]. It
-// emits ItemRemoved to the rest of the household.
+// emits ItemRemoved to the household; the calling client skips it by its
+// origin.
 func (s *Service) RemoveItem(ctx context.Context, req *connect.Request[shoppingv1.RemoveItemRequest]) (*connect.Response[shoppingv1.RemoveItemResponse], error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -159,7 +161,8 @@ func caller(ctx context.Context) (*auth.Principal, error) {
 //  1. write runs the change in a SQLite transaction (which holds the
 //     database's write lock from BEGIN) and calls the hook it is given
 //     before committing;
-//  2. the hook publishes event(item) to p's household except p, and returns
+//  2. the hook publishes event(item) to p's household, tagged with the
+//     calling client's origin (which skips it), and returns
 //     once the broker accepted it (JetStream's PubAck, the memory broker's
 //     append);
 //  3. only then does the transaction commit.
@@ -188,7 +191,7 @@ func (s *Service) mutate(ctx context.Context, op string, p *auth.Principal,
 		ev.SenderUserId = p.UserID
 		pctx, cancel := context.WithTimeout(wctx, publishTimeout)
 		defer cancel()
-		msg, err := s.emit.ToOthers(pctx, p.HouseholdID, p.UserID, ev)
+		msg, err := s.emit.ToOthers(pctx, p.HouseholdID, ev)
 		if err != nil {
 			return &publishError{err: err}
 		}

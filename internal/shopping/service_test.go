@@ -133,9 +133,10 @@ func mustAddItem(t *testing.T, e *testEnv, ctx context.Context, name string) *sh
 }
 
 // TestServiceEmitsToOthers checks, for each mutation, that bob (same
-// household) receives exactly the event carrying the stored item and sender
-// alice, that alice's own stream does not (toOthers), and that carol in
-// another household receives nothing.
+// household) and alice's other device receive exactly the event carrying
+// the stored item, sender alice and the origin of alice's call (the client
+// of that origin skips it), and that carol in another household receives
+// nothing.
 func TestServiceEmitsToOthers(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -185,23 +186,23 @@ func TestServiceEmitsToOthers(t *testing.T) {
 			// mistaken for alice's.
 			existing := mustAddItem(t, e, as("bob", "home"), "Bread")
 
-			alice := e.subscribe(t, "alice", "home")
+			aliceLaptop := e.subscribe(t, "alice", "home")
 			bob := e.subscribe(t, "bob", "home")
 			carol := e.subscribe(t, "carol", "other")
 
-			want := tc.do(t, e, as("alice", "home"), existing)
+			want := tc.do(t, e, broker.WithOrigin(as("alice", "home"), "alice-phone"), existing)
 			want.SenderUserId = "alice"
+			want.Origin = "alice-phone"
 
-			got := e.received(t, bob)
-			if len(got) != 1 {
-				t.Fatalf("bob received %d events, want 1: %v", len(got), got)
-			}
-			// id, cursor and time are the broker's; compare the rest.
-			if diff := cmpEvent(want, got[0]); diff != "" {
-				t.Errorf("bob's event differs:\n%s", diff)
-			}
-			if got := e.received(t, alice); len(got) != 0 {
-				t.Errorf("alice received her own event(s): %v", got)
+			for name, sub := range map[string]*broker.Subscription{"bob": bob, "alice's laptop": aliceLaptop} {
+				got := e.received(t, sub)
+				if len(got) != 1 {
+					t.Fatalf("%s received %d events, want 1: %v", name, len(got), got)
+				}
+				// id, cursor and time are the broker's; compare the rest.
+				if diff := cmpEvent(want, got[0]); diff != "" {
+					t.Errorf("%s's event differs:\n%s", name, diff)
+				}
 			}
 			if got := e.received(t, carol); len(got) != 0 {
 				t.Errorf("carol in another household received: %v", got)

@@ -295,6 +295,68 @@ test("5. Bob is offline for 10 s while Alice adds items: back online, every item
   console.info(`bob caught up ${catchUp} ms after coming back online`);
 });
 
+test("6. Alice on two browsers, two tabs each: an add in any tab shows in the other three, exactly once, without reload", async () => {
+  const server = (srv = await launchServer());
+  // Two browser contexts are two devices: separate storage, separate
+  // cross-tab election, and each tab mints its own dev token, so each
+  // device has its own session id. Every page notes any moment an item is
+  // shown twice.
+  const devices = [await newContext(), await newContext()];
+  for (const c of devices) {
+    await c.addInitScript(() => {
+      const doubled: string[] = [];
+      Object.assign(window, { __doubled: doubled, __sameDocument: "yes" });
+      new MutationObserver(() => {
+        const names = [...document.querySelectorAll('[data-testid="item"]')].map((el) => el.getAttribute("data-name"));
+        for (const [i, n] of names.entries()) if (names.indexOf(n) !== i) doubled.push(n ?? "");
+      }).observe(document, { subtree: true, childList: true, attributes: true });
+    });
+  }
+  const [laptop, phone] = devices as [BrowserContext, BrowserContext];
+  const laptop1 = await Demo.open(laptop, server.baseUrl);
+  const phone1 = await Demo.open(phone, server.baseUrl);
+  await Promise.all([laptop1.signIn("Alice"), phone1.signIn("Alice")]);
+  // The second tab of each device is signed in already (the choice is kept per browser).
+  const laptop2 = await Demo.open(laptop, server.baseUrl);
+  const phone2 = await Demo.open(phone, server.baseUrl);
+  const tabs = [laptop1, laptop2, phone1, phone2];
+  await Promise.all(tabs.map((t) => t.waitForState("connected")));
+  await Promise.all(tabs.map((t) => t.page.locator('section.list[data-loaded="true"]').waitFor()));
+  // One stream per device (a leader and a follower in each).
+  await waitFor("one stream per device", async () => (await server.streams()).byUser.alice === 2);
+  for (const pair of [[laptop1, laptop2], [phone1, phone2]]) {
+    expect((await Promise.all(pair.map((t) => t.role()))).sort()).toEqual(["follower", "leader"]);
+  }
+  let navigations = 0;
+  for (const t of tabs) {
+    t.page.on("framenavigated", (frame) => {
+      if (frame === t.page.mainFrame()) navigations++;
+    });
+  }
+
+  // One add from each tab: leaders and followers, on both devices.
+  const added: string[] = [];
+  for (const [i, actor] of tabs.entries()) {
+    const name = `Item from tab ${i + 1}`;
+    const t0 = Date.now();
+    await actor.add(name);
+    added.push(name);
+    await Promise.all(tabs.map((t) => t.item(name).waitFor({ timeout: 2000 })));
+    console.info(`${name}: in all four tabs after ${Date.now() - t0} ms`);
+  }
+  await sleep(500); // time for a late duplicate to show
+  for (const t of tabs) {
+    expect(await t.names()).toEqual(expect.arrayContaining(added));
+    expect(await t.names()).toHaveLength(added.length);
+    for (const name of added) expect(await t.item(name).count()).toBe(1);
+    expect(await t.page.evaluate(() => (window as unknown as { __doubled: string[] }).__doubled)).toEqual([]);
+    expect(await t.page.evaluate(() => (window as unknown as { __sameDocument?: string }).__sameDocument)).toBe("yes");
+    expect(t.errors).toEqual([]);
+  }
+  expect(navigations).toBe(0);
+  await screenshot(phone2.page, "11-alice-phone-second-tab");
+});
+
 /** publishProbe publishes a load-test probe to a household, as `realtimectl bench` does. */
 async function publishProbe(server: Realtimed, household: string, seq: number): Promise<void> {
   const publisher = createClient(RealtimeService, createConnectTransport({ baseUrl: server.baseUrl, useBinaryFormat: true }));

@@ -1,6 +1,5 @@
 import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
-import { create } from "@bufbuild/protobuf";
-import { ItemAddedSchema, ShoppingService } from "../gen/honeydo/shopping/v1/shopping_pb";
+import { ShoppingService } from "../gen/honeydo/shopping/v1/shopping_pb";
 import { FakeEnvironment, MemoryLocks, Realtimed, sleep, waitFor } from "../testing";
 import { browserChannel, isTabMessage } from "./cross-tab";
 import { devTokenProvider, RealtimeClient, type ResyncReason } from ".";
@@ -117,25 +116,45 @@ test("the leader leaves: another tab takes over from the last cursor, no event l
   await waitFor("one stream", async () => (await srv.streams()).byUser.alice === 1);
 });
 
-test("shareWithOtherTabs reaches the sibling tabs, not the sender or other keys", async () => {
+test("a change reaches every other tab and the person's other browser exactly once, not the tab that made it", async () => {
   const home = `x${++seq}${Date.now()}`;
-  const locks = new MemoryLocks();
-  const [a, b, c] = [openTab(locks, "alice", home), openTab(locks, "alice", home), openTab(locks, "alice", home)];
-  const stranger = openTab(locks, "bob", home);
-  if (!a || !b || !c) throw new Error("tabs");
-  await allConnected([a, b, c, stranger]);
-  a.client.shareWithOtherTabs({
-    case: "itemAdded",
-    value: create(ItemAddedSchema, { item: { name: "local" } }),
+  // Two browsers of Alice (a laptop and a phone: own locks, own cross-tab
+  // key, own dev sessions), two tabs each; Bob in the household; Carol in
+  // another household.
+  const laptopLocks = new MemoryLocks();
+  const phoneLocks = new MemoryLocks();
+  const laptop = [openTab(laptopLocks, "alice", home, "alice-laptop"), openTab(laptopLocks, "alice", home, "alice-laptop")];
+  const phone = [openTab(phoneLocks, "alice", home, "alice-phone"), openTab(phoneLocks, "alice", home, "alice-phone")];
+  const bob = openTab(new MemoryLocks(), "bob", home);
+  const carol = openTab(new MemoryLocks(), "carol", `${home}-other`);
+  const everyone = [...laptop, ...phone, bob, carol];
+  await allConnected(everyone);
+  expect((await srv.streams()).byUser.alice).toBeGreaterThanOrEqual(2);
+  const origins: Record<string, string[]> = {};
+  for (const t of everyone) t.client.on("itemAdded", (_a, ev) => (origins[t.client.origin] ??= []).push(ev.origin));
+
+  // One change from each of the laptop's tabs: one is the leader, the
+  // other a follower, and each must skip exactly its own event.
+  const [l0, l1] = laptop as [Tab, Tab];
+  await l0.client.service(ShoppingService).addItem({ name: "from-tab-0" });
+  await l1.client.service(ShoppingService).addItem({ name: "from-tab-1" });
+  const bobPhone = new RealtimeClient({
+    baseUrl: srv.baseUrl,
+    getToken: devTokenProvider({ baseUrl: srv.baseUrl, user: "bob", household: home }),
+    crossTab: false,
   });
-  await waitFor("siblings", () => b.got.length === 1 && c.got.length === 1);
-  await sleep(100);
-  expect(a.got).toEqual([]);
-  expect(stranger.got).toEqual([]);
-  // Two users in one browser never share a stream.
-  const streams = await srv.streams();
-  expect(streams.byUser.alice).toBe(1);
-  expect(streams.byUser.bob).toBe(1);
+  await bobPhone.service(ShoppingService).addItem({ name: "from-bob" });
+
+  const others = [l1, ...phone, bob];
+  await waitFor("Bob's change everywhere", () => others.every((t) => t.got.includes("from-bob")) && l0.got.includes("from-bob"));
+  await sleep(200);
+  expect(l0.got).toEqual(["from-tab-1", "from-bob"]);
+  expect(l1.got).toEqual(["from-tab-0", "from-bob"]);
+  for (const t of [...phone, bob]) expect(t.got).toEqual(["from-tab-0", "from-tab-1", "from-bob"]);
+  expect(carol.got).toEqual([]);
+  // The events carry the origin of the client that made each change.
+  const phoneOrigins = origins[(phone[0] as Tab).client.origin] ?? [];
+  expect(phoneOrigins).toEqual([l0.client.origin, l1.client.origin, bobPhone.origin]);
 });
 
 test("a follower's status tells the truth about the shared stream", async () => {

@@ -1,10 +1,5 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import {
-  EventSchema,
-  SubscribeResponseSchema,
-  type Event,
-  type SubscribeResponse,
-} from "../gen/honeydo/realtime/v1/realtime_pb";
+import { SubscribeResponseSchema, type SubscribeResponse } from "../gen/honeydo/realtime/v1/realtime_pb";
 import type { StatusBody } from "./status";
 
 /**
@@ -41,14 +36,22 @@ export interface CrossTabOptions {
 export type TabMessage =
   /** A tab joined and asks the leader for its state. */
   | { readonly t: "hello"; readonly from: string }
-  /** The leader's answer to hello: its status and resume cursor. */
-  | { readonly t: "state"; readonly from: string; readonly status: StatusBody; readonly cursor: string }
+  /**
+   * The leader's answer to hello: its status, resume cursor and the stream's
+   * user ("" before the first welcome).
+   */
+  | {
+      readonly t: "state";
+      readonly from: string;
+      readonly status: StatusBody;
+      readonly cursor: string;
+      /** Absent from tabs of an older build. */
+      readonly user?: string;
+    }
   /** The leader's status changed. */
   | { readonly t: "status"; readonly from: string; readonly status: StatusBody }
   /** One stream frame, protobuf binary (SubscribeResponse). */
   | { readonly t: "frame"; readonly from: string; readonly frame: Uint8Array }
-  /** An event a tab shares with its siblings, protobuf binary (Event). */
-  | { readonly t: "local"; readonly from: string; readonly event: Uint8Array }
   /**
    * A follower asks the leader to retry now: `force` after the app called
    * connect() (e.g. signed in again), otherwise because the follower's tab
@@ -78,13 +81,11 @@ export function isTabMessage(v: unknown): v is TabMessage {
     case "retry":
       return typeof v.force === "boolean";
     case "state":
-      return isStatusBody(v.status) && typeof v.cursor === "string";
+      return isStatusBody(v.status) && typeof v.cursor === "string" && (v.user === undefined || typeof v.user === "string");
     case "status":
       return isStatusBody(v.status);
     case "frame":
       return v.frame instanceof Uint8Array;
-    case "local":
-      return v.event instanceof Uint8Array;
     default:
       return false;
   }
@@ -96,16 +97,14 @@ export interface TabCoordinatorCallbacks {
   becomeLeader(): void;
   /** (follower) The leader's status. */
   leaderStatus(status: StatusBody): void;
-  /** (follower) The leader's resume cursor, when this tab joins. */
-  leaderCursor(cursor: string): void;
+  /** (follower) The leader's resume cursor and stream user, when this tab joins. */
+  leaderState(cursor: string, user: string): void;
   /** (follower) A frame of the leader's stream. */
   frame(frame: SubscribeResponse): void;
-  /** An event another tab shared. */
-  localEvent(event: Event): void;
   /** (leader) A follower asks for an immediate retry. */
   retryRequested(force: boolean): void;
-  /** (leader) The current status and cursor, for a tab that joins. */
-  snapshot(): { status: StatusBody; cursor: string };
+  /** (leader) The current status, cursor and stream user, for a tab that joins. */
+  snapshot(): { status: StatusBody; cursor: string; user: string };
 }
 
 /** browserLocks returns navigator.locks where the browser has it. */
@@ -205,11 +204,6 @@ export class TabCoordinator {
     this.channel?.post({ t: "status", from: this.tabId, status });
   }
 
-  /** publishLocal shares an event with the other tabs (not with this one). */
-  publishLocal(event: Event): void {
-    this.channel?.post({ t: "local", from: this.tabId, event: toBinary(EventSchema, event) });
-  }
-
   /** requestRetry asks the leader to retry now; see the "retry" message. */
   requestRetry(force: boolean): void {
     if (!this.leader) this.channel?.post({ t: "retry", from: this.tabId, force });
@@ -220,15 +214,12 @@ export class TabCoordinator {
     switch (data.t) {
       case "hello":
         if (this.leader) {
-          const { status, cursor } = this.cb.snapshot();
-          this.channel?.post({ t: "state", from: this.tabId, status, cursor });
+          const { status, cursor, user } = this.cb.snapshot();
+          this.channel?.post({ t: "state", from: this.tabId, status, cursor, user });
         }
         return;
       case "retry":
         if (this.leader) this.cb.retryRequested(data.force);
-        return;
-      case "local":
-        this.cb.localEvent(fromBinary(EventSchema, data.event));
         return;
     }
     // The rest comes from a leader; a leader ignores other leaders' late
@@ -236,7 +227,7 @@ export class TabCoordinator {
     if (this.leader) return;
     switch (data.t) {
       case "state":
-        this.cb.leaderCursor(data.cursor);
+        this.cb.leaderState(data.cursor, data.user ?? "");
         this.cb.leaderStatus(data.status);
         return;
       case "status":

@@ -16,6 +16,7 @@ export type {
   ResyncReason,
 } from "./events";
 export { authInterceptor, NoTokenError, type TokenProvider, type TokenRequest } from "./auth";
+export { ORIGIN_HEADER, originInterceptor } from "./origin";
 export { devTokenProvider, type DevTokenOptions } from "./dev-token";
 export {
   backoffCap,

@@ -1,12 +1,9 @@
-import { create, type DescService } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
+import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import {
-  EventSchema,
   RealtimeService,
   ResumeStatus,
-  type Event,
   type PingResponse,
   type SubscribeResponse,
   type WhoAmIResponse,
@@ -30,6 +27,7 @@ import {
   type ResyncHandler,
   type ResyncReason,
 } from "./events";
+import { isOwnEvent, originInterceptor } from "./origin";
 import { RecentIds } from "./recent-ids";
 import { withRole, type RealtimeStatus, type StatusBody, type TabRole } from "./status";
 import { StreamLoop } from "./stream-loop";
@@ -67,7 +65,11 @@ export interface RealtimeClientOptions {
   readonly crossTab?: boolean | CrossTabOptions;
   /** The stream closes this long after the last listener left. Default 1000 ms. */
   readonly stopDelayMs?: number;
-  /** transport overrides the default connect-web transport (binary format). */
+  /**
+   * transport overrides the default connect-web transport (binary format).
+   * Give it `originInterceptor(client.origin)`, or this tab's own changes
+   * come back to it as events.
+   */
   readonly transport?: Transport;
   /** fetch for the default transport; default globalThis.fetch. */
   readonly fetch?: typeof globalThis.fetch;
@@ -132,6 +134,8 @@ export class RealtimeClient {
   private readonly stopDelayMs: number;
   private readonly crossTab: { name: string; locks: LockManagerLike; channel: (name: string) => ChannelLike } | undefined;
   private readonly tabId = newTabId();
+  /** The stream's user (from the welcome), to tell this tab's own events. */
+  private user = "";
 
   private cursor: string;
   private synced = false;
@@ -157,7 +161,7 @@ export class RealtimeClient {
       createConnectTransport({
         baseUrl: options.baseUrl,
         useBinaryFormat: true,
-        interceptors: [authInterceptor(options.getToken)],
+        interceptors: [authInterceptor(options.getToken), originInterceptor(this.tabId)],
         ...(options.fetch ? { fetch: options.fetch } : {}),
       });
     this.realtime = createClient(RealtimeService, this.transport);
@@ -244,16 +248,14 @@ export class RealtimeClient {
   }
 
   /**
-   * shareWithOtherTabs delivers an event to this browser's other tabs (same
-   * cross-tab key), not to this one and not to the server. The server does
-   * not send a user the events of their own actions, so a tab that changed
-   * something uses this to tell its sibling tabs. A no-op without cross-tab.
+   * origin identifies this client (one per tab) to the server: every unary
+   * call on {@link transport} sends it, the events those calls cause carry
+   * it, and this client skips them (it has the calls' answers) while every
+   * other tab and device, the same person's included, receives them. No
+   * module relays its own changes.
    */
-  shareWithOtherTabs(payload: Event["payload"], senderUserId = ""): void {
-    if (this.coordinator === undefined || !this.active) return;
-    this.coordinator.publishLocal(
-      create(EventSchema, { id: `local:${newTabId()}`, time: timestampNow(), senderUserId, payload }),
-    );
+  get origin(): string {
+    return this.tabId;
   }
 
   // ---- lifecycle ----------------------------------------------------------
@@ -360,18 +362,16 @@ export class RealtimeClient {
         this.loop.start();
       },
       leaderStatus: (body) => this.followLeader(body),
-      leaderCursor: (cursor) => {
+      leaderState: (cursor, user) => {
         this.cursor = cursor;
+        if (user !== "") this.user = user;
       },
       frame: (frame) => this.handleFrame(frame, false),
-      localEvent: (event) => {
-        if (this.seen.add(event.id)) this.hub.dispatch(event);
-      },
       retryRequested: (force) => {
         if (!force) this.loop.kick();
         else if (this.failing()) this.loop.retry();
       },
-      snapshot: () => ({ status: stripRole(this.status), cursor: this.cursor }),
+      snapshot: () => ({ status: stripRole(this.status), cursor: this.cursor, user: this.user }),
     });
     this.coordinator.join();
   }
@@ -425,6 +425,7 @@ export class RealtimeClient {
       case "welcome": {
         const w = frame.frame.value;
         this.cursor = w.cursor;
+        this.user = w.userId;
         switch (w.resume) {
           case ResumeStatus.EXPIRED:
             this.synced = true;
@@ -459,7 +460,9 @@ export class RealtimeClient {
         for (const event of frame.frame.value.events) {
           const fresh = this.seen.add(event.id);
           if (fresh || ownStream) this.cursor = event.cursor;
-          if (fresh) this.hub.dispatch(event);
+          // This tab's own call caused it and already has the answer; its
+          // other tabs and the person's other devices apply it.
+          if (fresh && !isOwnEvent(event, this.tabId, this.user)) this.hub.dispatch(event);
         }
         return;
       default:

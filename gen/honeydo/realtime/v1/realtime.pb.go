@@ -464,6 +464,15 @@ type Event struct {
 	// sender_user_id is the user whose action caused the event; empty for
 	// events raised by the system.
 	SenderUserId string `protobuf:"bytes,4,opt,name=sender_user_id,json=senderUserId,proto3" json:"sender_user_id,omitempty"`
+	// origin is an opaque id chosen by the client whose call caused the event
+	// (one browser tab, one Go client), sent with that call in the
+	// `Realtime-Origin` header; empty when the call had none. Events of a
+	// household go to every stream of the household, the actor's own included,
+	// so that the actor's other devices and tabs see the change; the client
+	// whose origin this is already applied its call's answer and skips the
+	// event (when sender_user_id is its own user too). At most 128 characters
+	// of [A-Za-z0-9._:~-].
+	Origin string `protobuf:"bytes,5,opt,name=origin,proto3" json:"origin,omitempty"`
 	// payload is the typed content. Field numbers are grouped by module:
 	// 100-199 shopping, 200-299 system; a new module takes the next block.
 	//
@@ -534,6 +543,13 @@ func (x *Event) GetTime() *timestamppb.Timestamp {
 func (x *Event) GetSenderUserId() string {
 	if x != nil {
 		return x.SenderUserId
+	}
+	return ""
+}
+
+func (x *Event) GetOrigin() string {
+	if x != nil {
+		return x.Origin
 	}
 	return ""
 }
@@ -869,8 +885,9 @@ type Target struct {
 	//	*Target_HouseholdId
 	//	*Target_Broadcast_
 	To isTarget_To `protobuf_oneof:"to"`
-	// except_user_id leaves one user out (Socket.io's toOthers), typically the
-	// user whose action caused the event.
+	// except_user_id leaves every stream of one user out, the user's other
+	// devices included. Kept for compatibility; to leave out only the client
+	// that acted, target the household and set Event.origin instead.
 	ExceptUserId  string `protobuf:"bytes,4,opt,name=except_user_id,json=exceptUserId,proto3" json:"except_user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -979,8 +996,12 @@ type PublishRequest struct {
 	Target *Target `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
 	// event is the event to send. Its payload is required; id may be set
 	// (unique, at most 128 characters) or left for the server to assign;
-	// sender_user_id names the user on whose behalf the service acts; cursor
-	// and time must be empty, the server assigns them.
+	// sender_user_id names the user on whose behalf the service acts; origin
+	// may carry the `Realtime-Origin` header of the request the service is
+	// handling (with sender_user_id set to that request's user), so that the
+	// client that acted skips the event and everyone else, the user's other
+	// devices included, receives it; cursor and time must be empty, the server
+	// assigns them.
 	Event         *Event `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1149,12 +1170,13 @@ const file_honeydo_realtime_v1_realtime_proto_rawDesc = "" +
 	"EventBatch\x122\n" +
 	"\x06events\x18\x01 \x03(\v2\x1a.honeydo.realtime.v1.EventR\x06events\";\n" +
 	"\tHeartbeat\x12.\n" +
-	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xa9\x04\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xc1\x04\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12.\n" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12$\n" +
-	"\x0esender_user_id\x18\x04 \x01(\tR\fsenderUserId\x12?\n" +
+	"\x0esender_user_id\x18\x04 \x01(\tR\fsenderUserId\x12\x16\n" +
+	"\x06origin\x18\x05 \x01(\tR\x06origin\x12?\n" +
 	"\n" +
 	"item_added\x18d \x01(\v2\x1e.honeydo.shopping.v1.ItemAddedH\x00R\titemAdded\x12E\n" +
 	"\fitem_updated\x18e \x01(\v2 .honeydo.shopping.v1.ItemUpdatedH\x00R\vitemUpdated\x12E\n" +

@@ -1,13 +1,6 @@
-import { create } from "@bufbuild/protobuf";
 import { useCallback, useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from "react";
-import {
-  ItemAddedSchema,
-  ItemRemovedSchema,
-  ItemUpdatedSchema,
-  ShoppingService,
-  type ShoppingItem,
-} from "../../gen/honeydo/shopping/v1/shopping_pb";
-import { useRealtimeClient, useRealtimeEvent, useRealtimeResync, useRealtimeService, useRealtimeStatus } from "../../react";
+import { ShoppingService, type ShoppingItem } from "../../gen/honeydo/shopping/v1/shopping_pb";
+import { useRealtimeEvent, useRealtimeResync, useRealtimeService, useRealtimeStatus } from "../../react";
 import { humanError } from "../errors";
 import { newId } from "../session";
 import { useToasts } from "../toasts";
@@ -36,26 +29,23 @@ export interface ShoppingList {
  * the module's events first, then fetch; refetch on resync; change through
  * the module's service with optimistic updates reconciled by version.
  *
- * The server sends a user no events for their own changes, so after each
- * change this tab applies the answer itself and shares it with the user's
- * other tabs.
+ * This tab applies the answer to its own change; the client library skips
+ * the event that change causes here and delivers it to the user's other
+ * tabs and devices, so nothing is relayed by hand.
  */
 export function useShoppingList(me: string): ShoppingList {
-  const client = useRealtimeClient();
   const shopping = useRealtimeService(ShoppingService);
   const { push } = useToasts();
   const [state, dispatch] = useReducer(shoppingReducer, initialShoppingState);
   const [loadError, setLoadError] = useState<string>();
   const [resyncs, setResyncs] = useState(0);
   const seqRef = useRef(state.seq);
-  const itemsRef = useRef(state.items);
   useLayoutEffect(() => {
     seqRef.current = state.seq;
-    itemsRef.current = state.items;
   });
   const fetchGen = useRef(0);
 
-  // 1. Events: other people's changes, and this user's from other tabs.
+  // 1. Events: other people's changes, and this user's from other tabs and devices.
   useRealtimeEvent("itemAdded", ({ item }) => item && dispatch({ type: "upsert", item }));
   useRealtimeEvent("itemUpdated", ({ item }) => item && dispatch({ type: "upsert", item }));
   useRealtimeEvent("itemRemoved", ({ itemId }) => dispatch({ type: "removed", itemId }));
@@ -103,13 +93,11 @@ export function useShoppingList(me: string): ShoppingList {
       op: Parameters<typeof dispatch>[0] & { type: "pending" },
       call: () => Promise<ShoppingItem | undefined>,
       failure: string,
-      share: (item: ShoppingItem | undefined) => void,
     ) => {
       dispatch(op);
       try {
         const item = await call();
         if (item) dispatch({ type: "upsert", item });
-        share(item);
         return true;
       } catch (err) {
         push({ level: "error", title: failure, message: humanError(err, "change") });
@@ -127,9 +115,8 @@ export function useShoppingList(me: string): ShoppingList {
         { type: "pending", op: { kind: "add", opId: newId("tmp"), name, at: Date.now() } },
         async () => (await shopping.addItem({ name })).item,
         `Couldn't add “${name}”`,
-        (item) => item && client.shareWithOtherTabs({ case: "itemAdded", value: create(ItemAddedSchema, { item }) }, me),
       ),
-    [client, me, mutate, shopping],
+    [mutate, shopping],
   );
 
   const update = useCallback(
@@ -138,10 +125,8 @@ export function useShoppingList(me: string): ShoppingList {
         { type: "pending", op: { kind: "update", opId: newId("upd"), itemId, ...patch } },
         async () => (await shopping.updateItem({ itemId, ...patch })).item,
         failure,
-        (item) =>
-          item && client.shareWithOtherTabs({ case: "itemUpdated", value: create(ItemUpdatedSchema, { item }) }, me),
       ),
-    [client, me, mutate, shopping],
+    [mutate, shopping],
   );
 
   const setChecked = useCallback(
@@ -154,9 +139,8 @@ export function useShoppingList(me: string): ShoppingList {
   );
 
   const remove = useCallback(
-    (itemId: string) => {
-      const listId = itemsRef.current.get(itemId)?.listId ?? "";
-      return mutate(
+    (itemId: string) =>
+      mutate(
         { type: "pending", op: { kind: "remove", opId: newId("rm"), itemId } },
         async () => {
           await shopping.removeItem({ itemId });
@@ -164,10 +148,8 @@ export function useShoppingList(me: string): ShoppingList {
           return undefined;
         },
         "Couldn't remove the item",
-        () => client.shareWithOtherTabs({ case: "itemRemoved", value: create(ItemRemovedSchema, { itemId, listId }) }, me),
-      );
-    },
-    [client, me, mutate, shopping],
+      ),
+    [mutate, shopping],
   );
 
   const rows = useMemo(() => visibleItems(state, me), [state, me]);
