@@ -22,7 +22,7 @@ var ErrStalled = errors.New("stream stalled")
 // Default timings; see [Options].
 const (
 	defaultConnectTimeout = 10 * time.Second
-	defaultHeartbeat      = 30 * time.Second
+	defaultHeartbeat      = 4 * time.Second
 )
 
 // Subscribe opens a Subscribe stream and keeps it open until ctx ends,
