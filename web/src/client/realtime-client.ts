@@ -302,6 +302,17 @@ export class RealtimeClient {
   }
 
   /**
+   * retryNow reconnects at once if the stream is failing (waiting to retry,
+   * or given up), as a "Retry now" button asks; otherwise it does nothing.
+   * Unlike connect() it does not hold the stream open.
+   */
+  retryNow(): void {
+    if (!this.active) return;
+    if (this.role === "follower") this.coordinator?.requestRetry(true);
+    else if (this.failing()) this.loop.retry();
+  }
+
+  /**
    * disconnect closes the stream at once, so the server sees it end, and
    * keeps it closed whatever listeners come and go, until connect().
    * The status becomes "disconnected". Listeners stay registered.
