@@ -61,6 +61,14 @@ type Options struct {
 	// waits for a frame, never while the handler works.
 	Watchdog time.Duration
 
+	// RenewLead is how long before the server would end a stream (at its
+	// token's expiry plus grace, [realtimev1.Welcome.ExpireTime]) the next
+	// stream is opened with a fresh token, so that the subscription
+	// outlives every token without a gap, a duplicate or a Reconnecting
+	// status; at most half the stream's life. Zero means 10s; negative
+	// turns renewing off (the stream then ends with its token and is
+	// reopened at once).
+	RenewLead time.Duration
 	// CallTimeout bounds each unary call of [NewRealtimeClient]'s client
 	// whose context has no deadline; one that runs out fails with
 	// DeadlineExceeded. Zero means 10s; negative means no bound.
