@@ -189,7 +189,7 @@ func (s *subscriber) attempt(ctx context.Context) (out outcome) {
 	}
 	cur := s.open(ctx, token, s.cursor, s.connectTimeout)
 	defer func() { cur.close() }()
-	ren := &renewal{s: s, ctx: ctx, current: cur.cancel}
+	ren := &renewal{s: s, ctx: ctx, current: cur.cancel, token: token}
 	defer ren.stop()
 
 	var welcomed time.Time
@@ -386,6 +386,7 @@ type renewal struct {
 	ready   *liveConn          // a welcomed successor, until take
 	current context.CancelFunc // cancels the attempt's current stream
 	ends    time.Time          // when the server ends the current stream
+	token   string             // the current stream's token
 	cancel  context.CancelFunc // cancels the renewal in flight
 }
 
@@ -453,7 +454,12 @@ func (r *renewal) try(ctx context.Context, cancel context.CancelFunc, n int) {
 		}
 	}()
 	token, err := s.opts.Token(ctx)
-	if err != nil {
+	r.mu.Lock()
+	same := token == r.token
+	r.mu.Unlock()
+	if err != nil || same {
+		// A token source that hands out the same token (a fixed
+		// --token) cannot renew: the stream ends with it.
 		return
 	}
 	s.mu.Lock()
@@ -493,7 +499,7 @@ func (r *renewal) try(ctx context.Context, cancel context.CancelFunc, n int) {
 	ok = true
 	r.ready = c
 	r.current() // wakes the attempt, which takes c
-	r.current = c.cancel
+	r.current, r.token = c.cancel, token
 }
 
 // take returns the welcomed successor, if any.

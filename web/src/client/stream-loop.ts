@@ -87,6 +87,8 @@ export class StreamLoop {
   private renewTimer: ReturnType<typeof setTimeout> | undefined;
   /** The next stream while it is being opened (renew). */
   private successor: AbortController | undefined;
+  /** The current stream's token: renewing with the same one is pointless. */
+  private token = "";
   /** True while waiting for a retry that kick() may bring forward. */
   private waiting = false;
   private retryAt = 0;
@@ -228,6 +230,7 @@ export class StreamLoop {
         abort.signal,
       );
       if (gen !== this.generation) return;
+      this.token = token;
       sentCursor = this.deps.getCursor();
       frames = this.open(token, sentCursor, abort);
       first = await frames.next();
@@ -319,9 +322,12 @@ export class StreamLoop {
     let frames: AsyncIterator<SubscribeResponse>;
     let first: IteratorResult<SubscribeResponse>;
     let cursor = "";
+    let newToken = "";
     try {
       const token = await abortable(fetchToken(this.deps.getToken, { forceRefresh: tries > 0 }), abort.signal);
       if (gen !== this.generation) throw SUPERSEDED;
+      if (token === this.token) throw new ConnectError("the token was not renewed", Code.Unauthenticated);
+      newToken = token;
       cursor = this.deps.getCursor();
       frames = this.open(token, cursor, abort);
       first = await frames.next();
@@ -341,6 +347,7 @@ export class StreamLoop {
     // Switch: the old stream's later frames are dropped (its generation is
     // over); the new one replays them from the cursor.
     this.successor = undefined;
+    this.token = newToken;
     const old = this.abort;
     const next = ++this.generation;
     this.clearTimers();
