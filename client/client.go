@@ -15,8 +15,9 @@ import (
 
 // NewRealtimeClient returns the generated RealtimeService client, set up from
 // the connection fields of opts: BaseURL, HTTPClient, Protocol,
-// ClientOptions, Token (called before every call, see
-// [TokenInterceptor]) and Origin (sent with every call, see [WithOrigin]). Use it for Ping, WhoAmI and Publish; use [Subscribe]
+// ClientOptions, Token (called before every call, see [TokenInterceptor]),
+// Origin (sent with every call, see [WithOrigin]) and CallTimeout (see
+// [CallTimeoutInterceptor]). Use it for Ping, WhoAmI and Publish; use [Subscribe]
 // for streams. With a nil HTTPClient the client shares a process-wide
 // transport chosen as [Options.HTTPClient] describes.
 func NewRealtimeClient(opts Options) (realtimev1connect.RealtimeServiceClient, error) {
@@ -28,7 +29,11 @@ func NewRealtimeClient(opts Options) (realtimev1connect.RealtimeServiceClient, e
 	if httpClient == nil {
 		httpClient = sharedHTTPClient(opts.Protocol, base)
 	}
-	var copts []connect.ClientOption
+	timeout := opts.CallTimeout
+	if timeout == 0 {
+		timeout = defaultCallTimeout
+	}
+	copts := []connect.ClientOption{connect.WithInterceptors(CallTimeoutInterceptor(timeout))}
 	if opts.Token != nil {
 		copts = append(copts, connect.WithInterceptors(TokenInterceptor(opts.Token)))
 	}

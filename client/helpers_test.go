@@ -430,6 +430,9 @@ type proxy struct {
 	mu     sync.Mutex
 	pairs  []*proxyPair
 	wg     sync.WaitGroup
+	// frozenAll makes new connections frozen too (freezeAll), like a
+	// SIGSTOPped server whose kernel still accepts connections.
+	frozenAll bool
 }
 
 type proxyPair struct {
@@ -466,6 +469,7 @@ func (p *proxy) accept() {
 		}
 		pair := &proxyPair{client: c, server: s}
 		p.mu.Lock()
+		pair.frozen.Store(p.frozenAll)
 		p.pairs = append(p.pairs, pair)
 		p.mu.Unlock()
 		p.wg.Add(2)
@@ -499,6 +503,14 @@ func (p *proxy) freeze() {
 	for _, pair := range p.pairs {
 		pair.frozen.Store(true)
 	}
+}
+
+// freezeAll freezes every current connection and every later one.
+func (p *proxy) freezeAll() {
+	p.mu.Lock()
+	p.frozenAll = true
+	p.mu.Unlock()
+	p.freeze()
 }
 
 func (p *proxy) close() {

@@ -64,10 +64,24 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// Watchdog is how long an open stream may stay silent (no events, no
 	// heartbeat) before it is declared dead and reopened. Zero means twice
-	// the heartbeat interval the server announces in its Welcome (or 60s
-	// if it announces none). The watchdog only runs while the subscriber
+	// the heartbeat interval the server announces in its Welcome (or 8s
+	// if it announces none): with the server's default 4s heartbeat, a
+	// frozen server or a dead network path is noticed within 8s. The watchdog only runs while the subscriber
 	// waits for a frame, never while the handler works.
 	Watchdog time.Duration
+
+	// RenewLead is how long before the server would end a stream (at its
+	// token's expiry plus grace, [realtimev1.Welcome.ExpireTime]) the next
+	// stream is opened with a fresh token, so that the subscription
+	// outlives every token without a gap, a duplicate or a Reconnecting
+	// status; at most half the stream's life. Zero means 10s; negative
+	// turns renewing off (the stream then ends with its token and is
+	// reopened at once).
+	RenewLead time.Duration
+	// CallTimeout bounds each unary call of [NewRealtimeClient]'s client
+	// whose context has no deadline; one that runs out fails with
+	// DeadlineExceeded. Zero means 10s; negative means no bound.
+	CallTimeout time.Duration
 
 	// OnStatus, if set, is told about connections, reconnections and
 	// resyncs. It is informational and should return quickly; the stream

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,7 +23,8 @@ var ErrStalled = errors.New("stream stalled")
 // Default timings; see [Options].
 const (
 	defaultConnectTimeout = 10 * time.Second
-	defaultHeartbeat      = 30 * time.Second
+	defaultHeartbeat      = 4 * time.Second
+	defaultRenewLead      = 10 * time.Second
 )
 
 // Subscribe opens a Subscribe stream and keeps it open until ctx ends,
@@ -66,7 +68,8 @@ func Subscribe(ctx context.Context, opts Options, handler Handler) error {
 }
 
 // subscriber is the state of one Subscribe call; only its goroutine
-// touches it.
+// touches it, but for the fields under mu, which the goroutine that renews
+// the stream (renewal) reads and writes too.
 type subscriber struct {
 	opts           Options
 	handler        Handler
@@ -74,9 +77,19 @@ type subscriber struct {
 	backoff        Backoff
 	connectTimeout time.Duration
 
+	mu sync.Mutex
 	// cursor is the resume position: the last accepted event's cursor, or
-	// the last Welcome's when no event followed it.
+	// the last Welcome's when no event followed it. Written under mu.
 	cursor string
+	// recording, under mu, is set while a renewal's stream opens: the ids
+	// of events accepted from then on go into unseen, since that stream
+	// replays them.
+	recording bool
+	unseen    map[string]struct{}
+	// seam holds the ids of events that the current, renewed stream
+	// replays and that were handled already: they are skipped, once each.
+	// Only the subscriber's goroutine uses it.
+	seam map[string]struct{}
 	// connected is set once a stream has been welcomed.
 	connected bool
 	// user is the stream's user, from the last Welcome.
@@ -99,6 +112,9 @@ func (s *subscriber) run(ctx context.Context) error {
 	unauth := 0  // Unauthenticated endings since the last Welcome
 	for {
 		out := s.attempt(ctx)
+		// A renewed stream that ended before replaying everything leaves
+		// ids behind: the next stream resumes after them anyway.
+		s.seam = nil
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -126,7 +142,7 @@ func (s *subscriber) run(ctx context.Context) error {
 				// expiry. Reopen at once with a fresh token and the cursor.
 				immediate = out.welcomed && attempt == 0
 			case code == connect.CodeInvalidArgument && s.cursor != "" && !out.welcomed:
-				s.cursor = ""
+				s.setCursor("")
 				s.pending = ResyncInvalidCursor
 				immediate = true
 			case isFatal(code):
@@ -162,75 +178,77 @@ func isFatal(code connect.Code) bool {
 	return false
 }
 
-// attempt opens one stream and reads it until it ends.
+// attempt opens one stream and reads it until it ends. Before the server
+// would end it at its token's expiry, a renewal opens the next stream and
+// the attempt carries on with that one (see renewal).
 func (s *subscriber) attempt(ctx context.Context) (out outcome) {
-	actx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	token, err := s.opts.Token(actx)
+	token, err := s.opts.Token(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return outcome{err: ctx.Err()}
 		}
 		return outcome{fatal: fmt.Errorf("client: token: %w", err)}
 	}
-	req := connect.NewRequest(&realtimev1.SubscribeRequest{ResumeCursor: s.cursor})
-	req.Header().Set("Authorization", "Bearer "+token)
+	cur := s.open(ctx, token, s.cursor, s.connectTimeout)
+	defer func() { cur.close() }()
+	ren := &renewal{s: s, ctx: ctx, current: cur.cancel, token: token}
+	defer ren.stop()
 
-	// The watchdog cancels the attempt when the server stays silent too
-	// long: first for the Welcome, then for any frame. It only runs while
-	// we wait for the network, never while the handler works.
-	limit := s.connectTimeout
-	var stalled atomic.Bool
-	watchdog := time.AfterFunc(limit, func() {
-		stalled.Store(true)
-		cancel()
-	})
-	defer watchdog.Stop()
-	stallErr := func() error {
-		what := "no welcome"
-		if out.welcomed {
-			what = "no event or heartbeat"
-		}
-		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%w: %s within %v; the connection is presumed dead", ErrStalled, what, limit))
-	}
-
-	stream, err := s.rt.Subscribe(actx, req)
-	if err != nil {
-		if stalled.Load() {
-			err = stallErr()
-		}
-		return outcome{err: err}
-	}
-	defer func() {
-		// Cancel first so that closing never waits on a dead peer.
-		cancel()
-		stream.Close()
-	}()
 	var welcomed time.Time
+	renewed := false // cur came from a renewal: its welcome was read already
 	for {
-		ok := stream.Receive()
-		if !watchdog.Stop() || stalled.Load() {
-			out.err = stallErr()
-			break
+		var frame *realtimev1.SubscribeResponse
+		if renewed {
+			frame, renewed = cur.first, false
+		} else {
+			ok := cur.stream != nil && cur.stream.Receive()
+			if cur.stream == nil || !cur.watchdog.Stop() || cur.stalled.Load() {
+				if cur.err == nil {
+					cur.err = cur.stallErr(out.welcomed)
+				}
+				out.err = cur.err
+				break
+			}
+			if !ok {
+				if next := ren.take(); next != nil {
+					// The renewal's stream is welcomed: switch to it. What
+					// the old one delivered since the new one's cursor is
+					// in the seam now, complete.
+					cur.close()
+					cur, renewed = next, true
+					s.mu.Lock()
+					s.seam, s.unseen, s.recording = s.unseen, nil, false
+					s.mu.Unlock()
+					continue
+				}
+				out.err = cur.stream.Err()
+				break
+			}
+			frame = cur.stream.Msg()
 		}
-		if !ok {
-			out.err = stream.Err()
-			break
-		}
-		switch f := stream.Msg().GetFrame().(type) {
+		switch f := frame.GetFrame().(type) {
 		case *realtimev1.SubscribeResponse_Welcome:
-			if out.welcomed {
+			if cur.welcomed {
 				out.err = connect.NewError(connect.CodeInternal, errors.New("protocol error: a second welcome frame"))
 				return out
 			}
-			out.welcomed, welcomed = true, time.Now()
-			if err := s.welcome(ctx, f.Welcome); err != nil {
-				out.fatal = err
-				return out
-			}
-			limit = s.watchdogFor(f.Welcome)
-		case *realtimev1.SubscribeResponse_Events:
+			cur.welcomed = true
 			if !out.welcomed {
+				out.welcomed, welcomed = true, time.Now()
+			}
+			if !cur.renewal || f.Welcome.GetResume() != realtimev1.ResumeStatus_RESUME_STATUS_RESUMED {
+				s.seam = nil
+				if err := s.welcome(ctx, f.Welcome); err != nil {
+					out.fatal = err
+					return out
+				}
+			}
+			// A resumed renewal keeps the cursor where it is: its replay
+			// of what was handled meanwhile is skipped by id (seam).
+			cur.limit = s.watchdogFor(f.Welcome)
+			ren.plan(f.Welcome)
+		case *realtimev1.SubscribeResponse_Events:
+			if !cur.welcomed {
 				out.err = connect.NewError(connect.CodeInternal, errors.New("protocol error: events before the welcome frame"))
 				return out
 			}
@@ -238,10 +256,13 @@ func (s *subscriber) attempt(ctx context.Context) (out outcome) {
 				if ctx.Err() != nil {
 					return out
 				}
+				if s.replayed(ev) {
+					continue
+				}
+				// The client's own change: its call's answer was applied
+				// already; the event only moves the resume position.
 				if ownEvent(ev, s.opts.Origin, s.user) {
-					if c := ev.GetCursor(); c != "" {
-						s.cursor = c
-					}
+					s.accepted(ev)
 					continue
 				}
 				if err := s.handler(ctx, ev); err != nil {
@@ -249,20 +270,273 @@ func (s *subscriber) attempt(ctx context.Context) (out outcome) {
 					out.lived = time.Since(welcomed)
 					return out
 				}
-				if c := ev.GetCursor(); c != "" {
-					s.cursor = c
-				}
+				s.accepted(ev)
 			}
 		case *realtimev1.SubscribeResponse_Heartbeat:
 		default:
 			// A frame kind newer than this client: the stream is alive.
 		}
-		watchdog.Reset(limit)
+		cur.watchdog.Reset(cur.limit)
 	}
 	if out.welcomed {
 		out.lived = time.Since(welcomed)
 	}
 	return out
+}
+
+// setCursor moves the resume position.
+func (s *subscriber) setCursor(c string) {
+	s.mu.Lock()
+	s.cursor = c
+	s.mu.Unlock()
+}
+
+// accepted records a handled event: its cursor is the resume position, and
+// while a renewal's stream opens its id goes into the seam.
+func (s *subscriber) accepted(ev *realtimev1.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := ev.GetCursor(); c != "" {
+		s.cursor = c
+	}
+	if s.recording && ev.GetId() != "" {
+		if s.unseen == nil {
+			s.unseen = make(map[string]struct{})
+		}
+		s.unseen[ev.GetId()] = struct{}{}
+	}
+}
+
+// replayed reports whether a renewed stream's event was handled already;
+// the seam forgets each id as its replay passes.
+func (s *subscriber) replayed(ev *realtimev1.Event) bool {
+	if _, ok := s.seam[ev.GetId()]; !ok || ev.GetId() == "" {
+		return false
+	}
+	delete(s.seam, ev.GetId())
+	return true
+}
+
+// liveConn is one open (or opening) Subscribe stream and its watchdog.
+type liveConn struct {
+	stream  *connect.ServerStreamForClient[realtimev1.SubscribeResponse]
+	cancel  context.CancelFunc
+	stalled atomic.Bool
+	// watchdog cancels the stream when the server stays silent for limit:
+	// first for the Welcome, then for any frame. It only runs while the
+	// subscriber waits for the network, never while the handler works.
+	watchdog *time.Timer
+	limit    time.Duration
+	err      error // set when the stream could not be opened
+	welcomed bool
+	// renewal and first: the stream was opened by a renewal, which read
+	// its first frame (the Welcome).
+	renewal bool
+	first   *realtimev1.SubscribeResponse
+}
+
+// open starts a Subscribe stream from cursor, watched for limit.
+func (s *subscriber) open(ctx context.Context, token, cursor string, limit time.Duration) *liveConn {
+	actx, cancel := context.WithCancel(ctx)
+	c := &liveConn{cancel: cancel, limit: limit}
+	c.watchdog = time.AfterFunc(limit, func() {
+		c.stalled.Store(true)
+		cancel()
+	})
+	req := connect.NewRequest(&realtimev1.SubscribeRequest{ResumeCursor: cursor})
+	req.Header().Set("Authorization", "Bearer "+token)
+	stream, err := s.rt.Subscribe(actx, req)
+	if err != nil {
+		c.err = err
+		if c.stalled.Load() {
+			c.err = c.stallErr(false)
+		}
+		return c
+	}
+	c.stream = stream
+	return c
+}
+
+func (c *liveConn) stallErr(welcomed bool) error {
+	what := "no welcome"
+	if welcomed {
+		what = "no event or heartbeat"
+	}
+	return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%w: %s within %v; the connection is presumed dead", ErrStalled, what, c.limit))
+}
+
+// close ends the stream; cancelling first means closing never waits on a
+// dead peer.
+func (c *liveConn) close() {
+	c.watchdog.Stop()
+	c.cancel()
+	if c.stream != nil {
+		_ = c.stream.Close()
+	}
+}
+
+// renewal opens the next stream of an attempt before the server ends the
+// current one at its token's expiry (plus grace): with a fresh token and
+// the cursor, while the current stream keeps delivering. Once the new
+// stream is welcomed with a later expiry, the current one is cancelled and
+// the attempt switches over; the new stream replays from the cursor what
+// the old one delivered meanwhile, which the seam skips. If it fails, the
+// current stream carries on and renewal tries again while time is left;
+// the stream then ends with its token and the subscriber reconnects.
+type renewal struct {
+	s   *subscriber
+	ctx context.Context
+
+	mu      sync.Mutex
+	timer   *time.Timer
+	wg      sync.WaitGroup
+	stopped bool
+	ready   *liveConn          // a welcomed successor, until take
+	current context.CancelFunc // cancels the attempt's current stream
+	ends    time.Time          // when the server ends the current stream
+	token   string             // the current stream's token
+	cancel  context.CancelFunc // cancels the renewal in flight
+}
+
+// plan schedules the renewal of the stream that w welcomed.
+func (r *renewal) plan(w *realtimev1.Welcome) {
+	lead := r.s.opts.RenewLead
+	if lead == 0 {
+		lead = defaultRenewLead
+	}
+	if w.GetExpireTime() == nil || lead < 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return
+	}
+	r.ends = w.GetExpireTime().AsTime()
+	left := time.Until(r.ends)
+	if left <= 0 {
+		return
+	}
+	r.schedule(max(left/2, left-lead), 0)
+}
+
+// schedule runs try n after delay; r.mu is held.
+func (r *renewal) schedule(delay time.Duration, n int) {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.timer = time.AfterFunc(delay, func() {
+		r.mu.Lock()
+		if r.stopped {
+			r.mu.Unlock()
+			return
+		}
+		r.wg.Add(1)
+		ctx, cancel := context.WithCancel(r.ctx)
+		r.cancel = cancel
+		r.mu.Unlock()
+		defer r.wg.Done()
+		r.try(ctx, cancel, n)
+	})
+}
+
+// try opens the successor stream, try n (from 0).
+func (r *renewal) try(ctx context.Context, cancel context.CancelFunc, n int) {
+	s := r.s
+	ok := false
+	defer func() {
+		r.mu.Lock()
+		r.cancel = nil
+		r.mu.Unlock()
+		if ok {
+			return
+		}
+		cancel()
+		s.mu.Lock()
+		s.recording, s.unseen = false, nil
+		s.mu.Unlock()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if left := time.Until(r.ends); !r.stopped && left > time.Second {
+			r.schedule(min(time.Duration(n+1)*time.Second, left/4), n+1)
+		}
+	}()
+	token, err := s.opts.Token(ctx)
+	r.mu.Lock()
+	same := token == r.token
+	r.mu.Unlock()
+	if err != nil || same {
+		// A token source that hands out the same token (a fixed
+		// --token) cannot renew: the stream ends with it.
+		return
+	}
+	s.mu.Lock()
+	s.recording = true
+	cursor := s.cursor
+	s.mu.Unlock()
+	c := s.open(ctx, token, cursor, s.connectTimeout)
+	// The stream lives in ctx: closing it must release ctx too.
+	closeStream := c.cancel
+	c.cancel = func() { closeStream(); cancel() }
+	if c.stream == nil {
+		c.close()
+		return
+	}
+	got := c.stream.Receive()
+	if !c.watchdog.Stop() || !got {
+		c.close()
+		return
+	}
+	w := c.stream.Msg().GetWelcome()
+	r.mu.Lock()
+	ends := r.ends
+	r.mu.Unlock()
+	if w == nil || (w.GetExpireTime() != nil && !w.GetExpireTime().AsTime().After(ends)) {
+		// The token was not renewed yet: the new stream would end no
+		// later than the current one.
+		c.close()
+		return
+	}
+	c.renewal, c.first = true, c.stream.Msg()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		c.close()
+		return
+	}
+	ok = true
+	r.ready = c
+	r.current() // wakes the attempt, which takes c
+	r.current, r.token = c.cancel, token
+}
+
+// take returns the welcomed successor, if any.
+func (r *renewal) take() *liveConn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.ready
+	r.ready = nil
+	return c
+}
+
+// stop ends the renewal and waits for it; a successor not taken is closed.
+func (r *renewal) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+	if c := r.take(); c != nil {
+		c.close()
+	}
+	r.s.mu.Lock()
+	r.s.recording, r.s.unseen = false, nil
+	r.s.mu.Unlock()
 }
 
 // welcome takes in a stream's first frame: the new resume position, the
@@ -286,7 +560,7 @@ func (s *subscriber) welcome(ctx context.Context, w *realtimev1.Welcome) error {
 	// old position, so a caller that restarts Subscribe from it is told to
 	// resync again instead of resuming cleanly past what it never saw.
 	if reason == 0 {
-		s.cursor = next
+		s.setCursor(next)
 	}
 	reconnected := s.connected
 	s.connected = true
@@ -306,7 +580,7 @@ func (s *subscriber) welcome(ctx context.Context, w *realtimev1.Welcome) error {
 			return err
 		}
 	}
-	s.cursor = next
+	s.setCursor(next)
 	return nil
 }
 

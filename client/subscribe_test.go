@@ -131,42 +131,64 @@ func TestResumeAcrossServerRestart(t *testing.T) {
 	}
 }
 
-// TestTokenRotation runs a steady flow for about five seconds over 1s
-// tokens with a 100ms grace: the server ends the stream at every expiry,
-// the client reopens it with a fresh token and its cursor, and no event is
-// lost or duplicated.
+// TestTokenRotation runs a steady flow over short-lived tokens. With
+// renewing (the default) the subscription outlives every token: 2s tokens
+// for 30s, one Connected status, no Reconnecting, every event exactly once.
+// With renewing off, the server ends the stream at every expiry and the
+// client reopens it with a fresh token and its cursor, still losing or
+// repeating nothing.
 func TestTokenRotation(t *testing.T) {
-	checkGoroutines(t)
-	srv := newTestServer(t, func(c *server.Config) { c.TokenGrace = 100 * time.Millisecond })
-	tk := srv.tokens("alice", time.Second)
-	var st statuses
-	rec := &recorder{}
-	start(t, client.Options{
-		BaseURL:    srv.URL,
-		HTTPClient: testkit.HTTPClient(t, false),
-		Token:      tk.Token,
-		Backoff:    client.Backoff{Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond},
-		OnStatus:   st.OnStatus,
-	}, rec.Handle)
-	st.waitState(t, client.StateConnected, 1)
-	began := time.Now()
-	f := startFlow(t, srv, 5*time.Millisecond)
-	// Ten seconds of steady flow (the figure): about ten expiries.
-	time.Sleep(10 * time.Second)
-	if n := st.count(client.StateConnected); n < 6 {
-		t.Fatalf("only %d streams in 10 s of 1 s tokens", n)
+	for _, tc := range []struct {
+		name      string
+		renewLead time.Duration
+		tokenTTL  time.Duration
+		grace     time.Duration
+		run       time.Duration
+	}{
+		{"renewed", 0, 2 * time.Second, time.Second, 30 * time.Second},
+		{"reopened", -1, time.Second, 100 * time.Millisecond, 10 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkGoroutines(t)
+			srv := newTestServer(t, func(c *server.Config) { c.TokenGrace = tc.grace })
+			tk := srv.tokens("alice", tc.tokenTTL)
+			var st statuses
+			rec := &recorder{}
+			start(t, client.Options{
+				BaseURL:    srv.URL,
+				HTTPClient: testkit.HTTPClient(t, false),
+				Token:      tk.Token,
+				Backoff:    client.Backoff{Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond},
+				RenewLead:  tc.renewLead,
+				OnStatus:   st.OnStatus,
+			}, rec.Handle)
+			st.waitState(t, client.StateConnected, 1)
+			began := time.Now()
+			f := startFlow(t, srv, 5*time.Millisecond)
+			time.Sleep(tc.run)
+			f.waitCount(t, f.count()+20)
+			exactlyOnce(t, srv, rec, f.end())
+			expiries := int(tc.run / (tc.tokenTTL + tc.grace))
+			if n := tk.calls.Load(); int(n) < expiries {
+				t.Fatalf("Token called %d times in %v of %v tokens", n, tc.run, tc.tokenTTL)
+			}
+			if tc.renewLead >= 0 {
+				if n := st.count(client.StateConnected); n != 1 || st.count(client.StateReconnecting) != 0 {
+					t.Fatalf("renewing showed: %s", describe(st.all()))
+				}
+			} else {
+				if n := st.count(client.StateConnected); n < expiries/2 {
+					t.Fatalf("only %d streams in %v of %v tokens", n, tc.run, tc.tokenTTL)
+				}
+				for _, err := range st.reconnectErrs() {
+					if connect.CodeOf(err) != connect.CodeUnauthenticated {
+						t.Fatalf("a stream ended for another reason than its token: %v", err)
+					}
+				}
+			}
+			t.Logf("%d events over %d tokens in %v", len(rec.snapshot()), tk.calls.Load(), time.Since(began).Round(time.Millisecond))
+		})
 	}
-	f.waitCount(t, f.count()+20)
-	exactlyOnce(t, srv, rec, f.end())
-	for _, err := range st.reconnectErrs() {
-		if connect.CodeOf(err) != connect.CodeUnauthenticated {
-			t.Fatalf("a stream ended for another reason than its token: %v", err)
-		}
-	}
-	if n := tk.calls.Load(); n < 5 {
-		t.Fatalf("Token called %d times, want one per connection", n)
-	}
-	t.Logf("%d events over %d streams in %v", len(rec.snapshot()), st.count(client.StateConnected), time.Since(began).Round(time.Millisecond))
 }
 
 // TestResyncOnEpochChange replaces the server by one with a new broker at

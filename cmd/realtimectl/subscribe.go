@@ -28,9 +28,10 @@ says on stderr when it connected, reconnected, whether the resume
 succeeded, and when events may have been missed (resync). Like the browser
 client it reconnects with backoff (1s doubling to 5s, jittered), asks for
 a fresh token each time (--dev-user mints one; a --token is reused, so the
-stream ends once it expires), resumes from the cursor of the last event it
+stream ends once it expires), renews the stream with a fresh token before
+the server would end it, resumes from the cursor of the last event it
 printed, and declares the connection dead after two heartbeat intervals of
-silence. Stop it with Ctrl-C; it prints the cursor to resume from.
+silence (8 s with the server's default heartbeat). Stop it with Ctrl-C; it prints the cursor to resume from.
 `
 
 func runSubscribe(ctx context.Context, std *stdio, args []string) error {

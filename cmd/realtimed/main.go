@@ -103,7 +103,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.authorizedParties, "clerk-authorized-parties", "comma-separated `origins` accepted in a token's azp claim, e.g. https://app.honeydo.example")
 	fs.StringVar(&o.defaultHousehold, "default-household", "", "household `id` for tokens without an active Clerk organization (empty: such tokens are refused)")
 	fs.Var(&o.serviceKeys, "service-keys", "comma-separated `name=key` pairs: credentials backend services use to call Publish\n(keys start with hds_ and are at least 32 characters)")
-	fs.DurationVar(&o.heartbeat, "heartbeat", 25*time.Second, "idle `interval` after which a stream gets a heartbeat; keep it below proxies' idle timeouts")
+	fs.DurationVar(&o.heartbeat, "heartbeat", server.DefaultHeartbeat, "idle `interval` after which a stream gets a heartbeat; clients declare a stream dead after two silent intervals")
 	fs.DurationVar(&o.tokenGrace, "token-grace", 30*time.Second, "how long a stream may outlive its token's expiry before it ends with UNAUTHENTICATED")
 	fs.IntVar(&o.queueSize, "queue-size", broker.DefaultQueueSize, "events a stream may fall behind before it is cut off as a slow consumer")
 	fs.DurationVar(&o.streamWriteTimeout, "stream-write-timeout", 30*time.Second, "how long one frame may wait for a client to accept it before the stream is dropped\n(a client that stopped reading, or vanished without closing)")

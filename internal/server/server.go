@@ -29,6 +29,13 @@ import (
 	"github.com/honeydo/realtime/internal/metrics"
 )
 
+// DefaultHeartbeat is the idle interval after which a stream gets a
+// heartbeat. Clients declare a stream dead after two silent intervals, so
+// 4s lets them notice a frozen server or a dead network path within 8s
+// (the promise is 10s); docs/RECONNECT.md has what it costs per idle
+// stream. It is also far below proxies' idle timeouts.
+const DefaultHeartbeat = 4 * time.Second
+
 // Config configures a [Server]. Broker and Verifier are required; every other
 // zero value means the documented default.
 type Config struct {
@@ -42,7 +49,7 @@ type Config struct {
 	// allows none (same-origin only); "*" allows any.
 	CORSOrigins []string
 	// Heartbeat is how long a stream may be idle before a heartbeat. Zero
-	// means 25s: well under the 60s idle timeouts of common proxies.
+	// means 4s ([DefaultHeartbeat]).
 	Heartbeat time.Duration
 	// TokenGrace is how long a stream outlives its token. Zero means 30s:
 	// Clerk tokens live 60s and clients refresh them early, so a stream ends
@@ -129,7 +136,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("server: Config.Broker and Config.Verifier are required")
 	}
 	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = 25 * time.Second
+		cfg.Heartbeat = DefaultHeartbeat
 	}
 	if cfg.TokenGrace <= 0 {
 		cfg.TokenGrace = 30 * time.Second

@@ -262,7 +262,7 @@ test("5. Bob is offline for 10 s while Alice adds items: back online, every item
   const offlineAt = Date.now();
   await bobContext.setOffline(true);
   await bob.waitForState("error", 5000);
-  expect(await bob.status.textContent()).toBe("No network");
+  expect(await bob.status.textContent()).toBe("Connection: Offline");
   const names = ["Oat milk", "Eggs", "Sourdough bread", "Apples", "Coffee", "Butter"];
   for (const [i, name] of names.entries()) {
     await alice.add(name);

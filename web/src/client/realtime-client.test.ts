@@ -296,7 +296,7 @@ describe("against one realtimed", () => {
     await sleep(1500);
     expect(getToken.calls).toBe(2); // one retry with a fresh token, then stop
     expect(getToken.forced).toBe(1);
-    expect(seen.map((s) => s.state)).toEqual(["connecting", "reconnecting", "connecting", "error"]);
+    expect(seen.map((s) => s.state)).toEqual(["connecting", "reconnecting", "error"]);
     good = true;
     erin.connect();
     await connected(erin);
@@ -402,7 +402,7 @@ describe("against one realtimed", () => {
     alice.onResync((r) => resyncs.push(r));
     await connected(alice);
     expect(resyncs).toEqual(["invalid-cursor"]);
-    expect(seen.map((s) => s.state)).toEqual(["connecting", "reconnecting", "connecting", "connected"]);
+    expect(seen.map((s) => s.state)).toEqual(["connecting", "reconnecting", "connected"]);
     expect(seen[1]).toMatchObject({ reason: "invalid-cursor", delayMs: 0, attempt: 1 });
     expect(alice.resumeCursor).not.toBe("garbage");
     const shopping = client(srv, "bob", home).service(ShoppingService);
@@ -487,6 +487,7 @@ test("backoff: exponential caps with full jitter while the server is down; conne
     const opts = { initialDelayMs: 100, maxDelayMs: 400 };
     const alice = client(srv, "alice", newHousehold(), {
       ...opts,
+      quietReconnectMs: 0, // every retry's status, from the first
       random: () => rolls[roll++ % rolls.length] ?? 0,
     });
     const seen = statuses(alice);
@@ -503,9 +504,9 @@ test("backoff: exponential caps with full jitter while the server is down; conne
       expect(s.delayMs).toBeLessThanOrEqual(backoffCap(s.attempt, opts));
       expect(s).toMatchObject({ reason: "unavailable", role: "solo" });
     }
-    // Each try waits its delay: the "connecting" that follows comes no sooner.
+    // Each try keeps the reconnecting state: no flip back to "connecting".
     const firstRetry = seen.findIndex((s) => s.state === "reconnecting");
-    expect(seen[firstRetry + 1]).toMatchObject({ state: "connecting", attempt: 1 });
+    expect(seen.slice(firstRetry).some((s) => s.state === "connecting")).toBe(false);
     await srv.start();
     await connected(alice);
     // A stream that stayed up for the initial delay was healthy: a new
@@ -528,7 +529,13 @@ test("a server that welcomes and drops at once gets growing delays, not a reconn
   try {
     const home = newHousehold();
     const opts = { initialDelayMs: 1500, maxDelayMs: 5000 };
-    const alice = client(srv, "alice", home, { ...opts, getToken: tokens(srv, "alice", home, "1s"), random: () => 0.05 });
+    const alice = client(srv, "alice", home, {
+      ...opts,
+      getToken: tokens(srv, "alice", home, "1s"),
+      random: () => 0.05,
+      renewLeadMs: 0, // let every stream end with its token
+      quietReconnectMs: 0,
+    });
     const seen = statuses(alice);
     await waitFor("4 reconnects", () => seen.filter((s) => s.state === "reconnecting").length >= 4, 15_000);
     const retries = seen.filter((s) => s.state === "reconnecting").slice(0, 4);
@@ -597,12 +604,12 @@ test("watchdog: a silent stream is dead after about two heartbeat intervals", as
   }
 });
 
-test("token expiry: UNAUTHENTICATED at expiry, reconnect at once with a fresh token, no event lost", async () => {
+test("token expiry without renewing: UNAUTHENTICATED at expiry, reconnect at once with a fresh token, unseen, no event lost", async () => {
   const srv = await Realtimed.launch({ tokenGrace: "100ms" });
   try {
     const home = newHousehold();
     const getToken = countingTokens(tokens(srv, "alice", home, "2s"));
-    const alice = client(srv, "alice", home, { getToken });
+    const alice = client(srv, "alice", home, { getToken, renewLeadMs: 0 });
     const got = itemNames(alice);
     const seen = statuses(alice);
     const resyncs: ResyncReason[] = [];
@@ -618,9 +625,8 @@ test("token expiry: UNAUTHENTICATED at expiry, reconnect at once with a fresh to
     }
     await waitFor("all events", () => got.length >= sent.length, 10_000);
     expect(got).toEqual(sent);
-    const reconnects = seen.filter((s) => s.state === "reconnecting");
-    expect(reconnects.length).toBeGreaterThanOrEqual(1);
-    for (const r of reconnects) expect(r).toMatchObject({ reason: "unauthenticated", delayMs: 0 });
+    // The reconnect is quicker than the quiet period: the status never moved.
+    expect(seen.map((s) => s.state).filter((st) => st !== "connecting")).toEqual(["connected"]);
     expect(getToken.forced).toBeGreaterThanOrEqual(1);
     expect(resyncs).toEqual(["initial"]);
     expect(alice.getStatus().state).toBe("connected");

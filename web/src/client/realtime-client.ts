@@ -9,6 +9,8 @@ import {
   type WhoAmIResponse,
 } from "../gen/honeydo/realtime/v1/realtime_pb";
 import { authInterceptor, type TokenProvider } from "./auth";
+import { CalmStatus } from "./calm-status";
+import { withCallTimeout } from "./call-timeout";
 import { DEFAULT_INITIAL_DELAY_MS, DEFAULT_MAX_DELAY_MS } from "./backoff";
 import {
   browserChannel,
@@ -51,12 +53,33 @@ export interface RealtimeClientOptions {
    * Default 2.
    */
   readonly maxUnauthenticated?: number;
-  /** The stream is dead after this many heartbeat intervals of silence. Default 2. */
+  /**
+   * The stream is dead after this many heartbeat intervals of silence.
+   * Default 2: with the server's default 4 s heartbeat, a frozen server or
+   * a dead network path shows within 8 s.
+   */
   readonly watchdogFactor?: number;
-  /** Longest wait for the welcome frame. Default 15000 ms. */
+  /** Longest wait for the welcome frame. Default 10000 ms. */
   readonly connectTimeoutMs?: number;
-  /** Heartbeat interval assumed when the welcome frame has none. Default 25000 ms. */
+  /** Heartbeat interval assumed when the welcome frame has none. Default 4000 ms. */
   readonly defaultHeartbeatMs?: number;
+  /**
+   * Unary calls (ping, whoAmI, module services) with no timeout of their
+   * own fail with DEADLINE_EXCEEDED after this long. Default 10000 ms; 0
+   * for none.
+   */
+  readonly callTimeoutMs?: number;
+  /**
+   * The next stream opens, with a fresh token, this long before the server
+   * would end the current one at its token's expiry (plus grace), so that
+   * the connection outlives every token. Default 10000 ms.
+   */
+  readonly renewLeadMs?: number;
+  /**
+   * A stream that ends and is back within this long changes no status.
+   * Default 1000 ms.
+   */
+  readonly quietReconnectMs?: number;
   /**
    * crossTab shares one stream among the tabs of a browser (Web Locks +
    * BroadcastChannel). Default true where both exist; false gives every
@@ -129,6 +152,7 @@ export class RealtimeClient {
   private readonly services = new Map<string, Client<DescService>>();
   private readonly seen = new RecentIds();
   private readonly loop: StreamLoop;
+  private readonly calm: CalmStatus;
   private readonly env: BrowserEnvironment;
   private readonly onError: (err: unknown) => void;
   private readonly stopDelayMs: number;
@@ -156,16 +180,22 @@ export class RealtimeClient {
     this.stopDelayMs = options.stopDelayMs ?? 1000;
     this.cursor = options.resumeCursor ?? "";
     this.hub = new EventHub(this.onError);
-    this.transport =
+    this.transport = withCallTimeout(
       options.transport ??
-      createConnectTransport({
-        baseUrl: options.baseUrl,
-        useBinaryFormat: true,
-        interceptors: [authInterceptor(options.getToken), originInterceptor(this.tabId)],
-        ...(options.fetch ? { fetch: options.fetch } : {}),
-      });
+        createConnectTransport({
+          baseUrl: options.baseUrl,
+          useBinaryFormat: true,
+          interceptors: [authInterceptor(options.getToken), originInterceptor(this.tabId)],
+          ...(options.fetch ? { fetch: options.fetch } : {}),
+        }),
+      options.callTimeoutMs ?? 10_000,
+    );
     this.realtime = createClient(RealtimeService, this.transport);
     this.crossTab = resolveCrossTab(options.crossTab);
+    this.calm = new CalmStatus((body) => {
+      if (this.role === "leader") this.coordinator?.publishStatus(body);
+      this.setStatus(withRole(body, this.role));
+    }, options.quietReconnectMs ?? 1000);
     this.loop = new StreamLoop(
       {
         rpc: this.realtime,
@@ -176,10 +206,7 @@ export class RealtimeClient {
           if (this.role === "leader") this.coordinator?.publishFrame(frame);
           this.handleFrame(frame, true);
         },
-        onStatus: (body) => {
-          if (this.role === "leader") this.coordinator?.publishStatus(body);
-          this.setStatus(withRole(body, this.role));
-        },
+        onStatus: (body) => this.calm.push(body),
         onInvalidCursor: () => {
           this.cursor = "";
           this.pendingResync = "invalid-cursor";
@@ -193,8 +220,9 @@ export class RealtimeClient {
         maxAttempts: options.maxAttempts ?? Number.POSITIVE_INFINITY,
         maxUnauthenticated: options.maxUnauthenticated ?? 2,
         watchdogFactor: options.watchdogFactor ?? 2,
-        connectTimeoutMs: options.connectTimeoutMs ?? 15_000,
-        defaultHeartbeatMs: options.defaultHeartbeatMs ?? 25_000,
+        connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+        defaultHeartbeatMs: options.defaultHeartbeatMs ?? 4_000,
+        renewLeadMs: options.renewLeadMs ?? 10_000,
         random: options.random ?? Math.random,
       },
     );
@@ -271,6 +299,17 @@ export class RealtimeClient {
       this.start();
       return;
     }
+    if (this.role === "follower") this.coordinator?.requestRetry(true);
+    else if (this.failing()) this.loop.retry();
+  }
+
+  /**
+   * retryNow reconnects at once if the stream is failing (waiting to retry,
+   * or given up), as a "Retry now" button asks; otherwise it does nothing.
+   * Unlike connect() it does not hold the stream open.
+   */
+  retryNow(): void {
+    if (!this.active) return;
     if (this.role === "follower") this.coordinator?.requestRetry(true);
     else if (this.failing()) this.loop.retry();
   }
@@ -404,6 +443,7 @@ export class RealtimeClient {
     for (const off of this.envUnsubscribe) off();
     this.envUnsubscribe = [];
     this.loop.stop();
+    this.calm.reset();
     this.coordinator?.leave();
     this.coordinator = undefined;
     this.synced = false;

@@ -58,6 +58,12 @@ export type RealtimeStatus = { readonly role: TabRole } & (
       readonly retryAt: number;
       readonly reason: ErrorReason;
       readonly message: string;
+      /**
+       * The stream went silent for two heartbeat intervals (a frozen server
+       * or a dead network path): the loss is already seconds old, so it is
+       * shown at once rather than after the grace of a quick reconnect.
+       */
+      readonly stalled?: boolean;
     }
   | {
       /** The app called disconnect(); nothing happens until connect(). */

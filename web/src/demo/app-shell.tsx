@@ -25,7 +25,7 @@ export function AppShell({ session, children }: { session: Session; children: Re
             </span>
           </div>
           <div className="topbar__right">
-            <ConnectionStatus />
+            <ConnectionStatus onSignInAgain={signOut} />
             <div className="me" title={`Signed in as ${session.displayName}`}>
               <span className="avatar" style={{ background: colorOf(session.userId) }} aria-hidden="true">
                 {session.displayName.slice(0, 1).toUpperCase()}

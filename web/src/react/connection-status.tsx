@@ -1,7 +1,8 @@
 import { CloudOff, LoaderCircle, PlugZap, RefreshCw, ShieldAlert, Wifi, WifiOff, type LucideIcon } from "lucide-react";
-import { useEffect, useState, type ReactNode } from "react";
+import { useEffect, useId, useState, type CSSProperties, type ReactNode } from "react";
 import { describeStatus, type RealtimeStatus } from "../client";
 import { useRealtimeStatus } from "./hooks";
+import { useRealtimeClient } from "./realtime-provider";
 
 interface Look {
   readonly icon: LucideIcon;
@@ -10,7 +11,13 @@ interface Look {
   readonly spin?: boolean;
 }
 
-/** statusLook maps a status to its icon, short label and colour tone. */
+/**
+ * statusLook maps a status to its icon, short label and colour tone. The
+ * label is what a person sees and a screen reader announces, so it names
+ * only the states worth telling: Connecting (before the first welcome),
+ * Live, Reconnecting, Offline, Signed out and Error. Why, and what
+ * happens next, are in {@link describeStatus}.
+ */
 export function statusLook(status: RealtimeStatus): Look {
   switch (status.state) {
     case "connected":
@@ -25,52 +32,97 @@ export function statusLook(status: RealtimeStatus): Look {
     case "error":
       switch (status.reason) {
         case "offline":
-          return { icon: WifiOff, label: "No network", tone: "bad" };
+          return { icon: WifiOff, label: "Offline", tone: "bad" };
         case "unauthenticated":
-          return { icon: ShieldAlert, label: "Sign-in needed", tone: "bad" };
+          return { icon: ShieldAlert, label: "Signed out", tone: "bad" };
         case "forbidden":
-          return { icon: ShieldAlert, label: "Access denied", tone: "bad" };
+          return { icon: ShieldAlert, label: "Error", tone: "bad" };
         case "incompatible":
-          return { icon: CloudOff, label: "Not supported", tone: "bad" };
         case "unavailable":
         case "invalid-cursor":
-          return { icon: CloudOff, label: "Server unavailable", tone: "bad" };
+          return { icon: CloudOff, label: "Error", tone: "bad" };
       }
   }
 }
 
-/** ConnectionStatusProps: presentation only. */
+/** ConnectionStatusProps: presentation, and what "Sign in again" does. */
 export interface ConnectionStatusProps {
   /** Show the short label beside the icon. Default true. */
   readonly showLabel?: boolean;
   readonly className?: string;
+  /**
+   * onSignInAgain is called by the "Sign in again" button, shown when the
+   * server refused the credential. Without it the button is not shown.
+   */
+  readonly onSignInAgain?: () => void;
 }
 
+/** Hidden from sight, not from screen readers. */
+const visuallyHidden: CSSProperties = {
+  position: "absolute",
+  width: 1,
+  height: 1,
+  overflow: "hidden",
+  clip: "rect(0 0 0 0)",
+  whiteSpace: "nowrap",
+};
+
 /**
- * ConnectionStatus shows the connection with an icon and a colour per
- * state, an accessible live label, and a tooltip with the details
- * ("Reconnecting in 3 s, attempt 2: server unavailable"). While a retry is
- * pending it ticks every second so the countdown stays true.
+ * ConnectionStatus shows the connection as a badge (icon, colour and short
+ * label) and, whenever it is not live, the details on the page beside it
+ * ("Reconnecting in 3 s, attempt 2: server unavailable") with a "Retry
+ * now" button and, when the credential was refused, "Sign in again".
+ *
+ * Only the badge is a live region, and its text is the label alone, so a
+ * screen reader hears each state change once ("Connection: Reconnecting")
+ * and not every tick of the countdown. The client keeps the label calm:
+ * see the `quietReconnectMs` option of RealtimeClient. The buttons are
+ * ordinary buttons, reachable by keyboard and touch.
  */
-export function ConnectionStatus({ showLabel = true, className }: ConnectionStatusProps): ReactNode {
+export function ConnectionStatus({ showLabel = true, className, onSignInAgain }: ConnectionStatusProps): ReactNode {
+  const client = useRealtimeClient();
   const status = useRealtimeStatus();
+  const detailsId = useId();
   const now = useClockWhile(status.state === "reconnecting" || (status.state === "error" && status.retryAt !== undefined));
   const look = statusLook(status);
   const detail = describeStatus(status, now);
+  const trouble = status.state === "reconnecting" || status.state === "error";
+  const refused = status.state === "error" && status.reason === "unauthenticated";
   const Icon = look.icon;
   return (
-    <span
-      role="status"
-      aria-live="polite"
-      aria-label={`Connection: ${look.label}. ${detail}`}
-      title={detail}
-      className={["connection-status", `connection-status--${look.tone}`, className].filter(Boolean).join(" ")}
-      data-state={status.state}
-      data-role={status.role}
-    >
-      <Icon aria-hidden="true" className={look.spin ? "connection-status__icon spin" : "connection-status__icon"} size={16} />
-      {showLabel ? <span className="connection-status__label">{look.label}</span> : null}
-    </span>
+    <div className="connection-status-area" data-state={status.state}>
+      <span
+        role="status"
+        aria-live="polite"
+        aria-atomic="true"
+        aria-describedby={trouble ? detailsId : undefined}
+        title={detail}
+        className={["connection-status", `connection-status--${look.tone}`, className].filter(Boolean).join(" ")}
+        data-state={status.state}
+        data-role={status.role}
+      >
+        <Icon aria-hidden="true" className={look.spin ? "connection-status__icon spin" : "connection-status__icon"} size={16} />
+        <span style={visuallyHidden}>Connection: </span>
+        <span className="connection-status__label" style={showLabel ? undefined : visuallyHidden}>
+          {look.label}
+        </span>
+      </span>
+      {trouble ? (
+        <div className="connection-status__details" id={detailsId}>
+          <span className="connection-status__detail">{detail}</span>
+          <span className="connection-status__actions">
+            <button type="button" className="connection-status__action" onClick={() => client.retryNow()}>
+              Retry now
+            </button>
+            {refused && onSignInAgain !== undefined ? (
+              <button type="button" className="connection-status__action" onClick={onSignInAgain}>
+                Sign in again
+              </button>
+            ) : null}
+          </span>
+        </div>
+      ) : null}
+    </div>
   );
 }
 

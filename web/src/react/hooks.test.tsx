@@ -224,7 +224,7 @@ test("useRealtimeStatus and useRealtimeResync follow the client; useRealtimeServ
   await until("stream closed", async () => !(await srv.streams()).byUser[alice]);
 });
 
-test("<ConnectionStatus/> is an accessible live region with an icon, a label and a tooltip", async () => {
+test("<ConnectionStatus/> is an accessible live region with an icon and a label; no details while Live", async () => {
   const { home, alice } = people();
   const client = clientFor(alice, home);
   const el = render(
@@ -237,14 +237,18 @@ test("<ConnectionStatus/> is an accessible live region with an icon, a label and
   expect(badge().getAttribute("aria-live")).toBe("polite");
   await connected(client, badge);
   expect(badge().dataset.role).toBe("solo");
-  expect(badge().textContent).toBe("Live");
+  // The live region's text is the label alone: a screen reader hears
+  // "Connection: Live", never a countdown.
+  expect(badge().textContent).toBe("Connection: Live");
+  expect(badge().getAttribute("aria-atomic")).toBe("true");
+  expect(badge().hasAttribute("aria-label")).toBe(false);
   expect(badge().title).toBe("Live: changes appear instantly");
-  expect(badge().getAttribute("aria-label")).toBe("Connection: Live. Live: changes appear instantly");
   expect(badge().querySelector("svg")).not.toBeNull();
   expect(badge().className).toContain("connection-status--ok");
+  expect(el.querySelector(".connection-status__details")).toBeNull();
   client.disconnect();
   await until("disconnected", () => badge().dataset.state === "disconnected");
-  expect(badge().textContent).toBe("Offline");
+  expect(badge().textContent).toBe("Connection: Offline");
   expect(badge().className).toContain("connection-status--off");
 });
 
@@ -267,16 +271,16 @@ test("<ConnectionStatus/> shows Connecting until the welcome, then Live", async 
   );
   const badge = badgeOf(el);
   await until("connecting", () => el.querySelector('[role="status"][data-state="connecting"]') !== null);
-  expect(badge().textContent).toBe("Connecting");
+  expect(badge().textContent).toBe("Connection: Connecting");
   expect(badge().title).toBe("Connecting");
   expect(badge().className).toContain("connection-status--busy");
   expect(badge().querySelector("svg")?.getAttribute("class")).toContain("spin");
   release();
   await connected(client, badge);
-  expect(badge().textContent).toBe("Live");
+  expect(badge().textContent).toBe("Connection: Live");
 });
 
-test("<ConnectionStatus/> counts down to the retry while the server is down, and is Live again when it is back", async () => {
+test("<ConnectionStatus/> counts down to the retry on the page while the server is down; Retry now reconnects when it is back", async () => {
   const own = await Realtimed.launch();
   try {
     const { home, alice } = people();
@@ -287,6 +291,7 @@ test("<ConnectionStatus/> counts down to the retry while the server is down, and
       initialDelayMs: 3000,
       maxDelayMs: 3000,
       random: () => 0.999,
+      quietReconnectMs: 0, // show the retry at once, to see its whole countdown
       onError: (err) => handlerErrors.push(err),
     });
     clients.push(client);
@@ -302,17 +307,26 @@ test("<ConnectionStatus/> counts down to the retry while the server is down, and
     new MutationObserver(() => titles.push(badge().title)).observe(el, { subtree: true, attributes: true });
     await own.stop(); // SIGTERM: the server ends the stream with UNAVAILABLE
     await until("reconnecting", () => badge().dataset.state === "reconnecting");
-    expect(badge().textContent).toBe("Reconnecting");
+    expect(badge().textContent).toBe("Connection: Reconnecting");
     expect(badge().className).toContain("connection-status--warn");
     expect(badge().title).toBe("Reconnecting in 3 s, attempt 1: server unavailable");
     // The tooltip ticks while the retry is pending.
     await until("countdown", () => badge().title === "Reconnecting in 2 s, attempt 1: server unavailable");
     const seconds = titles.flatMap((t) => /^Reconnecting in (\d+) s/.exec(t)?.[1] ?? []).map(Number);
     expect(Math.max(...seconds)).toBe(3);
+    // The details are on the page, not only in the tooltip, and they tick too.
+    const details = (): string => el.querySelector(".connection-status__detail")?.textContent ?? "";
+    await until("details on the page", () => /^Reconnecting in \d s, attempt \d+: server unavailable$/.test(details()));
+    expect(badge().getAttribute("aria-describedby")).toBe(el.querySelector(".connection-status__details")?.id);
     await own.start();
-    // The browser's `online` event retries at once (no need to wait for the timer).
-    window.dispatchEvent(new Event("online"));
+    // "Retry now" is a button (keyboard and touch): it retries at once, not when the timer says.
+    const retry = [...el.querySelectorAll("button")].find((b) => b.textContent === "Retry now");
+    expect(retry).toBeDefined();
+    expect([...el.querySelectorAll("button")].some((b) => b.textContent === "Sign in again")).toBe(false);
+    await until("retry ready", () => client.getStatus().state === "reconnecting");
+    retry?.click();
     await connected(client, badge);
+    expect(el.querySelector(".connection-status__details")).toBeNull();
   } finally {
     await own.dispose();
   }
@@ -354,7 +368,7 @@ test("<ConnectionStatus/> in a follower tab shows the leader tab's offline error
   net.cut();
   leaderEnv.fire("offline");
   await until("offline", () => badge().dataset.state === "error");
-  expect(badge().textContent).toBe("No network");
+  expect(badge().textContent).toBe("Connection: Offline");
   expect(badge().className).toContain("connection-status--bad");
   expect(badge().title).toBe("you are offline; retrying in 5 s (shared from another tab)");
 
@@ -362,12 +376,13 @@ test("<ConnectionStatus/> in a follower tab shows the leader tab's offline error
   net.restore();
   leaderEnv.fire("online");
   await connected(follower, badge);
-  expect(badge().textContent).toBe("Live");
+  expect(badge().textContent).toBe("Connection: Live");
 });
 
-test("<ConnectionStatus/> asks to sign in when the server rejects the token twice", async () => {
+test("<ConnectionStatus/> offers Sign in again when the server rejects the token twice", async () => {
   const { home, alice } = people();
   let asked = 0;
+  let signIns = 0;
   const client = clientFor(alice, home, {
     getToken: () => {
       asked++;
@@ -376,13 +391,18 @@ test("<ConnectionStatus/> asks to sign in when the server rejects the token twic
   });
   const el = render(
     <RealtimeProvider client={client}>
-      <ConnectionStatus />
+      <ConnectionStatus onSignInAgain={() => signIns++} />
     </RealtimeProvider>,
   );
   const badge = badgeOf(el);
   await until("error", () => badge().dataset.state === "error");
-  expect(badge().textContent).toBe("Sign-in needed");
+  expect(badge().textContent).toBe("Connection: Signed out");
   expect(badge().className).toContain("connection-status--bad");
   expect(badge().title).toBe("sign-in expired or rejected");
+  expect(el.querySelector(".connection-status__detail")?.textContent).toBe("sign-in expired or rejected");
   expect(asked).toBe(2); // once, then once more with forceRefresh; then it stops
+  const signIn = [...el.querySelectorAll("button")].find((b) => b.textContent === "Sign in again");
+  expect(signIn?.type).toBe("button");
+  signIn?.click();
+  expect(signIns).toBe(1);
 });

@@ -38,7 +38,7 @@ export const SERVICE_KEY = "hds_test_service_key_0123456789abcdef";
 
 /** RealtimedOptions configure a test server. */
 export interface RealtimedOptions {
-  /** --heartbeat, e.g. "1s". Default the server's (25s). */
+  /** --heartbeat, e.g. "1s". Default the server's (4s). */
   heartbeat?: string;
   /** --token-grace, e.g. "0s". */
   tokenGrace?: string;
