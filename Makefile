@@ -38,7 +38,7 @@ lint: ## buf lint (STANDARD), buf breaking against main, go vet, gofmt
 .PHONY: build
 build: ## build bin/realtimed and bin/realtimectl
 	scripts/deps.sh go
-	go build -o bin/ ./cmd/realtimed ./cmd/realtimectl
+	go build -buildvcs=auto -o bin/ ./cmd/realtimed ./cmd/realtimectl
 
 .PHONY: web
 web: ## build the web demo into web/dist
@@ -50,7 +50,7 @@ run: build web ## start realtimed --dev with the web demo on http://127.0.0.1:80
 	bin/realtimed --dev --web-dir web/dist
 
 .PHONY: test
-test: deps check-generated lint test-go fuzz test-web ## everything CI runs, browser tests included
+test: deps check-generated lint test-go fuzz test-dist test-web ## everything CI runs, browser tests included
 	@echo "make test: all passed"
 
 .PHONY: test-go
@@ -66,6 +66,17 @@ fuzz: ## run each fuzz target briefly (FUZZTIME=10s)
 .PHONY: test-web
 test-web: build web ## TypeScript unit tests and the Chromium end-to-end tests
 	cd web && npm run typecheck && REALTIMED_BIN=$(CURDIR)/bin/realtimed npm test && REALTIMED_BIN=$(CURDIR)/bin/realtimed npm run e2e
+
+.PHONY: dist
+dist: ## static release binaries for linux/darwin x amd64/arm64 in dist/, with SHA256SUMS
+	scripts/deps.sh go
+	scripts/dist.sh
+
+.PHONY: test-dist
+test-dist: ## build this machine's linux release binary and smoke-test it from an empty directory
+	scripts/deps.sh go
+	PLATFORMS=linux/$$(go env GOARCH) scripts/dist.sh
+	scripts/dist-smoke.sh
 
 .PHONY: bench
 bench: ## Go micro-benchmarks

@@ -19,10 +19,10 @@ for p in $PLATFORMS; do
   dir="$OUT/$os-$arch"
   echo "dist: building $os/$arch"
   mkdir -p "$dir"
-  # -buildvcs=true: a GOFLAGS=-buildvcs=false in the environment would
+  # -buildvcs=auto: a GOFLAGS=-buildvcs=false in the environment would
   # leave --version without its revision.
   CGO_ENABLED=0 GOOS="$os" GOARCH="$arch" \
-    go build -trimpath -buildvcs=true -ldflags='-s -w' -o "$dir/" ./cmd/realtimed ./cmd/realtimectl
+    go build -trimpath -buildvcs=auto -ldflags='-s -w' -o "$dir/" ./cmd/realtimed ./cmd/realtimectl
 done
 (cd "$OUT" && find . -type f ! -name SHA256SUMS | sort | xargs sha256sum > SHA256SUMS)
 echo "dist: $(wc -l < "$OUT/SHA256SUMS") binaries in $OUT, checksums in $OUT/SHA256SUMS"
