@@ -116,7 +116,24 @@ func TestJetStreamRestartKeepsEpoch(t *testing.T) {
 	if err := js.DeleteStream(context.Background(), "RESTART"); err != nil {
 		t.Fatal(err)
 	}
-	third := newTestJetStream(t, n.URL(), cfg)
+	// nats-server removes a deleted stream's store after answering the
+	// delete; on a busy machine, creating the stream again at once can
+	// still find it ("error creating store for stream"). A node starting
+	// then would fail and be restarted; the test retries the same way.
+	var third *JetStream
+	cfg.URL = n.URL()
+	cfg.Logger = jsTestLogger(t)
+	poll.Eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		j, err := NewJetStream(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		third = j
+		return nil
+	})
+	t.Cleanup(func() { third.Close() })
 	if third.Epoch() == first.Epoch() {
 		t.Fatal("a recreated stream kept the epoch")
 	}
