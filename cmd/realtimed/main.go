@@ -386,7 +386,7 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		log.Warn("dev mode: tokens are signed by a local key; never expose this server",
 			"service_key", devKey.ServiceKey(),
 			"token_cmd", "realtimectl token --user alice --household home",
-			"token_url", "http://"+ln.Addr().String()+"/dev/token?user=alice&household=home")
+			"token_url", "http://"+loopbackAddr(ln.Addr())+"/dev/token?user=alice&household=home")
 	}
 
 	if o.metricsAddr != "" {
@@ -438,4 +438,18 @@ func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (stop func(
 	}()
 	log.Info("metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
 	return func() { _ = srv.Close() }, nil
+}
+
+// loopbackAddr is addr as a browser on this machine reaches it: a wildcard
+// listen address (--dev-allow-remote with ":8080") becomes 127.0.0.1, which
+// dev mode's Host check accepts, where "[::]:8080" would be refused.
+func loopbackAddr(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -55,6 +55,12 @@ type Message struct {
 	Time time.Time
 
 	json atomic.Pointer[[]byte] // see JSON
+	// onJSON, when set, is told the size of the JSON encoding once it is
+	// made, so that a history holding the message can count it.
+	onJSON func(*Message, int)
+	// charged is what a history counted for the JSON encoding; only that
+	// history's lock guards it.
+	charged int64
 }
 
 // JSON returns Event in protojson encoding, as Connect's JSON codec writes
@@ -69,7 +75,9 @@ func (m *Message) JSON() ([]byte, error) {
 		return nil, err
 	}
 	// Streams racing on the first use encode alike; keep one copy.
-	m.json.CompareAndSwap(nil, &b)
+	if m.json.CompareAndSwap(nil, &b) && m.onJSON != nil {
+		m.onJSON(m, len(b))
+	}
 	return *m.json.Load(), nil
 }
 

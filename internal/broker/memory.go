@@ -105,6 +105,7 @@ func (m *Memory) Publish(ctx context.Context, target Target, ev *realtimev1.Even
 	}
 	m.head = pos.Offset
 	m.log.push(msg)
+	msg.onJSON = m.chargeJSON
 	m.bytes += retainedSize(msg)
 	rl := m.rooms[target.Room]
 	if rl == nil {
@@ -219,7 +220,8 @@ func (m *Memory) evictLocked(now time.Time) {
 			return
 		}
 		m.log.pop()
-		m.bytes -= retainedSize(oldest)
+		m.bytes -= retainedSize(oldest) + oldest.charged
+		oldest.charged = 0
 		m.evicted = oldest.Position.Offset
 		if rl := m.rooms[oldest.Target.Room]; rl != nil {
 			rl.pop()
@@ -247,12 +249,28 @@ func (m *Memory) Ready() (<-chan struct{}, error) {
 // TestMemoryHistoryBytesBoundHeap measures it (about 450 bytes on amd64).
 const historyEntryOverhead = 512
 
-// retainedSize is what history counts against MaxBytes for msg: the heap it
-// holds. History keeps both the wire encoding (for binary streams) and the
-// decoded Event (for JSON streams, and handed back by Publish), and the
-// decoded form takes about as many bytes as the encoding.
+// retainedSize is what history counts against MaxBytes for msg when it is
+// published: the heap it holds. History keeps both the wire encoding (for
+// binary streams) and the decoded Event (handed back by Publish), and the
+// decoded form takes about as many bytes as the encoding. The JSON encoding,
+// made only when a JSON stream first receives the event, is added then
+// (chargeJSON).
 func retainedSize(msg *Message) int64 {
 	return 2*int64(len(msg.Wire)) + historyEntryOverhead
+}
+
+// chargeJSON counts a history message's JSON encoding once it is made, and
+// evicts if that takes history over its byte limit. A message already
+// evicted (or a closed broker's) is not counted.
+func (m *Memory) chargeJSON(msg *Message, n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed || m.log.len() == 0 || msg.Position.Offset <= m.evicted {
+		return
+	}
+	msg.charged = int64(n)
+	m.bytes += msg.charged
+	m.evictLocked(m.now())
 }
 
 // expirySlack is how late, at most, the expiry timer runs after the oldest

@@ -50,38 +50,51 @@ var historyShapes = []struct {
 // parallel: it reads the process's heap.
 func TestMemoryHistoryBytesBoundHeap(t *testing.T) {
 	const limit = 8 << 20
-	for _, sh := range historyShapes {
-		m := NewMemory(MemoryConfig{History: HistoryLimits{MaxEvents: 1 << 30, MaxBytes: limit, MaxAge: time.Hour}})
-		before := heapAfterGC()
-		var wire int64
-		for i := 0; wire < 3*limit; i++ {
-			msg, err := m.Publish(context.Background(), Target{Room: HouseholdRoom(fmt.Sprint("h", i%100))}, sh.ev(i))
-			if err != nil {
-				t.Fatal(err)
+	// With json, every event is also sent to a JSON stream, which makes and
+	// keeps its JSON encoding: history must count that too.
+	for _, withJSON := range []bool{false, true} {
+		for _, sh := range historyShapes {
+			m := NewMemory(MemoryConfig{History: HistoryLimits{MaxEvents: 1 << 30, MaxBytes: limit, MaxAge: time.Hour}})
+			before := heapAfterGC()
+			var wire int64
+			for i := 0; wire < 3*limit; i++ {
+				msg, err := m.Publish(context.Background(), Target{Room: HouseholdRoom(fmt.Sprint("h", i%100))}, sh.ev(i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				wire += 2*int64(len(msg.Wire)) + historyEntryOverhead
+				if withJSON {
+					if _, err := msg.JSON(); err != nil {
+						t.Fatal(err)
+					}
+				}
 			}
-			wire += 2*int64(len(msg.Wire)) + historyEntryOverhead
+			name := sh.name
+			if withJSON {
+				name += "+json"
+			}
+			held := heapAfterGC() - before
+			st := m.Stats()
+			var encoded int64
+			m.mu.Lock()
+			for _, msg := range m.log.msgs[m.log.head:] {
+				encoded += int64(len(msg.Wire))
+			}
+			m.mu.Unlock()
+			t.Logf("%-10s %6d events: heap %5.1f MiB, counted %5.1f MiB (limit %d MiB), encoded %5.1f MiB; heap/limit %.2f, heap/encoded %.2f, heap per event %.0f B",
+				name, st.HistoryEvents, mib(held), mib(st.HistoryBytes), limit>>20, mib(encoded),
+				float64(held)/limit, float64(held)/float64(encoded), float64(held)/float64(st.HistoryEvents))
+			if st.HistoryBytes > limit {
+				t.Errorf("%s: counted %d bytes, over the %d limit", name, st.HistoryBytes, limit)
+			}
+			// Generous: allocation size classes and GC timing move the heap a
+			// little; what must not come back is the old 2-8x.
+			if held > limit*5/4 {
+				t.Errorf("%s: history holds %.1f MiB of heap, more than its %d MiB limit allows", name, mib(held), limit>>20)
+			}
+			m.Close()
+			runtime.KeepAlive(m)
 		}
-		held := heapAfterGC() - before
-		st := m.Stats()
-		var encoded int64
-		m.mu.Lock()
-		for _, msg := range m.log.msgs[m.log.head:] {
-			encoded += int64(len(msg.Wire))
-		}
-		m.mu.Unlock()
-		t.Logf("%-10s %6d events: heap %5.1f MiB, counted %5.1f MiB (limit %d MiB), encoded %5.1f MiB; heap/limit %.2f, heap/encoded %.2f, heap per event %.0f B",
-			sh.name, st.HistoryEvents, mib(held), mib(st.HistoryBytes), limit>>20, mib(encoded),
-			float64(held)/limit, float64(held)/float64(encoded), float64(held)/float64(st.HistoryEvents))
-		if st.HistoryBytes > limit {
-			t.Errorf("%s: counted %d bytes, over the %d limit", sh.name, st.HistoryBytes, limit)
-		}
-		// Generous: allocation size classes and GC timing move the heap a
-		// little; what must not come back is the old 2-8x.
-		if held > limit*5/4 {
-			t.Errorf("%s: history holds %.1f MiB of heap, more than its %d MiB limit allows", sh.name, mib(held), limit>>20)
-		}
-		m.Close()
-		runtime.KeepAlive(m)
 	}
 }
 

@@ -40,7 +40,7 @@ export const SERVICE_KEY = "hds_test_service_key_0123456789abcdef";
 export interface RealtimedOptions {
   /** --heartbeat, e.g. "1s". Default the server's (4s). */
   heartbeat?: string;
-  /** --token-grace, e.g. "0s". */
+  /** --token-grace, e.g. "1s" (0 means the server's default, 30s). */
   tokenGrace?: string;
   /** --web-dir to serve at /. */
   webDir?: string;
