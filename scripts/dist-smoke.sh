@@ -67,6 +67,12 @@ done
 grep -q SERVING "$work/body" || fail "health: $(cat "$work/body")"
 step "health: $(cat "$work/body")"
 
+for probe in healthz readyz; do
+  code=$(curl -sS -o "$work/body" -w '%{http_code}' "$url/$probe")
+  [[ "$code" == 200 ]] || fail "/$probe: $code $(cat "$work/body")"
+  step "/$probe: $code $(cat "$work/body")"
+done
+
 code=$(rpc honeydo.realtime.v1.RealtimeService/Ping '{}')
 [[ "$code" == 401 ]] && grep -q unauthenticated "$work/body" || fail "Ping without a token: $code $(cat "$work/body")"
 step "Ping without a token: $code $(jq -c . "$work/body")"

@@ -163,8 +163,8 @@ func (s *stream) next(t *testing.T) *realtimev1.Event {
 			t.Fatalf("stream ended: %v", <-s.done)
 		}
 		return ev
-	case <-time.After(5 * time.Second):
-		t.Fatal("no event within 5s")
+	case <-time.After(20 * time.Second):
+		t.Fatal("no event within 20s")
 	}
 	return nil
 }

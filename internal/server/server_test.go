@@ -446,7 +446,7 @@ func TestGracefulShutdownEndsStreams(t *testing.T) {
 			t.Fatalf("h2c client %d dialled %d connections, want 1", i, d)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
 	if err := srv.Shutdown(ctx); err != nil {
@@ -454,7 +454,7 @@ func TestGracefulShutdownEndsStreams(t *testing.T) {
 	}
 	t.Logf("shutdown with %d open streams took %v", n, time.Since(start))
 	for _, s := range streams {
-		wantCode(t, s.end(t, 5*time.Second), connect.CodeUnavailable)
+		wantCode(t, s.end(t, 30*time.Second), connect.CodeUnavailable)
 	}
 }
 
