@@ -9,8 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/testkit"
+	"github.com/honeydo/realtime/internal/testkit/poll"
 )
 
 // floodAttack is one way to hold a server's resources without a credential.
@@ -237,4 +241,67 @@ func TestShutdownDuringUnauthenticatedFlood(t *testing.T) {
 // source addresses.
 func localAddr(ip string) net.Addr {
 	return &net.TCPAddr{IP: net.ParseIP(ip)}
+}
+
+// TestUnauthenticatedWatchFlood: a caller without a credential that opens
+// many health Watch streams, which are public and long-lived, holds at
+// most the server's cap of them; the rest are refused with
+// RESOURCE_EXHAUSTED, Check still answers, and a watch that ends frees its
+// place.
+func TestUnauthenticatedWatchFlood(t *testing.T) {
+	const watches = 3 * server.DefaultMaxHealthWatches
+	srv := newTestServer(t, fromRemote(server.ConnLimits{}))
+	hc := testkit.NewSharedH2C(t, srv.URL)
+	health := grpchealth.NewClient(hc, srv.URL, connect.WithGRPC())
+	res := sampleResources()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type watch struct {
+		events <-chan grpchealth.WatchEvent
+		cancel context.CancelFunc
+	}
+	var open []watch
+	refused := 0
+	for i := range watches {
+		wctx, wcancel := context.WithCancel(ctx)
+		events := health.Watch(wctx, &grpchealth.CheckRequest{})
+		select {
+		case ev := <-events:
+			switch {
+			case ev.Err == nil && ev.Response.Status == grpchealth.StatusServing:
+				open = append(open, watch{events, wcancel})
+				continue
+			case connect.CodeOf(ev.Err) == connect.CodeResourceExhausted:
+				refused++
+			default:
+				t.Fatalf("watch %d: %+v", i, ev)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("watch %d: no answer within 10s", i)
+		}
+		wcancel()
+	}
+	res.Stop()
+	t.Logf("%d health watches without a credential: %d open, %d refused; %v", watches, len(open), refused, res)
+	if len(open) != server.DefaultMaxHealthWatches {
+		t.Fatalf("%d watches open, want the cap %d", len(open), server.DefaultMaxHealthWatches)
+	}
+	if _, err := health.Check(ctx, &grpchealth.CheckRequest{}); err != nil {
+		t.Errorf("Check at the watch cap: %v", err)
+	}
+	// A watch that ends gives its place back.
+	open[0].cancel()
+	poll.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
+		wctx, wcancel := context.WithCancel(ctx)
+		ev := <-health.Watch(wctx, &grpchealth.CheckRequest{})
+		if ev.Err != nil {
+			wcancel()
+			return ev.Err
+		}
+		open[0].cancel = wcancel
+		return nil
+	})
+	for _, w := range open {
+		w.cancel()
+	}
 }
