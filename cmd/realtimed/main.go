@@ -76,6 +76,8 @@ type options struct {
 	maxItemsPerHousehold         int
 	requestBodyTimeout           time.Duration
 	maxConcurrentStreams         int
+	maxHealthWatches             int
+	healthWatchLifetime          time.Duration
 	maxConnsPerAddr              int
 	maxUnauthConnsPerAddr        int
 	connLimitExempt              config.StringList
@@ -113,6 +115,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.readMaxBytes, "read-max-bytes", 64<<10, "largest request message accepted, in `bytes`")
 	fs.DurationVar(&o.requestBodyTimeout, "request-body-timeout", server.DefaultRequestBodyTimeout, "how long a caller may take to send its request body after its headers; a slower or\nstalled body fails the call, and a reflection session must send its requests within it\n(-1s: no limit)")
 	fs.IntVar(&o.maxConcurrentStreams, "max-concurrent-streams", server.DefaultMaxConcurrentStreams, "calls in flight on one HTTP/2 connection; a browser shares one stream across its tabs,\na Go service needs tens, and clients open another connection when they need more")
+	fs.IntVar(&o.maxHealthWatches, "max-health-watches", server.DefaultMaxHealthWatches, "grpc.health.v1 Watch streams open at once on this server, from all callers (Watch needs\nno credential; Check and /readyz are not limited; -1: unlimited)")
+	fs.DurationVar(&o.healthWatchLifetime, "health-watch-lifetime", server.DefaultHealthWatchLifetime, "how long one health Watch stream lives before it ends with UNAVAILABLE and the client\nwatches again (-1s: no limit)")
 	fs.IntVar(&o.maxConnsPerAddr, "max-conns-per-addr", server.DefaultConnsPerAddr, "connections one source address (IPv6: one /64) may hold open; a browser uses at most 6,\nso this leaves room for a household or office behind one NAT address (-1: unlimited)")
 	fs.IntVar(&o.maxUnauthConnsPerAddr, "max-unauthenticated-conns-per-addr", server.DefaultUnauthenticatedConnsPerAddr, "connections one source address may hold open that have not yet made a call with a valid\ncredential (a browser's page and asset connections count until its first call; -1: unlimited)")
 	o.connLimitExempt = config.StringList{"127.0.0.0/8", "::1/128"}
@@ -271,6 +275,9 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--conn-limit-exempt: %w", err)
 	}
+	if o.maxHealthWatches == 0 || o.healthWatchLifetime == 0 {
+		return errors.New("--max-health-watches and --health-watch-lifetime must not be 0 (use -1 for no limit)")
+	}
 	if o.maxConcurrentStreams < 1 {
 		return errors.New("--max-concurrent-streams must be at least 1")
 	}
@@ -341,6 +348,8 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		ReadMaxBytes:         o.readMaxBytes,
 		RequestBodyTimeout:   o.requestBodyTimeout,
 		MaxConcurrentStreams: o.maxConcurrentStreams,
+		MaxHealthWatches:     o.maxHealthWatches,
+		HealthWatchLifetime:  o.healthWatchLifetime,
 		ConnLimits: server.ConnLimits{
 			PerAddr:                o.maxConnsPerAddr,
 			UnauthenticatedPerAddr: o.maxUnauthConnsPerAddr,

@@ -51,3 +51,23 @@ func TestConnLimitFlags(t *testing.T) {
 		t.Error("a bad prefix was accepted")
 	}
 }
+
+// TestHealthWatchFlags: the health Watch limits have their documented
+// defaults and environment variables.
+func TestHealthWatchFlags(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.maxHealthWatches != 64 || o.healthWatchLifetime.String() != "5m0s" {
+		t.Errorf("defaults: %d watches, lifetime %v", o.maxHealthWatches, o.healthWatchLifetime)
+	}
+	t.Setenv("REALTIMED_MAX_HEALTH_WATCHES", "-1")
+	o, err = parseFlags([]string{"--health-watch-lifetime", "30s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.maxHealthWatches != -1 || o.healthWatchLifetime.String() != "30s" {
+		t.Errorf("got %d watches, lifetime %v", o.maxHealthWatches, o.healthWatchLifetime)
+	}
+}

@@ -9,8 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/testkit"
+	"github.com/honeydo/realtime/internal/testkit/poll"
 )
 
 // floodAttack is one way to hold a server's resources without a credential.
@@ -164,33 +168,37 @@ func fromRemote(limits server.ConnLimits) testkit.Option {
 	}
 }
 
+// floodBudgets are the connection budgets the flood tests run with: off,
+// so that the gate alone is measured, and the default.
+var floodBudgets = []struct {
+	name   string
+	limits server.ConnLimits
+}{
+	{"no budget", server.ConnLimits{PerAddr: -1, UnauthenticatedPerAddr: -1}},
+	{"default budget", server.ConnLimits{}},
+}
+
 // TestUnauthenticatedFlood reproduces two ways of holding the server's
 // resources without any credential, and checks that the server lets go of
-// every attacking connection within ~10 s while resources stay bounded:
+// every attacking connection within 10 s while resources stay bounded:
 // with the connection budget off, so that the gate alone is measured, and
 // with the default budget.
 func TestUnauthenticatedFlood(t *testing.T) {
-	budgets := []struct {
-		name   string
-		limits server.ConnLimits
-	}{
-		{"no budget", server.ConnLimits{PerAddr: -1, UnauthenticatedPerAddr: -1}},
-		{"default budget", server.ConnLimits{}},
-	}
 	for _, a := range floodAttacks {
-		for _, b := range budgets {
+		for _, b := range floodBudgets {
 			t.Run(a.name+"/"+b.name, func(t *testing.T) {
 				srv := newTestServer(t, fromRemote(b.limits))
 				res := sampleResources()
 				start := time.Now()
 				closedAll, stop := a.start(t, srv.Addr)
 				err := closedAll()
-				for deadline := time.Now().Add(15 * time.Second); err != nil && time.Now().Before(deadline); err = closedAll() {
+				for deadline := time.Now().Add(10 * time.Second); err != nil && time.Now().Before(deadline); err = closedAll() {
 					time.Sleep(20 * time.Millisecond)
 				}
 				took := time.Since(start)
 				res.Stop()
 				stop()
+				rssAfter := rss()
 				if err != nil {
 					t.Fatalf("after %v: %v; %v", took.Round(time.Millisecond), err, res)
 				}
@@ -205,6 +213,13 @@ func TestUnauthenticatedFlood(t *testing.T) {
 					if grown := int64(res.peakHeap) - int64(res.baseHeap); grown > 48<<20 {
 						t.Errorf("heap in use grew by %.1f MiB, bound 48 MiB", float64(grown)/(1<<20))
 					}
+					// RSS includes the attacker's side, in this process; the
+					// flood held +92 MiB before the gate.
+					if grown := res.peakRSS - res.baseRSS; grown > 64<<20 {
+						t.Errorf("RSS grew by %.1f MiB at peak, bound 64 MiB", float64(grown)/(1<<20))
+					}
+					t.Logf("RSS %.1f MiB before the flood, %.1f MiB at peak, %.1f MiB after it (bound +64 MiB at peak)",
+						float64(res.baseRSS)/(1<<20), float64(res.peakRSS)/(1<<20), float64(rssAfter)/(1<<20))
 				}
 			})
 		}
@@ -212,23 +227,32 @@ func TestUnauthenticatedFlood(t *testing.T) {
 }
 
 // TestShutdownDuringUnauthenticatedFlood checks that SIGTERM's shutdown
-// does not wait for attackers: it finishes well within its timeout.
+// does not wait for attackers: it returns within a second (it takes
+// milliseconds), with and without the connection budget.
 func TestShutdownDuringUnauthenticatedFlood(t *testing.T) {
+	const bound = time.Second
 	for _, a := range floodAttacks {
-		t.Run(a.name, func(t *testing.T) {
-			srv := newTestServer(t, fromRemote(server.ConnLimits{}))
-			_, stop := a.start(t, srv.Addr)
-			defer stop()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			start := time.Now()
-			err := srv.Shutdown(ctx)
-			took := time.Since(start)
-			t.Logf("%s: shutdown during the attack took %v", a.name, took.Round(time.Millisecond))
-			if err != nil {
-				t.Fatalf("Shutdown: %v after %v", err, took)
-			}
-		})
+		for _, b := range floodBudgets {
+			t.Run(a.name+"/"+b.name, func(t *testing.T) {
+				srv := newTestServer(t, fromRemote(b.limits))
+				_, stop := a.start(t, srv.Addr)
+				defer stop()
+				// The timeout is far above the bound, so that a slow
+				// shutdown is measured rather than cut short.
+				ctx, cancel := context.WithTimeout(context.Background(), 10*bound)
+				defer cancel()
+				start := time.Now()
+				err := srv.Shutdown(ctx)
+				took := time.Since(start)
+				t.Logf("%s, %s: shutdown during the attack took %v", a.name, b.name, took.Round(time.Millisecond))
+				if err != nil {
+					t.Fatalf("Shutdown: %v after %v", err, took)
+				}
+				if took > bound {
+					t.Errorf("Shutdown took %v, bound %v", took.Round(time.Millisecond), bound)
+				}
+			})
+		}
 	}
 }
 
@@ -237,4 +261,67 @@ func TestShutdownDuringUnauthenticatedFlood(t *testing.T) {
 // source addresses.
 func localAddr(ip string) net.Addr {
 	return &net.TCPAddr{IP: net.ParseIP(ip)}
+}
+
+// TestUnauthenticatedWatchFlood: a caller without a credential that opens
+// many health Watch streams, which are public and long-lived, holds at
+// most the server's cap of them; the rest are refused with
+// RESOURCE_EXHAUSTED, Check still answers, and a watch that ends frees its
+// place.
+func TestUnauthenticatedWatchFlood(t *testing.T) {
+	const watches = 3 * server.DefaultMaxHealthWatches
+	srv := newTestServer(t, fromRemote(server.ConnLimits{}))
+	hc := testkit.NewSharedH2C(t, srv.URL)
+	health := grpchealth.NewClient(hc, srv.URL, connect.WithGRPC())
+	res := sampleResources()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type watch struct {
+		events <-chan grpchealth.WatchEvent
+		cancel context.CancelFunc
+	}
+	var open []watch
+	refused := 0
+	for i := range watches {
+		wctx, wcancel := context.WithCancel(ctx)
+		events := health.Watch(wctx, &grpchealth.CheckRequest{})
+		select {
+		case ev := <-events:
+			switch {
+			case ev.Err == nil && ev.Response.Status == grpchealth.StatusServing:
+				open = append(open, watch{events, wcancel})
+				continue
+			case connect.CodeOf(ev.Err) == connect.CodeResourceExhausted:
+				refused++
+			default:
+				t.Fatalf("watch %d: %+v", i, ev)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("watch %d: no answer within 10s", i)
+		}
+		wcancel()
+	}
+	res.Stop()
+	t.Logf("%d health watches without a credential: %d open, %d refused; %v", watches, len(open), refused, res)
+	if len(open) != server.DefaultMaxHealthWatches {
+		t.Fatalf("%d watches open, want the cap %d", len(open), server.DefaultMaxHealthWatches)
+	}
+	if _, err := health.Check(ctx, &grpchealth.CheckRequest{}); err != nil {
+		t.Errorf("Check at the watch cap: %v", err)
+	}
+	// A watch that ends gives its place back.
+	open[0].cancel()
+	poll.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
+		wctx, wcancel := context.WithCancel(ctx)
+		ev := <-health.Watch(wctx, &grpchealth.CheckRequest{})
+		if ev.Err != nil {
+			wcancel()
+			return ev.Err
+		}
+		open[0].cancel = wcancel
+		return nil
+	})
+	for _, w := range open {
+		w.cancel()
+	}
 }

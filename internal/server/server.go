@@ -81,6 +81,16 @@ type Config struct {
 	// tabs and a Go service needs tens; more streams open more connections
 	// (Go's transport does so by itself).
 	MaxConcurrentStreams int
+	// MaxHealthWatches caps the grpc.health.v1 Watch streams open on the
+	// server at once, from all callers: Watch is public and long-lived.
+	// Zero means 64 ([DefaultMaxHealthWatches]): a load balancer or
+	// orchestrator watches with a few streams per node, most probe with
+	// Check or /readyz, which are not limited. Negative means unlimited.
+	MaxHealthWatches int
+	// HealthWatchLifetime is how long one Watch stream lives before it ends
+	// with UNAVAILABLE and the client watches again. Zero means 5 minutes
+	// ([DefaultHealthWatchLifetime]); negative means no limit.
+	HealthWatchLifetime time.Duration
 	// ConnLimits is the per-source-address budget of connections.
 	ConnLimits ConnLimits
 	// CompressMinBytes is the smallest response message worth compressing.
@@ -155,6 +165,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxConcurrentStreams <= 0 {
 		cfg.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if cfg.MaxHealthWatches == 0 {
+		cfg.MaxHealthWatches = DefaultMaxHealthWatches
+	}
+	if cfg.HealthWatchLifetime == 0 {
+		cfg.HealthWatchLifetime = DefaultHealthWatchLifetime
 	}
 	cfg.ConnLimits = cfg.ConnLimits.withDefaults()
 	if cfg.CompressMinBytes <= 0 {
@@ -297,7 +313,8 @@ func (s *Server) routes() (http.Handler, error) {
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	s.health = newHealth(s.cfg.Broker, s.draining, services...)
-	healthPath, healthHandler := grpchealth.NewHandler(s.health)
+	healthPath, healthHandler := grpchealth.NewHandler(s.health,
+		connect.WithInterceptors(newWatchLimiter(s.cfg.MaxHealthWatches, s.cfg.HealthWatchLifetime)))
 	mux.Handle(healthPath, s.endOnClose(healthHandler))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
