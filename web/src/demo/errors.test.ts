@@ -1,14 +1,17 @@
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { devTokenProvider, RealtimeClient, type TokenProvider } from "../client";
 import { ShoppingService } from "../gen/honeydo/shopping/v1/shopping_pb";
 import { freePort, Realtimed, SERVICE_KEY } from "../testing";
-import { humanError, type ErrorContext } from "./errors";
+import { humanError, outcomeUnknown, type ErrorContext } from "./errors";
 
 // The errors come from a real realtimed (or a port nobody listens on), as
 // the demo gets them.
+/** MAX_ITEMS is the server's per-household cap, small enough to reach. */
+const MAX_ITEMS = 2;
 let srv: Realtimed;
 beforeAll(async () => {
-  srv = await Realtimed.launch();
+  srv = await Realtimed.launch({ args: ["--max-items-per-household", String(MAX_ITEMS)] });
 });
 afterAll(async () => {
   await srv?.dispose();
@@ -65,6 +68,16 @@ describe("humanError", () => {
       context: "change",
       want: /no longer on the list/,
     },
+    {
+      name: "an add to a full list",
+      call: async () => {
+        const bob = shopping(srv.baseUrl, devTokenProvider({ baseUrl: srv.baseUrl, user: "bob", household: "errors-full" }));
+        for (let i = 0; i < MAX_ITEMS; i++) await bob.addItem({ name: `item ${i}` });
+        return bob.addItem({ name: "one too many" });
+      },
+      context: "change",
+      want: /^This list is full — remove some items to add more\.$/,
+    },
   ];
   test.each(cases)("$name", async ({ call, context, want }) => {
     const err = await failure(call);
@@ -77,5 +90,25 @@ describe("humanError", () => {
 
   test("anything else is a plain apology", () => {
     expect(humanError(new Error("boom: nil pointer"), "change")).toBe("Something went wrong at HoneyDo. Try again in a moment.");
+  });
+});
+
+describe("outcomeUnknown", () => {
+  // Codes after which the server may have committed the change; the rest
+  // are refusals.
+  test.each([
+    [Code.DeadlineExceeded, true],
+    [Code.Unavailable, true],
+    [Code.Unknown, true],
+    [Code.Internal, true],
+    [Code.Canceled, true],
+    [Code.InvalidArgument, false],
+    [Code.NotFound, false],
+    [Code.FailedPrecondition, false],
+    [Code.ResourceExhausted, false],
+    [Code.Unauthenticated, false],
+    [Code.PermissionDenied, false],
+  ])("%s → %s", (code, want) => {
+    expect(outcomeUnknown(new ConnectError("x", code))).toBe(want);
   });
 });

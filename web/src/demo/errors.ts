@@ -31,6 +31,8 @@ export function humanError(err: unknown, context: ErrorContext): string {
       return "HoneyDo is busy right now. Wait a moment and try again.";
     case "conflict":
       return "The list changed at the same time. Try again.";
+    case "full":
+      return "This list is full — remove some items to add more.";
     case "outdated":
       return "This page is out of date. Reload it to get the latest version.";
     case "broken":
@@ -40,7 +42,37 @@ export function humanError(err: unknown, context: ErrorContext): string {
   }
 }
 
-type ErrorKind = "unreachable" | "signed-out" | "forbidden" | "rejected" | "gone" | "busy" | "conflict" | "outdated" | "broken";
+type ErrorKind =
+  | "unreachable"
+  | "signed-out"
+  | "forbidden"
+  | "rejected"
+  | "gone"
+  | "busy"
+  | "conflict"
+  | "full"
+  | "outdated"
+  | "broken";
+
+/**
+ * outcomeUnknown tells whether a failed change may have been applied all
+ * the same: the server may have committed it before the answer was lost (a
+ * timeout, a dropped connection, a proxy's error). The acting tab skips the
+ * event its own call causes, so after such a failure only a refetch shows
+ * what happened. Every other code means the server refused the change.
+ */
+export function outcomeUnknown(err: unknown): boolean {
+  switch (ConnectError.from(err).code) {
+    case Code.DeadlineExceeded:
+    case Code.Unavailable:
+    case Code.Unknown:
+    case Code.Internal:
+    case Code.Canceled:
+      return true;
+    default:
+      return false;
+  }
+}
 
 function kindOf(err: unknown): ErrorKind {
   const e = ConnectError.from(err);
@@ -61,9 +93,13 @@ function kindOf(err: unknown): ErrorKind {
     case Code.ResourceExhausted:
       return "busy";
     case Code.Aborted:
-    case Code.FailedPrecondition:
     case Code.AlreadyExists:
       return "conflict";
+    case Code.FailedPrecondition:
+      // The demo's only source of it: an add to a list at the server's
+      // --max-items-per-household (internal/shopping's toConnectError),
+      // which no retry can help until someone removes items.
+      return "full";
     case Code.Unimplemented:
       return "outdated";
     case Code.Unknown:

@@ -4,10 +4,12 @@
 // The demo's shopping list against a real `realtimed --dev` whose list is
 // longer than one ListItems page: the demo follows next_page_token and shows
 // every item. The server runs with a small per-household cap, so the same
-// list also shows what an add at the cap gets.
+// list also shows what an add at the cap gets. And an add whose answer is
+// lost after the server committed it still shows in the acting tab, whose
+// own event is skipped.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createRoot, type Root } from "react-dom/client";
-import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { devTokenProvider, RealtimeClient } from "../../client";
 import { ShoppingService } from "../../gen/honeydo/shopping/v1/shopping_pb";
 import { RealtimeProvider } from "../../react";
@@ -34,13 +36,19 @@ afterEach(() => {
   for (const c of clients.splice(0)) c.disconnect();
 });
 
-function clientFor(user: string, household: string, fetch?: typeof globalThis.fetch): RealtimeClient {
+function clientFor(
+  user: string,
+  household: string,
+  fetch?: typeof globalThis.fetch,
+  callTimeoutMs?: number,
+): RealtimeClient {
   const c = new RealtimeClient({
     baseUrl: srv.baseUrl,
     getToken: devTokenProvider({ baseUrl: srv.baseUrl, user, household }),
     crossTab: false,
     stopDelayMs: 10,
     fetch,
+    callTimeoutMs,
   });
   clients.push(c);
   return c;
@@ -87,3 +95,76 @@ test("the demo shows a list longer than one page, and an add at the cap is FAILE
   expect(err?.rawMessage).toContain(`the list already holds ${ITEMS} items`);
   container.remove();
 }, 120_000);
+
+/** typeAndSubmit enters `text` into the add form the way a person does. */
+function typeAndSubmit(container: HTMLElement, text: string): HTMLInputElement {
+  const input = container.querySelector<HTMLInputElement>(".add__input");
+  const form = container.querySelector<HTMLFormElement>("form.add");
+  if (!input || !form) throw new Error("no add form");
+  // React tracks the value it set; the native setter makes the change its own.
+  Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value")?.set?.call(input, text);
+  input.dispatchEvent(new Event("input", { bubbles: true }));
+  form.dispatchEvent(new Event("submit", { bubbles: true, cancelable: true }));
+  return input;
+}
+
+describe("an add whose answer is lost after the server committed it", () => {
+  // Each fetch lets AddItem reach the server and waits for its whole answer,
+  // then loses it: as a dropped connection does, or as a server that stops
+  // answering does (the call then times out).
+  const cases: { name: string; lose: (signal: AbortSignal | null | undefined) => Promise<Response>; timeoutMs?: number }[] = [
+    {
+      name: "connection dropped",
+      lose: () => Promise.reject(new TypeError("Failed to fetch")),
+    },
+    {
+      name: "no answer within the call timeout",
+      lose: (signal) =>
+        new Promise((_, reject) => {
+          signal?.addEventListener("abort", () => reject(signal.reason as Error));
+        }),
+      timeoutMs: 1000,
+    },
+  ];
+  test.each(cases)("$name: the acting tab shows it, clears the input and the server holds it once", async ({ lose, timeoutMs }) => {
+    const household = `lost-${Math.random().toString(36).slice(2)}`;
+    let lost = 0;
+    const alice = clientFor(
+      "alice",
+      household,
+      async (input, init) => {
+        const res = await globalThis.fetch(input, init);
+        if (!String(input instanceof Request ? input.url : input).endsWith("/AddItem")) return res;
+        await res.arrayBuffer();
+        lost++;
+        return lose(init?.signal);
+      },
+      timeoutMs,
+    );
+    const container = document.createElement("div");
+    document.body.append(container);
+    root = createRoot(container);
+    root.render(
+      <RealtimeProvider client={alice}>
+        <ToastProvider>
+          <ShoppingListView me="alice" />
+        </ToastProvider>
+      </RealtimeProvider>,
+    );
+    await waitFor("the empty list", () => container.querySelector(".empty") !== null, 15_000);
+    await waitFor("the stream live", () => alice.getStatus().state === "connected", 15_000);
+
+    const input = typeAndSubmit(container, "Oat milk");
+    const settled = () =>
+      [...container.querySelectorAll('[data-testid="item"]')].filter((r) => !r.classList.contains("item--pending"));
+    await waitFor("the added item shown as stored", () => settled().some((r) => r.getAttribute("data-name") === "Oat milk"), 30_000);
+    expect(lost).toBe(1);
+    await waitFor("the input cleared", () => input.value === "", 10_000);
+    expect(container.textContent).not.toContain("Couldn't add");
+
+    const bob = clientFor("bob", household).service(ShoppingService);
+    const { items } = await bob.listItems({});
+    expect(items.map((i) => i.name)).toEqual(["Oat milk"]);
+    container.remove();
+  }, 60_000);
+});
