@@ -257,6 +257,11 @@ const (
 	// ResyncInvalidCursor: the server rejected the cursor as invalid
 	// (InvalidArgument); the subscriber dropped it and started afresh.
 	ResyncInvalidCursor
+	// ResyncIdentityChanged: the new stream's user, household or rooms
+	// differ from the previous stream's (the token now names another
+	// user or household, e.g. after an organization switch): the events
+	// are another set's, and the app's state is of the old one.
+	ResyncIdentityChanged
 )
 
 // String returns a short explanation of the reason.
@@ -268,6 +273,8 @@ func (r ResyncReason) String() string {
 		return "epoch changed: the server's history was lost (e.g. it restarted)"
 	case ResyncInvalidCursor:
 		return "invalid cursor: the server rejected it"
+	case ResyncIdentityChanged:
+		return "identity changed: the stream now serves another user, household or rooms"
 	}
 	return fmt.Sprintf("ResyncReason(%d)", int(r))
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,6 +96,9 @@ type subscriber struct {
 	connected bool
 	// user is the stream's user, from the last Welcome.
 	user string
+	// identity is the last Welcome's user, household and rooms (see
+	// identityOf); empty before the first.
+	identity string
 	// pending is a resync to report with the next Welcome (the cursor was
 	// dropped as invalid).
 	pending ResyncReason
@@ -236,7 +241,10 @@ func (s *subscriber) attempt(ctx context.Context) (out outcome) {
 			if !out.welcomed {
 				out.welcomed, welcomed = true, time.Now()
 			}
-			if !cur.renewal || f.Welcome.GetResume() != realtimev1.ResumeStatus_RESUME_STATUS_RESUMED {
+			// A renewal that serves another user, household or rooms (the
+			// token changed identity) is no seamless switch: a fresh stream.
+			if !cur.renewal || f.Welcome.GetResume() != realtimev1.ResumeStatus_RESUME_STATUS_RESUMED ||
+				identityOf(f.Welcome) != s.identity {
 				s.seam = nil
 				if err := s.welcome(ctx, f.Welcome); err != nil {
 					out.fatal = err
@@ -551,6 +559,13 @@ func (s *subscriber) welcome(ctx context.Context, w *realtimev1.Welcome) error {
 	case realtimev1.ResumeStatus_RESUME_STATUS_EPOCH_CHANGED:
 		reason = ResyncEpochChanged
 	}
+	// The server resumes a cursor on whatever rooms the token grants, so a
+	// stream of another household can say RESUMED while the app holds the
+	// old household's state.
+	if id := identityOf(w); s.identity != "" && id != s.identity {
+		reason = ResyncIdentityChanged
+	}
+	s.identity = identityOf(w)
 	next := s.cursor
 	if c := w.GetCursor(); c != "" {
 		next = c
@@ -582,6 +597,14 @@ func (s *subscriber) welcome(ctx context.Context, w *realtimev1.Welcome) error {
 	}
 	s.setCursor(next)
 	return nil
+}
+
+// identityOf names whose events a stream carries: its user, household and
+// set of rooms.
+func identityOf(w *realtimev1.Welcome) string {
+	rooms := slices.Clone(w.GetRooms())
+	slices.Sort(rooms)
+	return strings.Join(append([]string{w.GetUserId(), w.GetHouseholdId()}, rooms...), "\x00")
 }
 
 // watchdogFor returns how long a stream may stay silent.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/honeydo/realtime/client"
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/testkit"
 	"github.com/honeydo/realtime/internal/testkit/poll"
@@ -583,4 +585,70 @@ func TestFailedResyncKeepsOldCursor(t *testing.T) {
 	if len(reasons) != 1 || reasons[0] != client.ResyncEpochChanged {
 		t.Fatalf("resync reasons %v, want one epoch change", reasons)
 	}
+}
+
+// TestRenewalIntoAnotherHousehold renews the stream with a token for
+// another household (an organization switch): the switch is not seamless.
+// OnResync is told why, the Connected status names the new household, and
+// the new household's events arrive, not the old one's.
+func TestRenewalIntoAnotherHousehold(t *testing.T) {
+	checkGoroutines(t)
+	srv := newTestServer(t, func(c *server.Config) { c.TokenGrace = time.Second })
+	var household atomic.Pointer[string]
+	home, away := "home", "away"
+	household.Store(&home)
+	token := func(context.Context) (string, error) {
+		tok, _, err := srv.Key.Mint(auth.MintOptions{UserID: "alice", HouseholdID: *household.Load(), TTL: 2 * time.Second})
+		return tok, err
+	}
+	var st statuses
+	rec := &recorder{}
+	var mu sync.Mutex
+	var reasons []client.ResyncReason
+	start(t, client.Options{
+		BaseURL:    srv.URL,
+		HTTPClient: testkit.HTTPClient(t, false),
+		Token:      token,
+		Backoff:    fast,
+		OnStatus:   st.OnStatus,
+		OnResync: func(ctx context.Context, reason client.ResyncReason) error {
+			mu.Lock()
+			reasons = append(reasons, reason)
+			mu.Unlock()
+			return rec.Handle(ctx, &realtimev1.Event{Id: "RESYNC"})
+		},
+	}, rec.Handle)
+	st.waitState(t, client.StateConnected, 1)
+	want := []string{srv.publish(t, "home", "at home")}
+	poll.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if got := rec.snapshot(); !slices.Equal(got, want) {
+			return fmt.Errorf("events %v", got)
+		}
+		return nil
+	})
+	household.Store(&away)
+	st.waitState(t, client.StateResync, 1)
+	mu.Lock()
+	got := slices.Clone(reasons)
+	mu.Unlock()
+	if !slices.Equal(got, []client.ResyncReason{client.ResyncIdentityChanged}) {
+		t.Fatalf("resync reasons %v", got)
+	}
+	var last client.Status
+	for _, s := range st.all() {
+		if s.State == client.StateConnected {
+			last = s
+		}
+	}
+	if h := last.Welcome.GetHouseholdId(); h != "away" {
+		t.Fatalf("connected to household %q after the switch: %s", h, describe(st.all()))
+	}
+	srv.publish(t, "home", "left behind")
+	want = append(want, "RESYNC", srv.publish(t, "away", "away"))
+	poll.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if got := rec.snapshot(); !slices.Equal(got, want) {
+			return fmt.Errorf("events %v, want %v", got, want)
+		}
+		return nil
+	})
 }
