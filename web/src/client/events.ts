@@ -21,7 +21,13 @@ export type ResyncReason =
   /** The server lost its history since the cursor was issued (e.g. restarted). */
   | "epoch-changed"
   /** The server rejected the resume cursor (not one it issued): the stream restarted without it. */
-  | "invalid-cursor";
+  | "invalid-cursor"
+  /**
+   * The stream now serves another user, household or set of rooms than the
+   * previous one (its token changed identity, e.g. an organization switch):
+   * the app's state is of the old one.
+   */
+  | "identity-changed";
 
 /** ResyncHandler is told to refetch. */
 export type ResyncHandler = (reason: ResyncReason) => void;

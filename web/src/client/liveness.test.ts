@@ -167,3 +167,31 @@ test("2 s tokens for 30 s: the stream outlives each, no status change, no gap, n
   expect(tokensIssued).toBeGreaterThanOrEqual(8);
   expect((await srv.streams()).byUser.alice).toBe(1);
 });
+
+test("a renewal into another household (organization switch) resyncs and reports the new household", { timeout: 60_000 }, async () => {
+  const srv = await server({ tokenGrace: "1s" });
+  const home = newHousehold();
+  const away = newHousehold();
+  let household = home;
+  const homeTokens = devTokenProvider({ baseUrl: srv.baseUrl, user: "alice", household: home, ttl: "2s" });
+  const awayTokens = devTokenProvider({ baseUrl: srv.baseUrl, user: "alice", household: away, ttl: "2s" });
+  const alice = client(srv, "alice", home, { getToken: (req) => (household === home ? homeTokens : awayTokens)(req) });
+  const got: string[] = [];
+  alice.on("itemAdded", (added) => got.push(added.item?.name ?? "?"));
+  const resyncs: string[] = [];
+  alice.onResync((reason) => resyncs.push(reason));
+  await connected(alice);
+  const atHome = client(srv, "bob", home).service(ShoppingService);
+  const atAway = client(srv, "carol", away).service(ShoppingService);
+  await atHome.addItem({ name: "home 1" });
+  await waitFor("the home event", () => got.length === 1, 15_000);
+  household = away;
+  await waitFor("a resync", () => resyncs.length > 1, 15_000);
+  expect(resyncs).toEqual(["initial", "identity-changed"]);
+  expect(alice.getStatus()).toMatchObject({ state: "connected", householdId: away });
+  await atHome.addItem({ name: "home 2" });
+  await atAway.addItem({ name: "away 1" });
+  await waitFor("the away event", () => got.length >= 2, 15_000);
+  await sleep(200);
+  expect(got).toEqual(["home 1", "away 1"]);
+});

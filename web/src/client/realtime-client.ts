@@ -32,7 +32,7 @@ import {
 import { isOwnEvent, originInterceptor } from "./origin";
 import { RecentIds } from "./recent-ids";
 import { withRole, type RealtimeStatus, type StatusBody, type TabRole } from "./status";
-import { StreamLoop } from "./stream-loop";
+import { identityOf, StreamLoop } from "./stream-loop";
 
 /** RealtimeClientOptions configure a {@link RealtimeClient}. */
 export interface RealtimeClientOptions {
@@ -163,6 +163,8 @@ export class RealtimeClient {
 
   private cursor: string;
   private synced = false;
+  /** The last welcome's identity (see identityOf). */
+  private identity: string | undefined;
   /** A resync to report at the next welcome of this tab's own stream. */
   private pendingResync: ResyncReason | undefined;
   private refs = 0;
@@ -262,8 +264,10 @@ export class RealtimeClient {
 
   /**
    * onResync calls handler when the app must refetch its state: when the
-   * first stream starts, and when a resume failed because the server's
-   * history no longer covers the cursor. Returns the unsubscribe function.
+   * first stream starts, when a resume failed because the server's
+   * history no longer covers the cursor, and when a new stream serves
+   * another user, household or rooms (`identity-changed`). Returns the
+   * unsubscribe function.
    */
   onResync(handler: ResyncHandler): () => void {
     this.resyncHandlers.add(handler);
@@ -466,6 +470,16 @@ export class RealtimeClient {
         const w = frame.frame.value;
         this.cursor = w.cursor;
         this.user = w.userId;
+        // A cursor resumes on whatever rooms the token grants, so a stream
+        // of another household can say RESUMED: the identity decides.
+        const identity = identityOf(w);
+        const moved = this.synced && this.identity !== undefined && identity !== this.identity;
+        this.identity = identity;
+        if (moved) {
+          if (ownStream) this.pendingResync = undefined;
+          this.emitResync("identity-changed");
+          return;
+        }
         switch (w.resume) {
           case ResumeStatus.EXPIRED:
             this.synced = true;

@@ -323,6 +323,7 @@ export class StreamLoop {
     let first: IteratorResult<SubscribeResponse>;
     let cursor = "";
     let newToken = "";
+    let same = true;
     try {
       const token = await abortable(fetchToken(this.deps.getToken, { forceRefresh: tries > 0 }), abort.signal);
       if (gen !== this.generation) throw SUPERSEDED;
@@ -336,6 +337,7 @@ export class StreamLoop {
       if (w === undefined) throw new ConnectError("the renewed stream sent no welcome", Code.Unavailable);
       const next = w.expireTime === undefined ? Number.POSITIVE_INFINITY : timestampMs(w.expireTime);
       if (next <= endsAt) throw new ConnectError("the token was not renewed", Code.Unauthenticated);
+      same = identityOf(w) === identityOf(current);
     } catch {
       abort.abort();
       if (this.successor === abort) this.successor = undefined;
@@ -353,7 +355,9 @@ export class StreamLoop {
     this.clearTimers();
     this.abort = abort;
     old?.abort();
-    await this.consume(frames, first, next, abort, cursor, true);
+    // A successor for another user, household or rooms (the token changed
+    // identity) is a fresh stream: its status names the new identity.
+    await this.consume(frames, first, next, abort, cursor, same);
   }
 
   /** failed handles the end of the current attempt's stream. */
@@ -509,4 +513,9 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
       },
     );
   });
+}
+
+/** identityOf names whose events a stream carries: its user, household and set of rooms. */
+export function identityOf(w: Welcome): string {
+  return [w.userId, w.householdId, ...[...w.rooms].sort()].join("\u0000");
 }
