@@ -138,21 +138,27 @@ func TestResumeAcrossServerRestart(t *testing.T) {
 // for 30s, one Connected status, no Reconnecting, every event exactly once.
 // With renewing off, the server ends the stream at every expiry and the
 // client reopens it with a fresh token and its cursor, still losing or
-// repeating nothing.
+// repeating nothing. So does a user at the per-user stream limit, where
+// the server refuses every renewal's second stream.
 func TestTokenRotation(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		renewLead time.Duration
-		tokenTTL  time.Duration
-		grace     time.Duration
-		run       time.Duration
+		name       string
+		renewLead  time.Duration
+		tokenTTL   time.Duration
+		grace      time.Duration
+		run        time.Duration
+		maxStreams int // --max-streams-per-user; 0 for the default
 	}{
-		{"renewed", 0, 2 * time.Second, time.Second, 30 * time.Second},
-		{"reopened", -1, time.Second, 100 * time.Millisecond, 10 * time.Second},
+		{"renewed", 0, 2 * time.Second, time.Second, 30 * time.Second, 0},
+		{"reopened", -1, time.Second, 100 * time.Millisecond, 10 * time.Second, 0},
+		{"at the stream limit", 0, time.Second, 100 * time.Millisecond, 10 * time.Second, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkGoroutines(t)
-			srv := newTestServer(t, func(c *server.Config) { c.TokenGrace = tc.grace })
+			srv := newTestServer(t, func(c *server.Config) {
+				c.TokenGrace = tc.grace
+				c.MaxStreamsPerUser = tc.maxStreams
+			})
 			tk := srv.tokens("alice", tc.tokenTTL)
 			var st statuses
 			rec := &recorder{}
@@ -174,7 +180,7 @@ func TestTokenRotation(t *testing.T) {
 			if n := tk.calls.Load(); int(n) < expiries {
 				t.Fatalf("Token called %d times in %v of %v tokens", n, tc.run, tc.tokenTTL)
 			}
-			if tc.renewLead >= 0 {
+			if tc.renewLead >= 0 && tc.maxStreams == 0 {
 				if n := st.count(client.StateConnected); n != 1 || st.count(client.StateReconnecting) != 0 {
 					t.Fatalf("renewing showed: %s", describe(st.all()))
 				}
