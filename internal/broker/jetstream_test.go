@@ -304,13 +304,17 @@ func TestJetStreamReadyFollowsTheStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := js.DeleteStream(ctx, j.cfg.Stream); err != nil {
-		t.Fatal(err)
-	}
 	squatter := jetstream.StreamConfig{Name: j.cfg.Stream + "_SQUATTER", Subjects: []string{j.prefix + ".>"}, Storage: jetstream.MemoryStorage}
-	if _, err := js.CreateStream(ctx, squatter); err != nil {
-		t.Fatal(err)
-	}
+	// The broker recreates a deleted stream as soon as it notices; the
+	// squatter must take the subjects in between, so delete and squat again
+	// until it has.
+	poll.Eventually(t, 30*time.Second, 10*time.Millisecond, func() error {
+		if err := js.DeleteStream(ctx, j.cfg.Stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return err
+		}
+		_, err := js.CreateStream(ctx, squatter)
+		return err
+	})
 	if err := waitReadiness(t, j, false, 15*time.Second); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Ready without a usable stream = %v, want ErrUnavailable", err)
 	}
