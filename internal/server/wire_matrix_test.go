@@ -132,7 +132,7 @@ func runWireCell(t *testing.T, srv *testServer, cell wireCell, user string) {
 			want = append(want, msg.Event)
 		}
 	}
-	receive := func(s *wireStream, from, to int) {
+	receive := func(s *stream, from, to int) {
 		t.Helper()
 		for i := from; i < to; i++ {
 			if got := s.next(t); !sameEvent(got, want[i]) {
@@ -148,7 +148,7 @@ func runWireCell(t *testing.T, srv *testServer, cell wireCell, user string) {
 
 	publish(3) // while disconnected: these come from history
 	s = openWire(t, srv, cell, token, want[2].GetCursor())
-	if got := s.welcome.GetResume(); got != realtimev1.ResumeStatus_RESUME_STATUS_RESUMED {
+	if got := s.Welcome.GetResume(); got != realtimev1.ResumeStatus_RESUME_STATUS_RESUMED {
 		t.Fatalf("resume status %v", got)
 	}
 	receive(s, 3, 6)
@@ -207,46 +207,16 @@ func sameEvent(got, want *realtimev1.Event) bool {
 	return err1 == nil && err2 == nil && bytes.Equal(g, w)
 }
 
-// wireStream is an open Subscribe stream over one wire variant; a goroutine
-// reads its frames into events.
-type wireStream struct {
-	welcome *realtimev1.Welcome
-	events  chan *realtimev1.Event
-	done    chan error
-	cancel  context.CancelFunc
-}
-
-func (s *wireStream) next(t *testing.T) *realtimev1.Event {
-	t.Helper()
-	select {
-	case ev, ok := <-s.events:
-		if !ok {
-			t.Fatalf("stream ended: %v", <-s.done)
-		}
-		return ev
-	case <-time.After(10 * time.Second):
-		t.Fatal("no event within 10s")
-	}
-	return nil
-}
-
-// Close cancels the stream and waits for its reader to finish.
-func (s *wireStream) Close() {
-	s.cancel()
-	for range s.events {
-	}
-}
-
-// run reads frames with recv until it fails; frames must be welcome (only
-// first), events or heartbeats. A frame that decodes to none of them is an
+// runWire fills s, a stream over one wire variant, from recv until it
+// fails; frames must be welcome (only first), events or heartbeats. A frame that decodes to none of them is an
 // error: it is how events that the server encoded for another codec show up.
-func (s *wireStream) run(recv func() (*realtimev1.SubscribeResponse, error), closeFn func()) error {
+func runWire(s *stream, recv func() (*realtimev1.SubscribeResponse, error), closeFn func()) error {
 	first, err := recv()
 	if err != nil {
 		closeFn()
 		return err
 	}
-	if s.welcome = first.GetWelcome(); s.welcome == nil {
+	if s.Welcome = first.GetWelcome(); s.Welcome == nil {
 		closeFn()
 		return fmt.Errorf("first frame %v, want welcome", first)
 	}
@@ -274,10 +244,10 @@ func (s *wireStream) run(recv func() (*realtimev1.SubscribeResponse, error), clo
 	return nil
 }
 
-func openWire(t *testing.T, srv *testServer, cell wireCell, token, cursor string) *wireStream {
+func openWire(t *testing.T, srv *testServer, cell wireCell, token, cursor string) *stream {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &wireStream{events: make(chan *realtimev1.Event, 64), done: make(chan error, 1), cancel: cancel}
+	s := &stream{events: make(chan *realtimev1.Event, 64), done: make(chan error, 1), cancel: cancel}
 	var err error
 	if cell.raw {
 		err = openRaw(ctx, t, srv, cell, token, cursor, s)
@@ -293,7 +263,7 @@ func openWire(t *testing.T, srv *testServer, cell wireCell, token, cursor string
 }
 
 // openConnectGo subscribes with a connect-go client configured for cell.
-func openConnectGo(ctx context.Context, t *testing.T, srv *testServer, cell wireCell, token, cursor string, s *wireStream) error {
+func openConnectGo(ctx context.Context, t *testing.T, srv *testServer, cell wireCell, token, cursor string, s *stream) error {
 	opts := []connect.ClientOption{client.BearerToken(token)}
 	switch cell.protocol {
 	case connect.ProtocolGRPC:
@@ -329,7 +299,7 @@ func openConnectGo(ctx context.Context, t *testing.T, srv *testServer, cell wire
 		}
 		return rs.Msg(), nil
 	}
-	if err := s.run(recv, func() { rs.Close() }); err != nil {
+	if err := runWire(s, recv, func() { rs.Close() }); err != nil {
 		return err
 	}
 	conn, err := rs.Conn()
@@ -370,7 +340,7 @@ const (
 
 // openRaw subscribes with a hand-written request for cell and decodes the
 // envelopes itself.
-func openRaw(ctx context.Context, t *testing.T, srv *testServer, cell wireCell, token, cursor string, s *wireStream) error {
+func openRaw(ctx context.Context, t *testing.T, srv *testServer, cell wireCell, token, cursor string, s *stream) error {
 	hc := testkit.HTTPClient(t, cell.h2c)
 	hc.Transport.(*http.Transport).DisableCompression = true // no transparent Accept-Encoding
 	encode, decode := proto.Marshal, proto.Unmarshal
@@ -460,7 +430,7 @@ func openRaw(ctx context.Context, t *testing.T, srv *testServer, cell wireCell, 
 		}
 		return frame, nil
 	}
-	return s.run(recv, func() { res.Body.Close() })
+	return runWire(s, recv, func() { res.Body.Close() })
 }
 
 func gzipBytes(t *testing.T, b []byte) []byte {
