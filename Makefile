@@ -15,14 +15,14 @@ deps: ## install Go modules, web packages and Chromium (as root) if missing
 	scripts/deps.sh
 
 .PHONY: generate
-generate: ## regenerate gen/ and web/src/gen/ from proto/
+generate: ## regenerate gen/ and web/packages/realtime/src/gen/ from proto/
 	scripts/deps.sh go web
 	$(BUF) generate
 
 .PHONY: check-generated
 check-generated: generate ## fail if the committed generated code is stale
-	@if [ -n "$$(git status --porcelain -- gen web/src/gen)" ]; then \
-	  git status --porcelain -- gen web/src/gen; \
+	@if [ -n "$$(git status --porcelain -- gen web/packages/realtime/src/gen)" ]; then \
+	  git status --porcelain -- gen web/packages/realtime/src/gen; \
 	  echo "generated code is out of date: run 'make generate' and commit" >&2; exit 1; fi
 	@echo "generated code is up to date"
 

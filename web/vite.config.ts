@@ -1,4 +1,5 @@
 import { defineConfig } from "vite";
+import { sourceConditions } from "./workspace-conditions";
 
 // The demo is built to web/dist, which `realtimed --dev` serves at `/`.
 // `npm run dev` serves it from Vite instead and proxies the API to a
@@ -7,6 +8,8 @@ const api = process.env.REALTIMED_URL ?? "http://127.0.0.1:8080";
 
 export default defineConfig({
   esbuild: { jsx: "automatic" },
+  // The demo is built from the packages' sources, like the tests run them.
+  ...sourceConditions,
   build: {
     outDir: "dist",
     emptyOutDir: true,

@@ -5,11 +5,11 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
-import { RealtimeClient, devTokenProvider } from "../src/client";
-import { RealtimeService } from "../src/gen/honeydo/realtime/v1/realtime_pb";
-import { ShoppingService } from "../src/gen/honeydo/shopping/v1/shopping_pb";
-import { Notification_Level } from "../src/gen/honeydo/system/v1/events_pb";
-import { SERVICE_KEY, waitFor, type Realtimed } from "../src/testing";
+import { RealtimeClient, devTokenProvider } from "@honeydo/realtime";
+import { RealtimeService } from "@honeydo/realtime/gen/honeydo/realtime/v1/realtime_pb";
+import { ShoppingService } from "@honeydo/realtime/gen/honeydo/shopping/v1/shopping_pb";
+import { Notification_Level } from "@honeydo/realtime/gen/honeydo/system/v1/events_pb";
+import { SERVICE_KEY, waitFor, type Realtimed } from "@honeydo/realtime-testing";
 import { Demo, distDir, launchBrowser, launchServer, preflight, screenshot } from "./harness";
 
 // Accessibility and keyboard use of the demo: axe-core on every screen

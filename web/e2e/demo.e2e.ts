@@ -3,11 +3,11 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import type { Browser, BrowserContext } from "playwright-core";
 import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
-import { RealtimeClient, devTokenProvider } from "../src/client";
-import { RealtimeService } from "../src/gen/honeydo/realtime/v1/realtime_pb";
-import { ShoppingService } from "../src/gen/honeydo/shopping/v1/shopping_pb";
-import { Notification_Level, ProbeSchema } from "../src/gen/honeydo/system/v1/events_pb";
-import { SERVICE_KEY, sleep, waitFor, type Realtimed } from "../src/testing";
+import { RealtimeClient, devTokenProvider } from "@honeydo/realtime";
+import { RealtimeService } from "@honeydo/realtime/gen/honeydo/realtime/v1/realtime_pb";
+import { ShoppingService } from "@honeydo/realtime/gen/honeydo/shopping/v1/shopping_pb";
+import { Notification_Level, ProbeSchema } from "@honeydo/realtime/gen/honeydo/system/v1/events_pb";
+import { SERVICE_KEY, sleep, waitFor, type Realtimed } from "@honeydo/realtime-testing";
 import { Demo, launchBrowser, launchServer, preflight, screenshot } from "./harness";
 
 let browser: Browser;

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
-import { Realtimed, realtimedBinary } from "../src/testing";
+import { Realtimed, realtimedBinary } from "@honeydo/realtime-testing";
 
 const webDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const distDir = join(webDir, "dist");
@@ -52,7 +52,8 @@ function newestSource(): { path: string; mtimeMs: number } | undefined {
     }
   };
   walk(join(webDir, "src"));
-  for (const f of ["index.html", "vite.config.ts", "package-lock.json"]) consider(join(webDir, f));
+  for (const pkg of ["realtime", "realtime-react"]) walk(join(webDir, "packages", pkg, "src"));
+  for (const f of ["index.html", "vite.config.ts", "workspace-conditions.ts", "package-lock.json"]) consider(join(webDir, f));
   return newest;
 }
 

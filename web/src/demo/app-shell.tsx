@@ -1,6 +1,6 @@
 import { LogOut, ShoppingBasket } from "lucide-react";
 import type { ReactNode } from "react";
-import { ConnectionStatus, useRealtimeClient } from "../react";
+import { ConnectionStatus, useRealtimeClient } from "@honeydo/realtime-react";
 import { colorOf, type Session } from "./session";
 
 /** AppShell is the header (brand, connection, person) around the page. */

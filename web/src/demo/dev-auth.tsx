@@ -1,6 +1,6 @@
 import { ArrowRight, ShoppingBasket } from "lucide-react";
 import { useCallback, useEffect, useMemo, useState, type ReactNode } from "react";
-import { devTokenProvider } from "../client";
+import { devTokenProvider } from "@honeydo/realtime";
 import { apiBaseUrl, DEV_USERS, type DevUser, type Session } from "./session";
 import { SignedInApp } from "./signed-in-app";
 

@@ -1,8 +1,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { devTokenProvider, RealtimeClient, type TokenProvider } from "../client";
-import { ShoppingService } from "../gen/honeydo/shopping/v1/shopping_pb";
-import { freePort, Realtimed, SERVICE_KEY } from "../testing";
+import { devTokenProvider, RealtimeClient, type TokenProvider } from "@honeydo/realtime";
+import { ShoppingService } from "@honeydo/realtime/gen/honeydo/shopping/v1/shopping_pb";
+import { freePort, Realtimed, SERVICE_KEY } from "@honeydo/realtime-testing";
 import { humanError, outcomeUnknown, type ErrorContext } from "./errors";
 
 // The errors come from a real realtimed (or a port nobody listens on), as

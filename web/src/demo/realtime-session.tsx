@@ -1,6 +1,6 @@
 import { useLayoutEffect, useRef, useState, type ReactNode } from "react";
-import { RealtimeClient, type TokenProvider } from "../client";
-import { RealtimeProvider } from "../react";
+import { RealtimeClient, type TokenProvider } from "@honeydo/realtime";
+import { RealtimeProvider } from "@honeydo/realtime-react";
 import { apiBaseUrl, type Session } from "./session";
 
 /**

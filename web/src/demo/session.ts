@@ -1,4 +1,4 @@
-import type { TokenProvider } from "../client";
+import type { TokenProvider } from "@honeydo/realtime";
 
 /** Session is a signed-in person, however they signed in (dev picker or Clerk). */
 export interface Session {

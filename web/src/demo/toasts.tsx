@@ -1,7 +1,7 @@
 import { CircleCheck, CircleX, Info, TriangleAlert, X, type LucideIcon } from "lucide-react";
 import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from "react";
-import { Notification_Level } from "../gen/honeydo/system/v1/events_pb";
-import { useRealtimeEvent } from "../react";
+import { Notification_Level } from "@honeydo/realtime/gen/honeydo/system/v1/events_pb";
+import { useRealtimeEvent } from "@honeydo/realtime-react";
 import { newId } from "./session";
 
 export type ToastLevel = "info" | "success" | "warning" | "error";

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, test } from "vitest";
-import { ShoppingItemSchema, type ShoppingItem } from "../../gen/honeydo/shopping/v1/shopping_pb";
+import { ShoppingItemSchema, type ShoppingItem } from "@honeydo/realtime/gen/honeydo/shopping/v1/shopping_pb";
 import { initialShoppingState, shoppingReducer, visibleItems, type ShoppingAction, type ShoppingState } from "./shopping-state";
 
 const item = (id: string, name: string, version: number, extra: { checked?: boolean } = {}): ShoppingItem =>

@@ -1,5 +1,5 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import type { ShoppingItem } from "../../gen/honeydo/shopping/v1/shopping_pb";
+import type { ShoppingItem } from "@honeydo/realtime/gen/honeydo/shopping/v1/shopping_pb";
 
 /** A change the user made that the server has not confirmed yet. */
 export type PendingOp =

@@ -10,10 +10,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createRoot, type Root } from "react-dom/client";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
-import { devTokenProvider, RealtimeClient } from "../../client";
-import { ShoppingService } from "../../gen/honeydo/shopping/v1/shopping_pb";
-import { RealtimeProvider } from "../../react";
-import { Realtimed, waitFor } from "../../testing";
+import { devTokenProvider, RealtimeClient } from "@honeydo/realtime";
+import { ShoppingService } from "@honeydo/realtime/gen/honeydo/shopping/v1/shopping_pb";
+import { RealtimeProvider } from "@honeydo/realtime-react";
+import { Realtimed, waitFor } from "@honeydo/realtime-testing";
 import { ToastProvider } from "../toasts";
 import { ShoppingListView } from "./shopping-list";
 

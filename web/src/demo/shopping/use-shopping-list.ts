@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from "react";
-import { ShoppingService, type ShoppingItem } from "../../gen/honeydo/shopping/v1/shopping_pb";
-import { useRealtimeEvent, useRealtimeResync, useRealtimeService, useRealtimeStatus } from "../../react";
+import { ShoppingService, type ShoppingItem } from "@honeydo/realtime/gen/honeydo/shopping/v1/shopping_pb";
+import { useRealtimeEvent, useRealtimeResync, useRealtimeService, useRealtimeStatus } from "@honeydo/realtime-react";
 import { humanError, outcomeUnknown } from "../errors";
 import { newId } from "../session";
 import { useToasts } from "../toasts";

@@ -1,0 +1,71 @@
+import type { DescService } from "@bufbuild/protobuf";
+import type { Client } from "@connectrpc/connect";
+import { useCallback, useEffect, useLayoutEffect, useRef, useSyncExternalStore } from "react";
+import type { EventCase, EventHandler, RealtimeStatus, ResyncHandler } from "@honeydo/realtime";
+import { useRealtimeClient } from "./realtime-provider.js";
+
+// useLayoutEffect warns during server rendering; fall back to useEffect there.
+const useIsoLayoutEffect = typeof window === "undefined" ? useEffect : useLayoutEffect;
+
+/**
+ * useLatest keeps a ref pointing at the latest value, so an effect
+ * subscribed once always calls the handler of the latest render.
+ */
+function useLatest<T>(value: T): { readonly current: T } {
+  const ref = useRef(value);
+  useIsoLayoutEffect(() => {
+    ref.current = value;
+  });
+  return ref;
+}
+
+/**
+ * useRealtimeStatus returns the connection status and re-renders when it
+ * changes. Reading the status counts as listening: it keeps the stream open.
+ */
+export function useRealtimeStatus(): RealtimeStatus {
+  const client = useRealtimeClient();
+  const subscribe = useCallback((onChange: () => void) => client.subscribe(onChange), [client]);
+  const get = useCallback(() => client.getStatus(), [client]);
+  return useSyncExternalStore(subscribe, get, get);
+}
+
+/**
+ * useRealtimeEvent calls handler for every event whose payload is `c`,
+ * with the typed payload and the whole event. The latest handler is used
+ * without resubscribing, so an inline arrow function is fine; the
+ * subscription ends when the component unmounts.
+ *
+ * ```tsx
+ * useRealtimeEvent("itemAdded", ({ item }) => item && upsert(item));
+ * ```
+ */
+export function useRealtimeEvent<C extends EventCase>(c: C, handler: EventHandler<C>): void {
+  const client = useRealtimeClient();
+  const latest = useLatest(handler);
+  useEffect(() => client.on(c, (payload, event) => latest.current(payload, event)), [client, c, latest]);
+}
+
+/**
+ * useRealtimeResync calls handler when the component's state must be
+ * refetched: when the stream first starts and when a resume failed (the
+ * server's history no longer covers what this browser missed).
+ */
+export function useRealtimeResync(handler: ResyncHandler): void {
+  const client = useRealtimeClient();
+  const latest = useLatest(handler);
+  useEffect(() => client.onResync((reason) => latest.current(reason)), [client, latest]);
+}
+
+/**
+ * useRealtimeService returns the typed client of a module's service on the
+ * shared authenticated transport; the same object on every render.
+ *
+ * ```tsx
+ * const shopping = useRealtimeService(ShoppingService);
+ * await shopping.addItem({ name: "Milk" });
+ * ```
+ */
+export function useRealtimeService<S extends DescService>(service: S): Client<S> {
+  return useRealtimeClient().service(service);
+}
