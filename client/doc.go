@@ -23,13 +23,15 @@
 //
 // # Reconnecting
 //
-// Failed attempts are retried with exponential backoff and full jitter
-// ([Backoff]: 1 s doubling up to 5 s by default); a stream that ended
-// because its token expired is reopened at once. Errors that a retry cannot
-// fix end [Subscribe]: a credential rejected twice in a row without a
-// welcome in between (Unauthenticated), PermissionDenied, Unimplemented (a
-// wrong base URL), FailedPrecondition, NotFound, and InvalidArgument when
-// there was no cursor to drop.
+// The rules are the contract of docs/RECONNECT.md, which the browser
+// client follows too. Failed attempts are retried with exponential backoff
+// and full jitter ([Backoff]: 1 s doubling up to 5 s by default); a stream
+// that ended because its token expired, or whose token was refused when it
+// opened, is reopened at once with a fresh token. Errors that a retry
+// cannot fix end [Subscribe]: a credential rejected twice in a row without
+// a welcome in between (Unauthenticated), PermissionDenied, Unimplemented
+// (a wrong base URL), FailedPrecondition, NotFound, and InvalidArgument
+// when there was no cursor to drop.
 //
 // # Own changes
 //

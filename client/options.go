@@ -9,6 +9,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/honeydo/realtime/client/internal/reconnect"
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 )
 
@@ -160,29 +161,15 @@ type Backoff struct {
 	Max time.Duration
 }
 
-func (b Backoff) withDefaults() Backoff {
-	if b.Initial <= 0 {
-		b.Initial = time.Second
-	}
-	if b.Max <= 0 {
-		b.Max = 5 * time.Second
-	}
-	if b.Max < b.Initial {
-		b.Max = b.Initial
-	}
-	return b
+// policy is the reconnect policy with b's settings.
+func (b Backoff) policy() reconnect.Policy {
+	return reconnect.Policy{BackoffInitial: b.Initial, BackoffMax: b.Max}.WithDefaults()
 }
 
 // Delay returns the delay before attempt n (n ≥ 1) with zero fields
 // replaced by their defaults.
 func (b Backoff) Delay(n int) time.Duration {
-	b = b.withDefaults()
-	ceiling := b.Initial
-	for i := 1; i < n && ceiling < b.Max; i++ {
-		ceiling *= 2
-	}
-	ceiling = min(ceiling, b.Max)
-	return rand.N(ceiling + 1)
+	return rand.N(b.policy().BackoffCeiling(max(n, 1)) + 1)
 }
 
 // State is what a [Status] reports.

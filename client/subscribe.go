@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/honeydo/realtime/client/internal/reconnect"
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
 )
@@ -21,13 +23,6 @@ import (
 // [Status.Err] of a reconnection that the watchdog caused: no Welcome within
 // [Options.ConnectTimeout], or no frame within [Options.Watchdog].
 var ErrStalled = errors.New("stream stalled")
-
-// Default timings; see [Options].
-const (
-	defaultConnectTimeout = 10 * time.Second
-	defaultHeartbeat      = 4 * time.Second
-	defaultRenewLead      = 10 * time.Second
-)
 
 // Subscribe opens a Subscribe stream and keeps it open until ctx ends,
 // handing every event to handler in order, exactly once across reconnects
@@ -59,12 +54,12 @@ func Subscribe(ctx context.Context, opts Options, handler Handler) error {
 		opts:           opts,
 		handler:        handler,
 		rt:             newGenerated(hc, base, opts.Protocol, opts.ClientOptions),
-		backoff:        opts.Backoff.withDefaults(),
+		policy:         opts.Backoff.policy(),
 		connectTimeout: opts.ConnectTimeout,
 		cursor:         opts.Cursor,
 	}
 	if s.connectTimeout <= 0 {
-		s.connectTimeout = defaultConnectTimeout
+		s.connectTimeout = reconnect.ConnectTimeout
 	}
 	return s.run(ctx)
 }
@@ -76,7 +71,7 @@ type subscriber struct {
 	opts           Options
 	handler        Handler
 	rt             realtimev1connect.RealtimeServiceClient
-	backoff        Backoff
+	policy         reconnect.Policy
 	connectTimeout time.Duration
 
 	mu sync.Mutex
@@ -106,14 +101,16 @@ type subscriber struct {
 
 // outcome is how one connection attempt ended.
 type outcome struct {
-	welcomed bool          // the stream got its Welcome
-	lived    time.Duration // from the Welcome to the end
-	err      error         // why the stream ended; nil for a clean end
-	fatal    error         // a handler, OnResync or Token error: return it
+	welcomed   bool          // the stream got its Welcome
+	lived      time.Duration // from the Welcome to the end
+	sentCursor bool          // the stream was opened with a resume cursor
+	err        error         // why the stream ended; nil for a clean end
+	tokenErr   error         // Token failed: no stream was opened
+	fatal      error         // a handler or OnResync error: return it
 }
 
 func (s *subscriber) run(ctx context.Context) error {
-	attempt := 0 // attempts since the last healthy stream
+	attempt := 0 // retries since the last healthy stream
 	unauth := 0  // Unauthenticated endings since the last Welcome
 	for {
 		out := s.attempt(ctx)
@@ -126,38 +123,34 @@ func (s *subscriber) run(ctx context.Context) error {
 		if out.fatal != nil {
 			return out.fatal
 		}
-		if out.welcomed {
-			unauth = 0
-			// A stream that stayed up a while was healthy: start the
-			// backoff again. One that died at once was not, or a server
-			// that welcomes and drops would be hammered.
-			if out.lived >= s.backoff.Initial {
-				attempt = 0
+		// What to do next is the contract's (docs/RECONNECT.md), shared
+		// with the browser client through testdata/reconnect/cases.json.
+		d := s.policy.AfterEnd(reconnect.Ending{
+			Kind:         endKind(out),
+			Code:         connect.CodeOf(out.err),
+			Welcomed:     out.welcomed,
+			Lived:        out.lived,
+			SentCursor:   out.sentCursor,
+			Attempt:      attempt,
+			UnauthStreak: unauth,
+		})
+		if d.Action == reconnect.Stop {
+			switch {
+			case out.tokenErr != nil:
+				return fmt.Errorf("client: token: %w", out.tokenErr)
+			case d.Reason == reconnect.ReasonUnauthenticated:
+				return fmt.Errorf("client: subscribe: credential rejected again with a fresh token: %w", out.err)
 			}
+			return fmt.Errorf("client: subscribe: %w", out.err)
 		}
-		immediate := false
-		if out.err != nil {
-			switch code := connect.CodeOf(out.err); {
-			case code == connect.CodeUnauthenticated:
-				unauth++
-				if unauth >= 2 {
-					return fmt.Errorf("client: subscribe: credential rejected again with a fresh token: %w", out.err)
-				}
-				// The usual case: a healthy stream reached its token's
-				// expiry. Reopen at once with a fresh token and the cursor.
-				immediate = out.welcomed && attempt == 0
-			case code == connect.CodeInvalidArgument && s.cursor != "" && !out.welcomed:
-				s.setCursor("")
-				s.pending = ResyncInvalidCursor
-				immediate = true
-			case isFatal(code):
-				return fmt.Errorf("client: subscribe: %w", out.err)
-			}
+		attempt, unauth = d.Attempt, d.UnauthStreak
+		if d.DropCursor {
+			s.setCursor("")
+			s.pending = ResyncInvalidCursor
 		}
-		attempt++
 		var delay time.Duration
-		if !immediate {
-			delay = s.backoff.Delay(attempt)
+		if d.Ceiling > 0 {
+			delay = rand.N(d.Ceiling + 1)
 		}
 		s.status(Status{State: StateReconnecting, Attempt: attempt, Delay: delay, Err: out.err, Cursor: s.cursor})
 		if delay > 0 {
@@ -172,15 +165,17 @@ func (s *subscriber) run(ctx context.Context) error {
 	}
 }
 
-// isFatal reports whether a stream that failed with code should not be
-// retried: the request itself is wrong and a retry would fail the same way.
-func isFatal(code connect.Code) bool {
-	switch code {
-	case connect.CodePermissionDenied, connect.CodeUnimplemented, connect.CodeInvalidArgument,
-		connect.CodeFailedPrecondition, connect.CodeNotFound:
-		return true
+// endKind classifies how an attempt ended, for the policy.
+func endKind(out outcome) reconnect.EndKind {
+	switch {
+	case out.tokenErr != nil:
+		return reconnect.EndNoToken
+	case out.err == nil:
+		return reconnect.EndClean
+	case errors.Is(out.err, ErrStalled):
+		return reconnect.EndStalled
 	}
-	return false
+	return reconnect.EndError
 }
 
 // attempt opens one stream and reads it until it ends. Before the server
@@ -192,8 +187,9 @@ func (s *subscriber) attempt(ctx context.Context) (out outcome) {
 		if ctx.Err() != nil {
 			return outcome{err: ctx.Err()}
 		}
-		return outcome{fatal: fmt.Errorf("client: token: %w", err)}
+		return outcome{tokenErr: err}
 	}
+	out.sentCursor = s.cursor != ""
 	cur := s.open(ctx, token, s.cursor, s.connectTimeout)
 	defer func() { cur.close() }()
 	ren := &renewal{s: s, ctx: ctx, current: cur.cancel, token: token}
@@ -243,8 +239,7 @@ func (s *subscriber) attempt(ctx context.Context) (out outcome) {
 			}
 			// A renewal that serves another user, household or rooms (the
 			// token changed identity) is no seamless switch: a fresh stream.
-			if !cur.renewal || f.Welcome.GetResume() != realtimev1.ResumeStatus_RESUME_STATUS_RESUMED ||
-				identityOf(f.Welcome) != s.identity {
+			if !cur.renewal || !reconnect.Seamless(f.Welcome.GetResume(), identityOf(f.Welcome) == s.identity) {
 				s.seam = nil
 				if err := s.welcome(ctx, f.Welcome); err != nil {
 					out.fatal = err
@@ -410,7 +405,7 @@ type renewal struct {
 func (r *renewal) plan(w *realtimev1.Welcome) {
 	lead := r.s.opts.RenewLead
 	if lead == 0 {
-		lead = defaultRenewLead
+		lead = reconnect.RenewLead
 	}
 	if w.GetExpireTime() == nil || lead < 0 {
 		return
@@ -421,11 +416,9 @@ func (r *renewal) plan(w *realtimev1.Welcome) {
 		return
 	}
 	r.ends = w.GetExpireTime().AsTime()
-	left := time.Until(r.ends)
-	if left <= 0 {
-		return
+	if in, ok := reconnect.RenewIn(time.Until(r.ends), lead); ok {
+		r.schedule(in, 0)
 	}
-	r.schedule(max(left/2, left-lead), 0)
 }
 
 // schedule runs try n after delay; r.mu is held.
@@ -465,8 +458,8 @@ func (r *renewal) try(ctx context.Context, cancel context.CancelFunc, n int) {
 		s.mu.Unlock()
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if left := time.Until(r.ends); !r.stopped && left > time.Second {
-			r.schedule(min(time.Duration(n+1)*time.Second, left/4), n+1)
+		if in, ok := reconnect.RenewRetryIn(time.Until(r.ends), n+1); !r.stopped && ok {
+			r.schedule(in, n+1)
 		}
 	}()
 	token, err := s.opts.Token(ctx)
@@ -499,7 +492,12 @@ func (r *renewal) try(ctx context.Context, cancel context.CancelFunc, n int) {
 	r.mu.Lock()
 	ends := r.ends
 	r.mu.Unlock()
-	if w == nil || (w.GetExpireTime() != nil && !w.GetExpireTime().AsTime().After(ends)) {
+	var next *time.Time
+	if w.GetExpireTime() != nil {
+		t := w.GetExpireTime().AsTime()
+		next = &t
+	}
+	if w == nil || !reconnect.RenewalTaken(ends, next) {
 		// The token was not renewed yet: the new stream would end no
 		// later than the current one.
 		c.close()
@@ -551,21 +549,18 @@ func (r *renewal) stop() {
 // status reports and, if events may have been missed, the resync.
 func (s *subscriber) welcome(ctx context.Context, w *realtimev1.Welcome) error {
 	s.user = w.GetUserId()
-	reason := s.pending
+	id := identityOf(w)
+	reason := resyncReason(reconnect.AfterWelcome(reconnect.Welcome{
+		Resume: w.GetResume(),
+		// The server resumes a cursor on whatever rooms the token grants,
+		// so a stream of another household can say RESUMED while the app
+		// holds the old household's state.
+		IdentityChanged: s.identity != "" && id != s.identity,
+		Pending:         policyResync(s.pending),
+		First:           !s.connected,
+	}))
 	s.pending = 0
-	switch w.GetResume() {
-	case realtimev1.ResumeStatus_RESUME_STATUS_EXPIRED:
-		reason = ResyncExpired
-	case realtimev1.ResumeStatus_RESUME_STATUS_EPOCH_CHANGED:
-		reason = ResyncEpochChanged
-	}
-	// The server resumes a cursor on whatever rooms the token grants, so a
-	// stream of another household can say RESUMED while the app holds the
-	// old household's state.
-	if id := identityOf(w); s.identity != "" && id != s.identity {
-		reason = ResyncIdentityChanged
-	}
-	s.identity = identityOf(w)
+	s.identity = id
 	next := s.cursor
 	if c := w.GetCursor(); c != "" {
 		next = c
@@ -599,6 +594,37 @@ func (s *subscriber) welcome(ctx context.Context, w *realtimev1.Welcome) error {
 	return nil
 }
 
+// resyncReason turns the policy's resync into the reason OnResync is
+// given. The initial load is the caller's before Subscribe: none.
+func resyncReason(r reconnect.Resync) ResyncReason {
+	switch r {
+	case reconnect.ResyncExpired:
+		return ResyncExpired
+	case reconnect.ResyncEpochChanged:
+		return ResyncEpochChanged
+	case reconnect.ResyncInvalidCursor:
+		return ResyncInvalidCursor
+	case reconnect.ResyncIdentityChanged:
+		return ResyncIdentityChanged
+	}
+	return 0
+}
+
+// policyResync is the inverse of resyncReason, for a pending resync.
+func policyResync(r ResyncReason) reconnect.Resync {
+	switch r {
+	case ResyncExpired:
+		return reconnect.ResyncExpired
+	case ResyncEpochChanged:
+		return reconnect.ResyncEpochChanged
+	case ResyncInvalidCursor:
+		return reconnect.ResyncInvalidCursor
+	case ResyncIdentityChanged:
+		return reconnect.ResyncIdentityChanged
+	}
+	return reconnect.ResyncNone
+}
+
 // identityOf names whose events a stream carries: its user, household and
 // set of rooms.
 func identityOf(w *realtimev1.Welcome) string {
@@ -612,11 +638,7 @@ func (s *subscriber) watchdogFor(w *realtimev1.Welcome) time.Duration {
 	if s.opts.Watchdog > 0 {
 		return s.opts.Watchdog
 	}
-	hb := w.GetHeartbeatInterval().AsDuration()
-	if hb <= 0 {
-		hb = defaultHeartbeat
-	}
-	return 2 * hb
+	return reconnect.Watchdog(w.GetHeartbeatInterval().AsDuration())
 }
 
 func (s *subscriber) status(st Status) {

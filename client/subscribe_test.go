@@ -368,6 +368,12 @@ func TestUnauthenticatedGivesUp(t *testing.T) {
 	if n := st.count(client.StateReconnecting); n != 1 {
 		t.Fatalf("%d reconnections, want 1: %s", n, describe(st.all()))
 	}
+	// The one retry comes at once: a token refused at open is most likely
+	// stale, and the fresh one either works or stops the subscriber
+	// (docs/RECONNECT.md, testdata/reconnect/cases.json).
+	if r := st.all()[0]; r.State != client.StateReconnecting || r.Delay != 0 || r.Attempt != 1 {
+		t.Fatalf("the retry after a refused token: %s", describe(st.all()))
+	}
 }
 
 // TestInvalidCursor: a cursor the server rejects is dropped, the stream

@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+
+	"github.com/honeydo/realtime/client/internal/reconnect"
 )
 
 // defaultCallTimeout bounds a unary call whose context has no deadline:
 // a frozen server or a dead network path would otherwise keep the caller
 // waiting until TCP gives up, minutes later.
-const defaultCallTimeout = 10 * time.Second
+const defaultCallTimeout = reconnect.CallTimeout
 
 // CallTimeoutInterceptor returns a client interceptor that gives every
 // unary call whose context has no deadline one of d, and reports a call

@@ -1,3 +1,5 @@
+import { backoffCeiling, RECONNECT } from "./reconnect-policy.js";
+
 /** Backoff settings for reconnecting. */
 export interface BackoffOptions {
   /** Cap of the first retry's delay. Default 1000 ms. */
@@ -6,22 +8,21 @@ export interface BackoffOptions {
   readonly maxDelayMs?: number;
 }
 
-/** DEFAULT_INITIAL_DELAY_MS is the default cap of the first retry's delay. */
-export const DEFAULT_INITIAL_DELAY_MS = 1000;
-/** DEFAULT_MAX_DELAY_MS is the default largest delay between tries. */
-export const DEFAULT_MAX_DELAY_MS = 5000;
+/** DEFAULT_INITIAL_DELAY_MS is the default cap of the first retry's delay (docs/RECONNECT.md). */
+export const DEFAULT_INITIAL_DELAY_MS: number = RECONNECT.backoffInitialMs;
+/** DEFAULT_MAX_DELAY_MS is the default largest delay between tries (docs/RECONNECT.md). */
+export const DEFAULT_MAX_DELAY_MS: number = RECONNECT.backoffMaxMs;
 
 /**
  * backoffCap returns the upper bound of the delay before retry number
- * `attempt` (1-based): initial · 2^(attempt−1), at most max.
+ * `attempt` (1-based): initial · 2^(attempt−1), at most max (never below
+ * initial).
  */
 export function backoffCap(attempt: number, options: BackoffOptions = {}): number {
-  const initial = options.initialDelayMs ?? DEFAULT_INITIAL_DELAY_MS;
-  const max = Math.max(options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS, 0);
-  if (attempt < 1) return 0;
-  // 2^30 already exceeds any sensible cap; avoid Infinity for huge attempts.
-  const exp = Math.min(attempt - 1, 30);
-  return Math.min(max, initial * 2 ** exp);
+  return backoffCeiling(attempt, {
+    backoffInitialMs: options.initialDelayMs ?? DEFAULT_INITIAL_DELAY_MS,
+    backoffMaxMs: options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS,
+  });
 }
 
 /**

@@ -31,6 +31,7 @@ import {
 } from "./events.js";
 import { isOwnEvent, originInterceptor } from "./origin.js";
 import { RecentIds } from "./recent-ids.js";
+import { RECONNECT } from "./reconnect-policy.js";
 import { withRole, type RealtimeStatus, type StatusBody, type TabRole } from "./status.js";
 import { identityOf, StreamLoop } from "./stream-loop.js";
 
@@ -190,7 +191,7 @@ export class RealtimeClient {
           interceptors: [authInterceptor(options.getToken), originInterceptor(this.tabId)],
           ...(options.fetch ? { fetch: options.fetch } : {}),
         }),
-      options.callTimeoutMs ?? 10_000,
+      options.callTimeoutMs ?? RECONNECT.callTimeoutMs,
     );
     this.realtime = createClient(RealtimeService, this.transport);
     this.crossTab = resolveCrossTab(options.crossTab);
@@ -220,11 +221,11 @@ export class RealtimeClient {
           maxDelayMs: options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS,
         },
         maxAttempts: options.maxAttempts ?? Number.POSITIVE_INFINITY,
-        maxUnauthenticated: options.maxUnauthenticated ?? 2,
-        watchdogFactor: options.watchdogFactor ?? 2,
-        connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
-        defaultHeartbeatMs: options.defaultHeartbeatMs ?? 4_000,
-        renewLeadMs: options.renewLeadMs ?? 10_000,
+        maxUnauthenticated: options.maxUnauthenticated ?? RECONNECT.maxUnauthenticated,
+        watchdogFactor: options.watchdogFactor ?? RECONNECT.watchdogFactor,
+        connectTimeoutMs: options.connectTimeoutMs ?? RECONNECT.connectTimeoutMs,
+        defaultHeartbeatMs: options.defaultHeartbeatMs ?? RECONNECT.defaultHeartbeatMs,
+        renewLeadMs: options.renewLeadMs ?? RECONNECT.renewLeadMs,
         random: options.random ?? Math.random,
       },
     );

@@ -2,8 +2,19 @@ import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { durationMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { RealtimeService, SubscribeResponse, Welcome } from "./gen/honeydo/realtime/v1/realtime_pb.js";
 import { bearer, fetchToken, NoTokenError, type TokenProvider } from "./auth.js";
-import { backoffDelay, DEFAULT_INITIAL_DELAY_MS, type BackoffOptions } from "./backoff.js";
+import { DEFAULT_INITIAL_DELAY_MS, DEFAULT_MAX_DELAY_MS, type BackoffOptions } from "./backoff.js";
 import type { BrowserEnvironment } from "./environment.js";
+import {
+  afterEnd,
+  renewalTaken,
+  renewInMs,
+  renewRetryInMs,
+  seamless,
+  watchdogMs,
+  type Decision,
+  type EndKind,
+  type ReconnectPolicy,
+} from "./reconnect-policy.js";
 import type { ErrorReason, StatusBody } from "./status.js";
 
 /** Settings of a {@link StreamLoop}; the client fills in the defaults. */
@@ -46,19 +57,18 @@ const TERMINAL: ReadonlySet<ErrorReason> = new Set<ErrorReason>(["unauthenticate
 
 const WATCHDOG = Symbol("watchdog");
 const SUPERSEDED = Symbol("superseded");
+/** Thrown when the server ends the stream without an error. */
+const ENDED = Symbol("ended");
 
 /**
  * StreamLoop keeps one Subscribe stream open: it fetches a token, opens the
  * stream with the resume cursor, watches for silence and, when the stream
  * fails, waits with jittered exponential backoff and tries again.
  *
- * The backoff starts over only after a healthy stream: one that stayed up
- * (from its welcome) for at least the initial delay. A server that welcomes
- * and drops at once therefore sees growing delays, not a reconnect every
- * 0–1 s. A request the server refuses as wrong (PERMISSION_DENIED,
- * UNIMPLEMENTED, INVALID_ARGUMENT, …) is not retried: it would fail the same
- * way. The exception is INVALID_ARGUMENT for a resume cursor, which is
- * dropped and the stream reopened at once without it.
+ * What follows the end of a stream (retry at once or with backoff, with a
+ * fresh token, without the cursor, or stop) is the reconnect contract of
+ * docs/RECONNECT.md, decided by reconnect-policy.ts, which the Go client
+ * shares case by case (testdata/reconnect/cases.json).
  *
  * A stream ends when its token does (plus the server's grace). Before that
  * happens the loop renews it: it opens the next stream with a fresh token
@@ -92,11 +102,18 @@ export class StreamLoop {
   /** True while waiting for a retry that kick() may bring forward. */
   private waiting = false;
   private retryAt = 0;
+  private readonly policy: ReconnectPolicy;
 
   constructor(
     private readonly deps: StreamLoopDeps,
     private readonly options: StreamLoopOptions,
-  ) {}
+  ) {
+    this.policy = {
+      backoffInitialMs: options.backoff.initialDelayMs ?? DEFAULT_INITIAL_DELAY_MS,
+      backoffMaxMs: options.backoff.maxDelayMs ?? DEFAULT_MAX_DELAY_MS,
+      maxUnauthenticated: options.maxUnauthenticated,
+    };
+  }
 
   /** start opens the stream unless it is already running. */
   start(): void {
@@ -180,21 +197,30 @@ export class StreamLoop {
       if (gen !== this.generation) return;
       this.generation++; // the abandoned attempt's callbacks are now harmless
       abort.abort(WATCHDOG);
-      this.fail("unavailable", `no frame from the server for ${Math.round(ms / 1000)} s`, true);
+      this.cancelRenew();
+      this.apply(this.decide("stalled"), `no frame from the server for ${Math.round(ms / 1000)} s`, true);
     }, ms);
   }
 
   /**
-   * settle closes the books on the attempt that just ended and returns
-   * whether its stream was welcomed. A stream that stayed up for at least
-   * the initial delay was healthy, so the backoff starts over. Idempotent.
+   * decide closes the books on the attempt that just ended and asks the
+   * policy what follows. Only the first call after a welcome sees it.
    */
-  private settle(): boolean {
+  private decide(end: EndKind, code?: Code, sentCursor = false): Decision {
     const at = this.welcomedAt;
     this.welcomedAt = undefined;
-    if (at === undefined) return false;
-    if (Date.now() - at >= (this.options.backoff.initialDelayMs ?? DEFAULT_INITIAL_DELAY_MS)) this.attempt = 0;
-    return true;
+    return afterEnd(
+      {
+        end,
+        ...(code === undefined ? {} : { code }),
+        welcomed: at !== undefined,
+        livedMs: at === undefined ? 0 : Date.now() - at,
+        sentCursor,
+        attempt: this.attempt,
+        unauthStreak: this.unauthStreak,
+      },
+      this.policy,
+    );
   }
 
   /**
@@ -263,8 +289,8 @@ export class StreamLoop {
         if (frame.frame.case === "welcome") {
           const w = frame.frame.value;
           const hb = w.heartbeatInterval ? durationMs(w.heartbeatInterval) : 0;
-          silenceMs = Math.round((hb > 0 ? hb : this.options.defaultHeartbeatMs) * this.options.watchdogFactor);
-          // The backoff restarts only once this stream proves healthy (settle).
+          silenceMs = watchdogMs(hb > 0 ? hb : this.options.defaultHeartbeatMs, this.options.watchdogFactor);
+          // The backoff restarts only once this stream proves healthy (decide).
           if (!renewed) this.welcomedAt = Date.now();
           this.unauthStreak = 0;
           this.forceRefresh = false;
@@ -285,7 +311,7 @@ export class StreamLoop {
         this.armWatchdog(silenceMs, abort, gen);
         this.deps.onFrame(frame);
       }
-      throw new ConnectError("the server ended the stream", Code.Unavailable);
+      throw ENDED;
     } catch (err) {
       if (gen === this.generation) this.failed(err, abort, sentCursor);
     }
@@ -299,8 +325,8 @@ export class StreamLoop {
     if (w.expireTime === undefined) return;
     const endsAt = timestampMs(w.expireTime);
     const left = endsAt - Date.now();
-    if (left <= 0) return;
-    const delay = tries === 0 ? Math.max(left / 2, left - this.options.renewLeadMs) : Math.min(1000 * tries, left / 4);
+    const delay = tries === 0 ? renewInMs(left, this.options.renewLeadMs) : renewRetryInMs(left, tries);
+    if (delay === undefined) return;
     if (this.renewTimer !== undefined) clearTimeout(this.renewTimer);
     this.renewTimer = setTimeout(() => {
       this.renewTimer = undefined;
@@ -335,9 +361,10 @@ export class StreamLoop {
       if (gen !== this.generation) throw SUPERSEDED;
       const w = first.done || first.value.frame.case !== "welcome" ? undefined : first.value.frame.value;
       if (w === undefined) throw new ConnectError("the renewed stream sent no welcome", Code.Unavailable);
-      const next = w.expireTime === undefined ? Number.POSITIVE_INFINITY : timestampMs(w.expireTime);
-      if (next <= endsAt) throw new ConnectError("the token was not renewed", Code.Unauthenticated);
-      same = identityOf(w) === identityOf(current);
+      if (!renewalTaken(endsAt, w.expireTime === undefined ? undefined : timestampMs(w.expireTime))) {
+        throw new ConnectError("the token was not renewed", Code.Unauthenticated);
+      }
+      same = seamless(w.resume, identityOf(w) === identityOf(current));
     } catch {
       abort.abort();
       if (this.successor === abort) this.successor = undefined;
@@ -356,7 +383,8 @@ export class StreamLoop {
     this.abort = abort;
     old?.abort();
     // A successor for another user, household or rooms (the token changed
-    // identity) is a fresh stream: its status names the new identity.
+    // identity), or one that could not resume, is a fresh stream: its
+    // status names the new identity.
     await this.consume(frames, first, next, abort, cursor, same);
   }
 
@@ -366,68 +394,39 @@ export class StreamLoop {
     this.watchdogTimer = undefined;
     this.cancelRenew();
     abort.abort();
-    const welcomed = this.settle();
+    if (err === ENDED) {
+      this.apply(this.decide("clean"), "the server ended the stream");
+      return;
+    }
     const ce = ConnectError.from(err);
-    if (err instanceof NoTokenError) {
-      // Nobody is signed in: no fresh token will come until the app
-      // signs someone in and calls connect().
-      this.giveUp("unauthenticated", ce.rawMessage);
-      return;
-    }
-    if (ce.code === Code.Unauthenticated) {
-      this.unauthStreak++;
-      this.forceRefresh = true;
-      if (this.unauthStreak >= this.options.maxUnauthenticated) {
-        this.giveUp("unauthenticated", ce.rawMessage || "unauthenticated");
-        return;
-      }
-      // A healthy stream reached its token's expiry (renewing failed), or
-      // the token was stale at open: come back at once with a fresh one. A
-      // stream cut soon after its welcome backs off instead: the streak
-      // restarts at every welcome, so only the backoff keeps that from
-      // looping.
-      if (!welcomed || this.attempt === 0) this.scheduleRetry(0, "unauthenticated", ce.rawMessage);
-      else this.fail("unauthenticated", ce.rawMessage || "unauthenticated");
-      return;
-    }
-    switch (ce.code) {
-      case Code.InvalidArgument:
-        if (sentCursor !== "" && !welcomed) {
-          // Not a cursor this server issued (corrupt storage, another
-          // deployment): start fresh now, and resync at the welcome.
-          this.deps.onInvalidCursor();
-          this.scheduleRetry(0, "invalid-cursor", ce.rawMessage);
-          return;
-        }
-        this.giveUp("incompatible", ce.message);
-        return;
-      case Code.PermissionDenied:
-        this.giveUp("forbidden", ce.message);
-        return;
-      case Code.Unimplemented:
-      case Code.FailedPrecondition:
-      case Code.NotFound:
-        // The same request would fail the same way: no retry loop.
-        this.giveUp("incompatible", ce.message);
-        return;
-      default:
-        this.fail("unavailable", ce.rawMessage || ce.message);
-    }
+    // Nobody is signed in: no fresh token will come until the app signs
+    // someone in and calls connect().
+    const end: EndKind = err instanceof NoTokenError ? "no-token" : "error";
+    const d = this.decide(end, ce.code, sentCursor !== "");
+    const shown = d.reason === "unavailable" ? ce.message : d.reason;
+    this.apply(d, d.reason === "forbidden" || d.reason === "incompatible" ? ce.message : ce.rawMessage || shown);
   }
 
   /**
-   * fail schedules the next try with backoff, or gives up past maxAttempts.
-   * `stalled` says the stream went silent (watchdog).
+   * apply carries out a decision: a retry, at once or after a jittered
+   * backoff delay (or giving up past maxAttempts), or a stop. `stalled`
+   * says the stream went silent (watchdog).
    */
-  private fail(reason: ErrorReason, message: string, stalled = false): void {
-    this.cancelRenew();
-    this.settle();
-    if (this.attempt + 1 > this.options.maxAttempts) {
-      this.giveUp(reason, `${message} (gave up after ${this.attempt} retries)`);
+  private apply(d: Decision, message: string, stalled = false): void {
+    this.unauthStreak = d.unauthStreak;
+    if (d.refreshToken) this.forceRefresh = true;
+    if (d.action === "stop") {
+      this.giveUp(d.reason, message);
       return;
     }
-    const delay = backoffDelay(this.attempt + 1, this.options.backoff, this.options.random);
-    this.scheduleRetry(delay, reason, message, stalled);
+    if (d.dropCursor) this.deps.onInvalidCursor();
+    if (d.ceilingMs > 0 && d.attempt > this.options.maxAttempts) {
+      this.giveUp(d.reason, `${message} (gave up after ${d.attempt - 1} retries)`);
+      return;
+    }
+    const r = Math.min(Math.max(this.options.random(), 0), 1);
+    this.attempt = d.attempt - 1; // scheduleRetry counts it
+    this.scheduleRetry(Math.round(r * d.ceilingMs), d.reason, message, stalled);
   }
 
   private scheduleRetry(delayMs: number, reason: ErrorReason, message: string, stalled = false): void {
@@ -492,7 +491,7 @@ export class StreamLoop {
     this.generation++; // the dropped attempt's callbacks are now harmless
     this.clearTimers();
     abort.abort();
-    this.fail("unavailable", "the browser went offline");
+    this.apply(this.decide("error", Code.Unavailable), "the browser went offline");
   }
 }
 
