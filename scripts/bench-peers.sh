@@ -42,7 +42,7 @@ label=()
 [[ -n "$OURS_LABEL" ]] && label=(--label "$OURS_LABEL")
 # run.sh word-splits these commands and substitutes {PORT}; keep paths free of spaces.
 export CUSTOM_SERVER_CMD="$BIN/realtimed --dev --bench-api --addr 127.0.0.1:{PORT} --data-dir $DATA --log-level warn $SERVER_ARGS"
-export CUSTOM_LOADGEN_CMD="$LOADGEN --url http://127.0.0.1:{PORT} --data-dir $DATA ${label[*]:-} $OURS_ARGS"
+export CUSTOM_LOADGEN_CMD="$LOADGEN --addr http://127.0.0.1:{PORT} --data-dir $DATA ${label[*]:-} $OURS_ARGS"
 export PEERS="${PEERS:+$PEERS }custom"
 echo "bench-peers: PEERS=[$PEERS] REPS=$REPS"
 echo "  server:  $CUSTOM_SERVER_CMD"

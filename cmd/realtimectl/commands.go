@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/honeydo/realtime/client"
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/config"
 	"github.com/honeydo/realtime/internal/version"
@@ -32,6 +31,7 @@ var commands = []command{
 	{"publish", "publish an event with a service key", runPublish},
 	{"ping", "check that the server answers an authenticated call", runPing},
 	{"whoami", "show who the server thinks a token belongs to", runWhoAmI},
+	{"health", "probe /healthz or /readyz without a credential (a container's health check)", runHealth},
 	{"bench", "load-test a realtimed --dev --bench-api (the peers' workloads and RESULT line)", runBench},
 }
 
@@ -72,13 +72,15 @@ Commands:
 Examples:
   TOKEN=$(realtimectl token --user alice --household home)
   realtimectl subscribe --token "$TOKEN"
-  realtimectl subscribe --dev-user bob --dev-household home
-  realtimectl publish --service-key "$REALTIME_SERVICE_KEY" --household home --notification "Dinner's ready"
-  realtimectl whoami --token "$TOKEN"
+  realtimectl subscribe --user bob --household home
+  realtimectl publish --service-key "$REALTIMECTL_SERVICE_KEY" --to-household home --notification "Dinner's ready"
+  realtimectl whoami --token "$TOKEN" --addr https://realtime.example --ca-file ca.pem
+  realtimectl health --addr 127.0.0.1:8080
 
-Flags that name the server or a credential share one environment variable
-across commands (REALTIME_ADDR, REALTIME_TOKEN, REALTIME_SERVICE_KEY, ...);
-the others are REALTIMECTL_<COMMAND>_<FLAG>. Each command's --help lists them.
+A flag means the same in every command, and every flag can be set by the
+environment variable REALTIMECTL_<FLAG> (--addr: REALTIMECTL_ADDR,
+--service-key: REALTIMECTL_SERVICE_KEY, ...); a flag on the command line
+wins. Each command's --help lists them.
 `
 
 func printTopUsage(w io.Writer) {
@@ -118,18 +120,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return usagef("", "unknown command %q", name)
 }
 
-// sharedEnv names the environment variables of flags that several commands
-// share: they describe the server and the credentials, not one command.
-var sharedEnv = map[string]string{
-	"addr":          "REALTIME_ADDR",
-	"protocol":      "REALTIME_PROTOCOL",
-	"token":         "REALTIME_TOKEN",
-	"service-key":   "REALTIME_SERVICE_KEY",
-	"data-dir":      "REALTIME_DATA_DIR",
-	"dev-user":      "REALTIME_DEV_USER",
-	"dev-household": "REALTIME_DEV_HOUSEHOLD",
-	"dev-ttl":       "REALTIME_DEV_TTL",
-}
+// envPrefix heads the environment variable of every realtimectl flag:
+// REALTIMECTL_ + the flag's name upper-cased, dashes as underscores. A flag
+// name means one thing in every command (--addr is always the server,
+// --user always the user of a dev token), so one variable serves them all.
+const envPrefix = "REALTIMECTL_"
 
 // flagSet is a command's flags, bound to environment variables.
 type flagSet struct {
@@ -138,7 +133,7 @@ type flagSet struct {
 	synopsis string
 	std      *stdio
 	// given holds the flags set on the command line (not from the
-	// environment), once parsed.
+	// environment), once parsed; a deprecated spelling counts as its flag.
 	given map[string]bool
 }
 
@@ -148,8 +143,10 @@ func newFlagSet(std *stdio, cmd, synopsis string) *flagSet {
 	return fs
 }
 
-func (fs *flagSet) envPrefix() string {
-	return "REALTIMECTL_" + strings.ToUpper(fs.cmd) + "_"
+// deprecated registers old as a deprecated spelling of the flag current:
+// it still works, with a warning on stderr.
+func (fs *flagSet) deprecated(old, current string) {
+	config.Deprecated(fs.FlagSet, old, current, fs.std.stderr)
 }
 
 // parse parses args, then fills unset flags from the environment. It
@@ -158,7 +155,7 @@ func (fs *flagSet) parse(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(fs.std.stdout)
-			config.Usage(fs.FlagSet, fs.synopsis, fs.envPrefix(), sharedEnv)()
+			config.Usage(fs.FlagSet, fs.synopsis, envPrefix, nil)()
 			fs.SetOutput(io.Discard)
 			return flag.ErrHelp
 		}
@@ -167,9 +164,8 @@ func (fs *flagSet) parse(args []string) error {
 	if fs.NArg() > 0 {
 		return usagef(fs.cmd, "unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	fs.given = map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { fs.given[f.Name] = true })
-	if err := config.ApplyEnv(fs.FlagSet, fs.envPrefix(), sharedEnv); err != nil {
+	fs.given = config.Given(fs.FlagSet)
+	if err := config.ApplyEnv(fs.FlagSet, envPrefix, nil); err != nil {
 		return &usageError{cmd: fs.cmd, err: err}
 	}
 	return nil
@@ -183,93 +179,71 @@ func helpOK(err error) error {
 	return err
 }
 
-// server holds the flags that say where the server is.
-type serverFlags struct {
-	addr     string
-	protocol string
-}
-
-func (s *serverFlags) register(fs *flagSet) {
-	fs.StringVar(&s.addr, "addr", "http://127.0.0.1:8080", "the server's base `URL` (http:// is assumed when no scheme is given)")
-	fs.StringVar(&s.protocol, "protocol", "connect", "wire `protocol`: connect, grpc (h2c on http://) or grpcweb")
-}
-
-// options returns the client options for the server flags.
-func (s *serverFlags) options(cmd string) (client.Options, error) {
-	p, err := client.ParseProtocol(s.protocol)
-	if err != nil {
-		return client.Options{}, usagef(cmd, "--protocol: %v", err)
-	}
-	addr := strings.TrimSpace(s.addr)
-	if addr == "" {
-		return client.Options{}, usagef(cmd, "--addr is empty")
-	}
-	if !strings.Contains(addr, "://") {
-		if strings.HasPrefix(addr, ":") {
-			addr = "127.0.0.1" + addr
-		}
-		addr = "http://" + addr
-	}
-	if !strings.HasPrefix(addr, "http://") && !strings.HasPrefix(addr, "https://") {
-		return client.Options{}, usagef(cmd, "--addr must be an http:// or https:// URL, not %q", s.addr)
-	}
-	return client.Options{BaseURL: addr, Protocol: p}, nil
-}
-
 // credFlags are the ways a person's command gets its bearer credential: a
-// token, or fresh dev tokens minted with the dev key.
+// token, or fresh dev tokens minted with the dev key. The dev token's flags
+// are those of `realtimectl token`.
 type credFlags struct {
-	token        string
-	devUser      string
-	devHousehold string
-	devTTL       time.Duration
-	dataDir      string
+	token     string
+	user      string
+	household string
+	ttl       time.Duration
+	rooms     config.StringList
+	dataDir   string
 }
 
 func (c *credFlags) register(fs *flagSet) {
 	fs.StringVar(&c.token, "token", "", "bearer `credential`: a session token (from `realtimectl token` or Clerk) or a service key")
-	fs.StringVar(&c.devUser, "dev-user", "", "dev mode: mint a fresh token for this `user` with the dev key in --data-dir before every\nconnection, instead of --token")
-	fs.StringVar(&c.devHousehold, "dev-household", "", "dev mode: the `household` of --dev-user's tokens (default: the server's default household)")
-	fs.DurationVar(&c.devTTL, "dev-ttl", auth.DefaultDevTokenTTL, "dev mode: lifetime of --dev-user's tokens")
-	fs.StringVar(&c.dataDir, "data-dir", ".data", "`directory` holding realtimed --dev's signing key")
+	fs.StringVar(&c.user, "user", "", "dev mode: instead of --token, mint a fresh token for this `user` with the dev key in\n--data-dir before every connection")
+	fs.StringVar(&c.household, "household", "", "dev mode: the `household` of --user's tokens (default: the server's default household)")
+	fs.DurationVar(&c.ttl, "ttl", auth.DefaultDevTokenTTL, "dev mode: lifetime of --user's tokens, at most 24h")
+	fs.Var(&c.rooms, "rooms", "dev mode: comma-separated extra `rooms` --user's tokens join, e.g. room:bench")
+	registerDataDir(fs, &c.dataDir)
+	fs.deprecated("dev-user", "user")
+	fs.deprecated("dev-household", "household")
+	fs.deprecated("dev-ttl", "ttl")
 }
 
-// source returns the Token function for [client.Options].
+// registerDataDir defines --data-dir, the same in every command.
+func registerDataDir(fs *flagSet, dir *string) {
+	fs.StringVar(dir, "data-dir", ".data", "`directory` holding realtimed --dev's signing key")
+}
+
+// source returns the Token function for client.Options.
 func (c *credFlags) source(fs *flagSet) (func(context.Context) (string, error), error) {
-	token, devUser := c.token, c.devUser
-	if token != "" && devUser != "" {
+	token, user := c.token, c.user
+	if token != "" && user != "" {
 		// One from the command line and one from the environment: the
 		// command line wins.
 		switch {
-		case fs.given["token"] && !fs.given["dev-user"]:
-			devUser = ""
-		case fs.given["dev-user"] && !fs.given["token"]:
+		case fs.given["token"] && !fs.given["user"]:
+			user = ""
+		case fs.given["user"] && !fs.given["token"]:
 			token = ""
 		default:
-			return nil, usagef(fs.cmd, "--token and --dev-user exclude each other")
+			return nil, usagef(fs.cmd, "--token and --user exclude each other")
 		}
 	}
 	switch {
 	case token != "":
 		return func(context.Context) (string, error) { return token, nil }, nil
-	case devUser != "":
-		if c.devTTL <= 0 || c.devTTL > 24*time.Hour {
-			return nil, usagef(fs.cmd, "--dev-ttl must be between 1s and 24h")
+	case user != "":
+		if c.ttl <= 0 || c.ttl > 24*time.Hour {
+			return nil, usagef(fs.cmd, "--ttl must be between 1s and 24h, not %v", c.ttl)
 		}
 		key, err := loadDevKey(c.dataDir)
 		if err != nil {
 			return nil, err
 		}
-		opts := auth.MintOptions{UserID: devUser, HouseholdID: c.devHousehold, TTL: c.devTTL}
+		opts := auth.MintOptions{UserID: user, HouseholdID: c.household, TTL: c.ttl, ExtraRooms: c.rooms}
 		if _, _, err := key.Mint(opts); err != nil {
-			return nil, usagef(fs.cmd, "--dev-user: %v", err)
+			return nil, usagef(fs.cmd, "--user: %v", err)
 		}
 		return func(context.Context) (string, error) {
 			tok, _, err := key.Mint(opts)
 			return tok, err
 		}, nil
 	}
-	return nil, usagef(fs.cmd, "no credential: pass --token (or set REALTIME_TOKEN), or --dev-user against realtimed --dev")
+	return nil, usagef(fs.cmd, "no credential: pass --token (or set REALTIMECTL_TOKEN), or --user against realtimed --dev")
 }
 
 // loadDevKey loads realtimed --dev's key from dir without ever creating one:

@@ -18,7 +18,7 @@ import (
 const publishSynopsis = `realtimectl publish — publish an event with a service key.
 
 Usage:
-  realtimectl publish --service-key K (--user U | --household H | --broadcast) [--except U]
+  realtimectl publish --service-key K (--to-user U | --to-household H | --broadcast) [--except U]
       [--sender U [--origin O]]
       (--notification TEXT [--level info|success|warning|error] [--title T]
        | --setting key=value
@@ -47,9 +47,9 @@ func runPublish(ctx context.Context, std *stdio, args []string) error {
 	srv.register(fs)
 	fs.StringVar(&serviceKey, "service-key", "", "service `key` (hds_…) allowed to publish")
 	fs.BoolVar(&dev, "dev", false, "use realtimed --dev's service key, derived from the dev key in --data-dir")
-	fs.StringVar(&dataDir, "data-dir", ".data", "`directory` holding realtimed --dev's signing key (with --dev)")
-	fs.StringVar(&user, "user", "", "send to every stream of this `user`")
-	fs.StringVar(&household, "household", "", "send to every member of this `household`")
+	registerDataDir(fs, &dataDir)
+	fs.StringVar(&user, "to-user", "", "send to every stream of this `user`")
+	fs.StringVar(&household, "to-household", "", "send to every member of this `household`")
 	fs.BoolVar(&broadcast, "broadcast", false, "send to everyone connected")
 	fs.StringVar(&except, "except", "", "leave every stream of this `user` out (to leave out only the acting client, use --origin)")
 	fs.StringVar(&sender, "sender", "", "the `user` on whose behalf the event is sent (Event.sender_user_id)")
@@ -60,7 +60,11 @@ func runPublish(ctx context.Context, std *stdio, args []string) error {
 	fs.StringVar(&title, "title", "", "the notification's `title`")
 	fs.StringVar(&setting, "setting", "", "payload: a SettingUpdated event, `key=value`")
 	fs.StringVar(&eventJSON, "json", "", "payload: a whole Event in protobuf `JSON`, or @file")
-	fs.DurationVar(&timeout, "timeout", 10*time.Second, "give up on the call after this long")
+	registerTimeout(fs, &timeout)
+	// Before --user and --household meant the token's identity everywhere
+	// else, they named publish's target.
+	fs.deprecated("user", "to-user")
+	fs.deprecated("household", "to-household")
 	if err := fs.parse(args); err != nil {
 		return helpOK(err)
 	}
@@ -102,12 +106,13 @@ func runPublish(ctx context.Context, std *stdio, args []string) error {
 		serviceKey = key.ServiceKey()
 	}
 	if serviceKey == "" {
-		return usagef("publish", "publishing needs a service credential: --service-key (or REALTIME_SERVICE_KEY), or --dev against realtimed --dev")
+		return usagef("publish", "publishing needs a service credential: --service-key (or REALTIMECTL_SERVICE_KEY), or --dev against realtimed --dev")
 	}
-	opts, err := srv.options("publish")
+	opts, closeIdle, err := srv.options(fs)
 	if err != nil {
 		return err
 	}
+	defer closeIdle()
 	opts.Token = func(context.Context) (string, error) { return serviceKey, nil }
 	rt, err := client.NewRealtimeClient(opts)
 	if err != nil {
@@ -117,7 +122,7 @@ func runPublish(ctx context.Context, std *stdio, args []string) error {
 	defer cancel()
 	res, err := rt.Publish(ctx, connect.NewRequest(&realtimev1.PublishRequest{Target: target, Event: ev}))
 	if err != nil {
-		return err
+		return explainTLS(err)
 	}
 	line, err := jsonLine(res.Msg)
 	if err != nil {
@@ -143,7 +148,7 @@ func publishTarget(user, household string, broadcast bool, except string) (*real
 		n++
 	}
 	if n != 1 {
-		return nil, usagef("publish", "give exactly one target: --user, --household or --broadcast")
+		return nil, usagef("publish", "give exactly one target: --to-user, --to-household or --broadcast")
 	}
 	return t, nil
 }

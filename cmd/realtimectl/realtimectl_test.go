@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +59,7 @@ func TestTokenWithoutDevKey(t *testing.T) {
 		t.Fatalf("token created %s: a key made by realtimectl would sign tokens no server accepts", dir)
 	}
 	// The same for every command that mints.
-	_, _, err = cli(t, "subscribe", "--dev-user", "alice", "--data-dir", dir)
+	_, _, err = cli(t, "subscribe", "--user", "alice", "--data-dir", dir)
 	if err == nil || !strings.Contains(err.Error(), "start realtimed --dev first") {
 		t.Fatalf("subscribe error %v", err)
 	}
@@ -67,7 +68,7 @@ func TestTokenWithoutDevKey(t *testing.T) {
 func TestPing(t *testing.T) {
 	checkGoroutines(t)
 	srv := testkit.StartServer(t)
-	out := mustCLI(t, "ping", "--addr", strings.TrimPrefix(srv.URL, "http://"), "--dev-user", "alice", "--data-dir", srv.DataDir)
+	out := mustCLI(t, "ping", "--addr", strings.TrimPrefix(srv.URL, "http://"), "--user", "alice", "--data-dir", srv.DataDir)
 	if !strings.HasPrefix(out, "pong from "+srv.URL+": server time ") {
 		t.Fatalf("ping printed %q", out)
 	}
@@ -82,7 +83,7 @@ func TestPing(t *testing.T) {
 func TestPublishThenSubscribe(t *testing.T) {
 	checkGoroutines(t)
 	srv := testkit.StartServer(t)
-	sub := cliBackground(t, "subscribe", "--addr", srv.URL, "--dev-user", "bob", "--dev-household", "home",
+	sub := cliBackground(t, "subscribe", "--addr", srv.URL, "--user", "bob", "--household", "home",
 		"--data-dir", srv.DataDir, "--max-events", "3")
 	sub.waitStderr(t, "connected as bob in household home")
 
@@ -99,10 +100,10 @@ func TestPublishThenSubscribe(t *testing.T) {
 		}
 		return &res
 	}
-	publish("--household", "home", "--except", "bob", "--notification", "not for bob")
-	publish("--household", "other", "--notification", "another household")
-	hello := publish("--household", "home", "--notification", "hello", "--level", "success", "--title", "Hi", "--sender", "alice", "--origin", "alice-tab-7")
-	setting := publish("--user", "bob", "--setting", "theme=dark")
+	publish("--to-household", "home", "--except", "bob", "--notification", "not for bob")
+	publish("--to-household", "other", "--notification", "another household")
+	hello := publish("--to-household", "home", "--notification", "hello", "--level", "success", "--title", "Hi", "--sender", "alice", "--origin", "alice-tab-7")
+	setting := publish("--to-user", "bob", "--setting", "theme=dark")
 	milk := publish("--dev", "--data-dir", srv.DataDir, "--broadcast", "--json", `{"itemAdded":{"item":{"name":"Milk"}}}`)
 
 	if err := sub.wait(t); err != nil {
@@ -148,7 +149,7 @@ func TestSubscribeProtocols(t *testing.T) {
 		t.Run(protocol, func(t *testing.T) {
 			sub := cliBackground(t, "subscribe", "--addr", srv.URL, "--token", token, "--protocol", protocol, "--max-events", "1")
 			sub.waitStderr(t, "connected as carol")
-			mustCLI(t, "publish", "--addr", srv.URL, "--service-key", srv.Key.ServiceKey(), "--protocol", protocol, "--user", "carol", "--notification", protocol)
+			mustCLI(t, "publish", "--addr", srv.URL, "--service-key", srv.Key.ServiceKey(), "--protocol", protocol, "--to-user", "carol", "--notification", protocol)
 			if err := sub.wait(t); err != nil {
 				t.Fatal(err)
 			}
@@ -164,10 +165,10 @@ func TestSubscribeProtocols(t *testing.T) {
 func TestSubscribeResume(t *testing.T) {
 	checkGoroutines(t)
 	srv := testkit.StartServer(t)
-	common := []string{"--addr", srv.URL, "--dev-user", "dave", "--data-dir", srv.DataDir}
+	common := []string{"--addr", srv.URL, "--user", "dave", "--data-dir", srv.DataDir}
 	sub := cliBackground(t, append([]string{"subscribe", "--max-events", "1"}, common...)...)
 	sub.waitStderr(t, "connected as dave")
-	first := mustCLI(t, "publish", "--addr", srv.URL, "--dev", "--data-dir", srv.DataDir, "--user", "dave", "--notification", "first")
+	first := mustCLI(t, "publish", "--addr", srv.URL, "--dev", "--data-dir", srv.DataDir, "--to-user", "dave", "--notification", "first")
 	if err := sub.wait(t); err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +177,7 @@ func TestSubscribeResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, msg := range []string{"second", "third"} {
-		mustCLI(t, "publish", "--addr", srv.URL, "--dev", "--data-dir", srv.DataDir, "--user", "dave", "--notification", msg)
+		mustCLI(t, "publish", "--addr", srv.URL, "--dev", "--data-dir", srv.DataDir, "--to-user", "dave", "--notification", msg)
 	}
 	again := cliBackground(t, append([]string{"subscribe", "--max-events", "2", "--cursor", res.GetCursor()}, common...)...)
 	if err := again.wait(t); err != nil {
@@ -196,7 +197,7 @@ func TestSubscribeResume(t *testing.T) {
 func TestSubscribeReportsReconnects(t *testing.T) {
 	checkGoroutines(t)
 	srv := testkit.StartServer(t)
-	sub := cliBackground(t, "subscribe", "--addr", srv.URL, "--dev-user", "erin", "--data-dir", srv.DataDir)
+	sub := cliBackground(t, "subscribe", "--addr", srv.URL, "--user", "erin", "--data-dir", srv.DataDir)
 	sub.waitStderr(t, "connected as erin")
 
 	srv.Restart(false) // history kept: resume
@@ -207,7 +208,7 @@ func TestSubscribeReportsReconnects(t *testing.T) {
 	sub.waitStderr(t, "reconnected: could not resume")
 	sub.waitStderr(t, "resync: events may have been missed (epoch changed")
 
-	mustCLI(t, "publish", "--addr", srv.URL, "--dev", "--data-dir", srv.DataDir, "--user", "erin", "--notification", "after")
+	mustCLI(t, "publish", "--addr", srv.URL, "--dev", "--data-dir", srv.DataDir, "--to-user", "erin", "--notification", "after")
 	sub.waitLines(t, 1)
 	if err := sub.stop(t); err != nil {
 		t.Fatalf("Ctrl-C should end subscribe cleanly, got %v", err)
@@ -235,24 +236,39 @@ func TestSubscribeRejectedToken(t *testing.T) {
 func TestEnvironment(t *testing.T) {
 	checkGoroutines(t)
 	srv := testkit.StartServer(t)
-	t.Setenv("REALTIME_ADDR", srv.URL)
-	t.Setenv("REALTIME_DATA_DIR", srv.DataDir)
-	t.Setenv("REALTIMECTL_TOKEN_USER", "frank")
-	t.Setenv("REALTIMECTL_TOKEN_HOUSEHOLD", "h9")
+	t.Setenv("REALTIMECTL_ADDR", srv.URL)
+	t.Setenv("REALTIMECTL_DATA_DIR", srv.DataDir)
+	t.Setenv("REALTIMECTL_USER", "frank")
+	t.Setenv("REALTIMECTL_HOUSEHOLD", "h9")
+	t.Setenv("REALTIMECTL_TTL", "3m")
 	token := strings.TrimSpace(mustCLI(t, "token"))
-	t.Setenv("REALTIME_TOKEN", token)
-	if out := mustCLI(t, "whoami"); !strings.Contains(out, `"userId": "frank"`) || !strings.Contains(out, `"householdId": "h9"`) {
-		t.Fatalf("whoami from the environment: %s", out)
+	// The same variables make whoami mint the same identity.
+	for _, args := range [][]string{{"whoami"}, {"whoami", "--token", token}} {
+		out := mustCLI(t, args...)
+		if !strings.Contains(out, `"userId": "frank"`) || !strings.Contains(out, `"householdId": "h9"`) {
+			t.Fatalf("%v from the environment: %s", args, out)
+		}
 	}
-	// --dev-user on the command line beats REALTIME_TOKEN.
-	if out := mustCLI(t, "whoami", "--dev-user", "gina"); !strings.Contains(out, `"userId": "gina"`) {
-		t.Fatalf("whoami --dev-user: %s", out)
+	t.Setenv("REALTIMECTL_TOKEN", token)
+	// REALTIMECTL_TOKEN and REALTIMECTL_USER both set: no way to choose.
+	if _, _, err := cli(t, "whoami"); err == nil || !strings.Contains(err.Error(), "--token and --user exclude each other") {
+		t.Fatalf("whoami with both in the environment: %v", err)
 	}
-	t.Setenv("REALTIME_SERVICE_KEY", srv.Key.ServiceKey())
+	// --user on the command line beats REALTIMECTL_TOKEN.
+	if out := mustCLI(t, "whoami", "--user", "gina"); !strings.Contains(out, `"userId": "gina"`) {
+		t.Fatalf("whoami --user: %s", out)
+	}
+	os.Unsetenv("REALTIMECTL_USER")
+	if out := mustCLI(t, "whoami"); !strings.Contains(out, `"userId": "frank"`) {
+		t.Fatalf("whoami with REALTIMECTL_TOKEN: %s", out)
+	}
+	t.Setenv("REALTIMECTL_SERVICE_KEY", srv.Key.ServiceKey())
 	mustCLI(t, "publish", "--broadcast", "--notification", "from env")
-	t.Setenv("REALTIME_PROTOCOL", "carrier-pigeon")
+	t.Setenv("REALTIMECTL_TO_HOUSEHOLD", "h9")
+	mustCLI(t, "publish", "--notification", "from env to h9")
+	t.Setenv("REALTIMECTL_PROTOCOL", "carrier-pigeon")
 	if _, _, err := cli(t, "ping"); err == nil || !strings.Contains(err.Error(), "carrier-pigeon") {
-		t.Fatalf("bad REALTIME_PROTOCOL: %v", err)
+		t.Fatalf("bad REALTIMECTL_PROTOCOL: %v", err)
 	}
 }
 
@@ -273,19 +289,71 @@ func TestHelp(t *testing.T) {
 				t.Fatalf("%v printed:\n%s", args, out)
 			}
 			// Every flag has an environment variable.
-			if flags, envs := strings.Count(out, "\n  --"), strings.Count(out, "env: "); flags != envs {
+			// Every flag has an environment variable; deprecated spellings
+			// ("  --old: use --new") have none.
+			if flags, envs := strings.Count(out, "\n  --")-strings.Count(out, ": use --"), strings.Count(out, "env: "); flags != envs {
 				t.Fatalf("%v: %d flags, %d environment variables", args, flags, envs)
 			}
 		}
 	}
 	out = mustCLI(t, "subscribe", "--help")
-	for _, want := range []string{"env: REALTIME_TOKEN", "env: REALTIME_ADDR", "env: REALTIMECTL_SUBSCRIBE_CURSOR"} {
+	for _, want := range []string{"env: REALTIMECTL_TOKEN", "env: REALTIMECTL_ADDR", "env: REALTIMECTL_CURSOR",
+		"env: REALTIMECTL_CA_FILE", "env: REALTIMECTL_INSECURE_SKIP_VERIFY", "--dev-user: use --user"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("subscribe --help lacks %q", want)
 		}
 	}
-	if out := mustCLI(t, "publish", "--help"); !strings.Contains(out, "env: REALTIME_SERVICE_KEY") {
-		t.Error("publish --help lacks REALTIME_SERVICE_KEY")
+	if out := mustCLI(t, "publish", "--help"); !strings.Contains(out, "env: REALTIMECTL_SERVICE_KEY") || !strings.Contains(out, "env: REALTIMECTL_TO_HOUSEHOLD") {
+		t.Error("publish --help lacks REALTIMECTL_SERVICE_KEY or REALTIMECTL_TO_HOUSEHOLD")
+	}
+}
+
+// TestOneNamePerThing: every command's flags are bound to REALTIMECTL_<FLAG>,
+// and a flag name that several commands define means the same there: the
+// same usage text (bar what one command adds in parentheses) and default.
+// A new flag that reuses a name for something else fails here, since its
+// variable would set both.
+func TestOneNamePerThing(t *testing.T) {
+	type seen struct{ cmd, text string }
+	first := map[string]seen{}
+	// The token command describes its own flags as the token's (not "dev
+	// mode: ..."); bench keeps the peers' texts. Compare the rest.
+	same := func(s string) string {
+		s = strings.TrimPrefix(s, "dev mode: ")
+		return s
+	}
+	for _, c := range commands {
+		out := mustCLI(t, c.name, "--help")
+		blocks := strings.Split(out, "\n  --")[1:]
+		for _, b := range blocks {
+			if strings.HasPrefix(b, "Deprecated") {
+				continue
+			}
+			lines := strings.Split(b, "\n")
+			name := strings.Fields(lines[0])[0]
+			if name == "" || strings.HasSuffix(name, ":") {
+				continue // a deprecated spelling
+			}
+			env := "REALTIMECTL_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+			if !slices.Contains(lines, "      env: "+env) {
+				t.Errorf("%s --%s: not bound to %s:\n%s", c.name, name, env, b)
+			}
+			if c.name == "token" || c.name == "bench" {
+				continue
+			}
+			var def string
+			for _, l := range lines {
+				if d, ok := strings.CutPrefix(strings.TrimSpace(l), "default: "); ok {
+					def = d
+				}
+			}
+			text := same(strings.TrimSpace(lines[1])) + " default=" + def
+			if prev, ok := first[name]; ok && prev.text != text {
+				t.Errorf("--%s means %q in %s but %q in %s", name, prev.text, prev.cmd, text, c.name)
+			} else if !ok {
+				first[name] = seen{c.name, text}
+			}
+		}
 	}
 }
 
@@ -313,19 +381,24 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"subscribe", "--token", "t", "--max-events", "-1"}, "--max-events must not be negative"},
 		{[]string{"subscribe", "--max-events", "lots"}, `invalid value "lots" for flag -max-events`},
 		{[]string{"subscribe"}, "no credential: pass --token"},
-		{[]string{"subscribe", "--token", "t", "--dev-user", "u"}, "--token and --dev-user exclude each other"},
+		{[]string{"subscribe", "--token", "t", "--user", "u"}, "--token and --user exclude each other"},
+		{[]string{"subscribe", "--token", "t", "--dev-user", "u"}, "--token and --user exclude each other"},
+		{[]string{"whoami", "--user", "u", "--ttl", "25h", "--data-dir", dir}, "--ttl must be between 1s and 24h"},
+		{[]string{"whoami", "--token", "t", "--ca-file", "ca.pem"}, "--ca-file and --insecure-skip-verify need an https:// --addr"},
+		{[]string{"whoami", "--token", "t", "--addr", "https://x", "--ca-file", "ca.pem", "--insecure-skip-verify"}, "exclude each other"},
+		{[]string{"health", "--addr", "ftp://x"}, "--addr must be an http:// or https:// URL"},
 		{[]string{"whoami"}, "no credential"},
 		{pub("--notification", "x"), "give exactly one target"},
-		{pub("--user", "u", "--household", "h", "--notification", "x"), "give exactly one target"},
-		{pub("--user", "u"), "give exactly one payload"},
-		{pub("--user", "u", "--notification", "x", "--setting", "a=b"), "give exactly one payload"},
-		{pub("--user", "u", "--setting", "novalue"), "--setting must be key=value"},
-		{pub("--user", "u", "--notification", "x", "--level", "loud"), "--level must be info, success, warning or error"},
-		{pub("--user", "u", "--setting", "a=b", "--level", "error"), "--level and --title go with --notification"},
-		{pub("--user", "u", "--json", "{nope"), "--json is not a honeydo.realtime.v1.Event"},
-		{pub("--user", "u", "--json", "{}"), "--json has no payload"},
-		{[]string{"publish", "--user", "u", "--notification", "x"}, "publishing needs a service credential"},
-		{pub("--user", "u", "--notification", "x", "--dev", "--data-dir", dir), "--service-key and --dev exclude each other"},
+		{pub("--to-user", "u", "--to-household", "h", "--notification", "x"), "give exactly one target"},
+		{pub("--to-user", "u"), "give exactly one payload"},
+		{pub("--to-user", "u", "--notification", "x", "--setting", "a=b"), "give exactly one payload"},
+		{pub("--to-user", "u", "--setting", "novalue"), "--setting must be key=value"},
+		{pub("--to-user", "u", "--notification", "x", "--level", "loud"), "--level must be info, success, warning or error"},
+		{pub("--to-user", "u", "--setting", "a=b", "--level", "error"), "--level and --title go with --notification"},
+		{pub("--to-user", "u", "--json", "{nope"), "--json is not a honeydo.realtime.v1.Event"},
+		{pub("--to-user", "u", "--json", "{}"), "--json has no payload"},
+		{[]string{"publish", "--to-user", "u", "--notification", "x"}, "publishing needs a service credential"},
+		{pub("--to-user", "u", "--notification", "x", "--dev", "--data-dir", dir), "--service-key and --dev exclude each other"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			_, _, err := cli(t, tc.args...)
@@ -340,5 +413,62 @@ func TestBadFlags(t *testing.T) {
 				t.Fatalf("error %v does not point to --help", err)
 			}
 		})
+	}
+}
+
+// TestDeprecatedSpellings: the flags renamed for one name per thing still
+// work for a release, each with a warning on stderr that names the new one.
+func TestDeprecatedSpellings(t *testing.T) {
+	checkGoroutines(t)
+	srv := testkit.StartServer(t)
+	out, stderr, err := cli(t, "whoami", "--addr", srv.URL, "--dev-user", "hank", "--dev-household", "h2", "--dev-ttl", "2m", "--data-dir", srv.DataDir)
+	if err != nil || !strings.Contains(out, `"userId": "hank"`) || !strings.Contains(out, `"householdId": "h2"`) {
+		t.Fatalf("whoami --dev-user: %v\n%s", err, out)
+	}
+	for _, want := range []string{"--dev-user is deprecated and will be removed: use --user", "--dev-household is deprecated and will be removed: use --household", "--dev-ttl is deprecated and will be removed: use --ttl"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	sub := cliBackground(t, "subscribe", "--addr", srv.URL, "--user", "hank", "--household", "h2", "--data-dir", srv.DataDir, "--max-events", "2")
+	sub.waitStderr(t, "connected as hank")
+	_, stderr, err = cli(t, "publish", "--addr", srv.URL, "--dev", "--data-dir", srv.DataDir, "--household", "h2", "--notification", "old target spelling")
+	if err != nil || !strings.Contains(stderr, "--household is deprecated and will be removed: use --to-household") {
+		t.Fatalf("publish --household: %v\n%s", err, stderr)
+	}
+	_, stderr, err = cli(t, "publish", "--addr", srv.URL, "--dev", "--data-dir", srv.DataDir, "--user", "hank", "--notification", "old user spelling")
+	if err != nil || !strings.Contains(stderr, "--user is deprecated and will be removed: use --to-user") {
+		t.Fatalf("publish --user: %v\n%s", err, stderr)
+	}
+	if err := sub.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if out := sub.stdout.String(); !strings.Contains(out, "old target spelling") || !strings.Contains(out, "old user spelling") {
+		t.Fatalf("subscriber printed:\n%s", out)
+	}
+}
+
+// TestHealth: the credential-free probe a container's HEALTHCHECK runs:
+// exit 0 with the answer while the server serves, an error when /readyz
+// says not ready or nothing answers.
+func TestHealth(t *testing.T) {
+	checkGoroutines(t)
+	srv := testkit.StartServer(t)
+	if out := mustCLI(t, "health", "--addr", srv.Addr); out != srv.URL+"/healthz: ok\n" {
+		t.Fatalf("health printed %q", out)
+	}
+	if out := mustCLI(t, "health", "--addr", srv.URL, "--ready"); out != srv.URL+"/readyz: ready\n" {
+		t.Fatalf("health --ready printed %q", out)
+	}
+	// A closed broker: alive, not ready.
+	srv.Broker.Close()
+	if _, _, err := cli(t, "health", "--addr", srv.URL, "--ready"); err == nil || !strings.Contains(err.Error(), "/readyz: 503 Service Unavailable not ready") {
+		t.Fatalf("health --ready with the broker closed: %v", err)
+	}
+	mustCLI(t, "health", "--addr", srv.URL)
+	srv.Stop()
+	_, _, err := cli(t, "health", "--addr", srv.URL, "--timeout", "5s")
+	if err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("health of a stopped server: %v", err)
 	}
 }

@@ -20,14 +20,14 @@ import (
 const subscribeSynopsis = `realtimectl subscribe — follow the event stream as JSON lines.
 
 Usage:
-  realtimectl subscribe [--addr URL] --token T [--cursor C] [--protocol P]
-  realtimectl subscribe [--addr URL] --dev-user U [--dev-household H] [--data-dir .data]
+  realtimectl subscribe [--addr URL] [--ca-file ca.pem] --token T [--cursor C] [--protocol P]
+  realtimectl subscribe [--addr URL] --user U [--household H] [--data-dir .data]
 
 Prints each event as one line of JSON (protobuf's JSON mapping) on stdout;
 says on stderr when it connected, reconnected, whether the resume
 succeeded, and when events may have been missed (resync). Like the browser
 client it reconnects with backoff (1s doubling to 5s, jittered), asks for
-a fresh token each time (--dev-user mints one; a --token is reused, so the
+a fresh token each time (--user mints one in dev mode; a --token is reused, so the
 stream ends once it expires), renews the stream with a fresh token before
 the server would end it, resumes from the cursor of the last event it
 printed, and declares the connection dead after two heartbeat intervals of
@@ -52,17 +52,28 @@ func runSubscribe(ctx context.Context, std *stdio, args []string) error {
 	if maxEvents < 0 {
 		return usagef("subscribe", "--max-events must not be negative")
 	}
-	opts, err := srv.options("subscribe")
+	opts, closeIdle, err := srv.options(fs)
 	if err != nil {
 		return err
 	}
+	defer closeIdle()
 	if opts.Token, err = creds.source(fs); err != nil {
 		return err
 	}
 	opts.Cursor = cursor
 
-	r := &subscribeReporter{std: std, cursor: cursor, staticToken: creds.devUser == ""}
-	opts.OnStatus = r.status
+	// A certificate the command does not trust will not become trusted by
+	// retrying: stop at the first one instead of reconnecting forever.
+	ctx, stopOnCert := context.WithCancelCause(ctx)
+	defer stopOnCert(nil)
+	r := &subscribeReporter{std: std, cursor: cursor, staticToken: creds.user == ""}
+	opts.OnStatus = func(st client.Status) {
+		if st.State == client.StateReconnecting && isCertificateError(st.Err) {
+			stopOnCert(explainTLS(st.Err))
+			return
+		}
+		r.status(st)
+	}
 	fmt.Fprintf(std.stderr, "connecting to %s (%s)\n", opts.BaseURL, opts.Protocol)
 	printed := 0
 	errEnough := errors.New("enough events")
@@ -88,13 +99,16 @@ func runSubscribe(ctx context.Context, std *stdio, args []string) error {
 		}
 		fmt.Fprintf(std.stderr, "stopped after %d event%s; resume with --cursor %s\n", printed, plural, r.cursor)
 	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause // a certificate error
+	}
 	if errors.Is(err, errEnough) || errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil
 	}
-	if connect.CodeOf(err) == connect.CodeUnauthenticated && creds.devUser == "" {
-		return fmt.Errorf("%w\n(a --token is reused on every reconnection: once it expires, get a fresh one, or use --dev-user in dev mode)", err)
+	if connect.CodeOf(err) == connect.CodeUnauthenticated && creds.user == "" {
+		return fmt.Errorf("%w\n(a --token is reused on every reconnection: once it expires, get a fresh one, or use --user in dev mode)", err)
 	}
-	return err
+	return explainTLS(err)
 }
 
 // subscribeReporter tells the person at the terminal what the stream is

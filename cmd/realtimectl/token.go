@@ -31,7 +31,7 @@ func runToken(_ context.Context, std *stdio, args []string) error {
 	fs.StringVar(&household, "household", "", "the `household` (active organization); default: the server's default household")
 	fs.DurationVar(&ttl, "ttl", auth.DefaultDevTokenTTL, "the token's lifetime, at most 24h")
 	fs.Var(&rooms, "rooms", "comma-separated extra `rooms` to join, e.g. room:bench")
-	fs.StringVar(&dataDir, "data-dir", ".data", "`directory` holding realtimed --dev's signing key")
+	registerDataDir(fs, &dataDir)
 	if err := fs.parse(args); err != nil {
 		return helpOK(err)
 	}

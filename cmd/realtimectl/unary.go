@@ -18,7 +18,7 @@ import (
 const pingSynopsis = `realtimectl ping — check that the server answers an authenticated call.
 
 Usage:
-  realtimectl ping [--addr URL] (--token T | --dev-user U)
+  realtimectl ping [--addr URL] [--ca-file ca.pem] (--token T | --user U)
 
 Calls Ping and prints the server's clock and the round-trip time.
 `
@@ -26,7 +26,7 @@ Calls Ping and prints the server's clock and the round-trip time.
 const whoamiSynopsis = `realtimectl whoami — show who the server thinks a token belongs to.
 
 Usage:
-  realtimectl whoami [--addr URL] (--token T | --dev-user U)
+  realtimectl whoami [--addr URL] [--ca-file ca.pem] (--token T | --user U)
 
 Calls WhoAmI and prints the answer as JSON: user, session, household, the
 rooms a stream joins, and when the token expires. --token also takes a
@@ -42,28 +42,41 @@ type unaryFlags struct {
 }
 
 // setup parses the flags and returns the client, the server's URL and a
-// context with the call's timeout.
+// context with the call's timeout; cancel ends the context and releases
+// the client's connections.
 func (u *unaryFlags) setup(ctx context.Context, std *stdio, cmd, synopsis string, args []string) (context.Context, context.CancelFunc, realtimev1connect.RealtimeServiceClient, string, error) {
 	fs := newFlagSet(std, cmd, synopsis)
 	u.srv.register(fs)
 	u.creds.register(fs)
-	fs.DurationVar(&u.timeout, "timeout", 10*time.Second, "give up on the call after this long")
+	registerTimeout(fs, &u.timeout)
 	if err := fs.parse(args); err != nil {
 		return nil, nil, nil, "", err
 	}
-	opts, err := u.srv.options(cmd)
+	opts, closeIdle, err := u.srv.options(fs)
 	if err != nil {
 		return nil, nil, nil, "", err
 	}
 	if opts.Token, err = u.creds.source(fs); err != nil {
+		closeIdle()
 		return nil, nil, nil, "", err
 	}
 	rt, err := client.NewRealtimeClient(opts)
 	if err != nil {
+		closeIdle()
 		return nil, nil, nil, "", err
 	}
-	ctx, cancel := context.WithTimeout(ctx, u.timeout)
+	ctx, cancelCtx := context.WithTimeout(ctx, u.timeout)
+	cancel := func() {
+		cancelCtx()
+		closeIdle()
+	}
 	return ctx, cancel, rt, opts.BaseURL, nil
+}
+
+// registerTimeout defines --timeout, the same in every command that makes
+// one call.
+func registerTimeout(fs *flagSet, timeout *time.Duration) {
+	fs.DurationVar(timeout, "timeout", 10*time.Second, "give up on the call after this long")
 }
 
 func runPing(ctx context.Context, std *stdio, args []string) error {
@@ -76,7 +89,7 @@ func runPing(ctx context.Context, std *stdio, args []string) error {
 	began := time.Now()
 	res, err := rt.Ping(ctx, connect.NewRequest(&realtimev1.PingRequest{}))
 	if err != nil {
-		return err
+		return explainTLS(err)
 	}
 	rtt := time.Since(began)
 	_, err = fmt.Fprintf(std.stdout, "pong from %s: server time %s, round trip %v\n",
@@ -93,7 +106,7 @@ func runWhoAmI(ctx context.Context, std *stdio, args []string) error {
 	defer cancel()
 	res, err := rt.WhoAmI(ctx, connect.NewRequest(&realtimev1.WhoAmIRequest{}))
 	if err != nil {
-		return err
+		return explainTLS(err)
 	}
 	b, err := protojson.Marshal(res.Msg)
 	if err != nil {

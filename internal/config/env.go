@@ -22,12 +22,14 @@ func EnvName(prefix, flagName string, overrides map[string]string) string {
 // ApplyEnv sets every flag of fs that was not given on the command line from
 // its environment variable, if that is set. Call it after fs.Parse; a flag
 // on the command line always wins.
+//
+// Deprecated spellings (see [Deprecated]) have no variable of their own,
+// and one given on the command line counts as its flag given.
 func ApplyEnv(fs *flag.FlagSet, prefix string, overrides map[string]string) error {
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	given := Given(fs)
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] || err != nil {
+		if given[f.Name] || isAlias(f) || err != nil {
 			return
 		}
 		env := EnvName(prefix, f.Name, overrides)
@@ -41,13 +43,17 @@ func ApplyEnv(fs *flag.FlagSet, prefix string, overrides map[string]string) erro
 }
 
 // Usage returns a flag.Usage function that prints a synopsis, then every
-// flag with its default and environment variable.
+// flag with its default and environment variable, then the deprecated
+// spellings, if any.
 func Usage(fs *flag.FlagSet, synopsis, prefix string, overrides map[string]string) func() {
 	return func() {
 		out := fs.Output()
 		fmt.Fprint(out, synopsis)
 		fmt.Fprintln(out, "\nFlags (each can also be set by the environment variable shown):")
 		fs.VisitAll(func(f *flag.Flag) {
+			if isAlias(f) {
+				return
+			}
 			name, usage := flag.UnquoteUsage(f)
 			fmt.Fprintf(out, "  --%s", f.Name)
 			if name != "" {
@@ -60,6 +66,7 @@ func Usage(fs *flag.FlagSet, synopsis, prefix string, overrides map[string]strin
 			}
 			fmt.Fprintf(out, "      env: %s\n", EnvName(prefix, f.Name, overrides))
 		})
+		deprecatedUsage(out, fs)
 	}
 }
 

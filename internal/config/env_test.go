@@ -72,3 +72,81 @@ func TestStringList(t *testing.T) {
 		t.Fatalf("got %q", l.String())
 	}
 }
+
+// TestDeprecated: an old spelling sets the flag with a warning, has no
+// environment variable of its own, keeps the flag's variable from
+// overriding it, and is listed apart in the usage.
+func TestDeprecated(t *testing.T) {
+	t.Setenv("APP_ADDR", "from-env")
+	t.Setenv("APP_URL", "old-env-ignored")
+	t.Setenv("APP_H2C", "false")
+	newFS := func() (*flag.FlagSet, *string, *bool, *bytes.Buffer) {
+		var warn bytes.Buffer
+		fs := flag.NewFlagSet("app", flag.ContinueOnError)
+		addr := fs.String("addr", "default", "server `URL`")
+		h2c := fs.Bool("h2c", false, "")
+		Deprecated(fs, "url", "addr", &warn)
+		Deprecated(fs, "cleartext-http2", "h2c", &warn)
+		return fs, addr, h2c, &warn
+	}
+
+	fs, addr, h2c, warn := newFS()
+	if err := fs.Parse([]string{"--url", "from-flag", "--cleartext-http2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ApplyEnv(fs, "APP_", nil); err != nil {
+		t.Fatal(err)
+	}
+	if *addr != "from-flag" || !*h2c {
+		t.Fatalf("addr %q h2c %v: the deprecated spellings did not win over the environment", *addr, *h2c)
+	}
+	for _, want := range []string{"--url is deprecated and will be removed: use --addr", "--cleartext-http2 is deprecated and will be removed: use --h2c"} {
+		if !strings.Contains(warn.String(), want) {
+			t.Errorf("warnings lack %q:\n%s", want, warn.String())
+		}
+	}
+	if g := Given(fs); !g["addr"] || !g["h2c"] || g["url"] {
+		t.Errorf("Given = %v, want the flags the spellings stand for", g)
+	}
+
+	fs, addr, _, warn = newFS()
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ApplyEnv(fs, "APP_", nil); err != nil {
+		t.Fatal(err)
+	}
+	if *addr != "from-env" || warn.Len() != 0 {
+		t.Fatalf("addr %q, warnings %q: want APP_ADDR and no warning", *addr, warn.String())
+	}
+
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	Usage(fs, "usage: app\n", "APP_", nil)()
+	if strings.Contains(out.String(), "APP_URL") || strings.Contains(out.String(), "\n  --url\n") {
+		t.Errorf("usage lists the deprecated spelling as a flag:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "Deprecated spellings") || !strings.Contains(out.String(), "  --url: use --addr") {
+		t.Errorf("usage lacks the deprecated spellings:\n%s", out.String())
+	}
+}
+
+func TestServerURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://127.0.0.1:8080":   "http://127.0.0.1:8080",
+		"https://rt.example/":     "https://rt.example",
+		"127.0.0.1:8080":          "http://127.0.0.1:8080",
+		":8080":                   "http://127.0.0.1:8080",
+		" realtime.internal:443 ": "http://realtime.internal:443",
+		"ftp://x":                 "error",
+		"":                        "error",
+	} {
+		got, err := ServerURL(in)
+		if err != nil {
+			got = "error"
+		}
+		if got != want {
+			t.Errorf("ServerURL(%q) = %q (%v), want %q", in, got, err, want)
+		}
+	}
+}

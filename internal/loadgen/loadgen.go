@@ -76,22 +76,26 @@ type config struct {
 const synopsis = `realtimectl bench — load generator for realtimed --dev --bench-api.
 
 Usage:
-  realtimectl bench --workload w1|w2|w3|w4 --url http://127.0.0.1:8080 [flags]
+  realtimectl bench --workload w1|w2|w3|w4 --addr http://127.0.0.1:8080 [flags]
 
-It takes the flags of the peers' generators in bench/peers and prints
-the same RESULT {json} line, so run.sh can tabulate it beside Socket.io and
-Centrifuge (see docs/PERFORMANCE.md). Progress goes to stderr.
+It takes the flags of the peers' generators in bench/peers, but for the
+server's address, which is --addr as in every realtimectl command (their
+--url still works, with a warning), and prints the same RESULT {json} line,
+so run.sh can tabulate it beside Socket.io and Centrifuge (see
+docs/PERFORMANCE.md). Progress goes to stderr. Plain http:// only: the
+subscribers speak HTTP/1.1 or h2c by hand.
 `
 
-// envPrefix names the environment variables of the bench flags.
-const envPrefix = "REALTIMECTL_BENCH_"
+// envPrefix names the environment variables of the bench flags: the one
+// prefix of every realtimectl flag.
+const envPrefix = "REALTIMECTL_"
 
 func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("realtimectl bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are returned; --help is printed below
 	fs.StringVar(&c.transport, "transport", "realtimed", "accepted for compatibility with the peers' generator; ignored")
-	fs.StringVar(&c.url, "url", "http://127.0.0.1:8080", "server base `URL`")
+	fs.StringVar(&c.url, "addr", "http://127.0.0.1:8080", "the server's base `URL`, http:// only (http:// is assumed when no scheme is given)")
 	fs.StringVar(&c.proto, "proto", "protobuf", "message encoding: only protobuf (the lean reader scans binary frames)")
 	fs.StringVar(&c.workload, "workload", "w2", "w1 | w2 | w3 | w4")
 	fs.StringVar(&c.name, "name", "", "workload label in the RESULT line (default: --workload)")
@@ -113,8 +117,10 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.h2c, "h2c", false, "multiplex streams over cleartext HTTP/2 connections (default: one HTTP/1.1 connection per subscriber)")
 	fs.IntVar(&c.streamsPerConn, "streams-per-conn", 100, "with --h2c: streams per HTTP/2 connection (realtimed allows 100 unless --max-concurrent-streams says otherwise)")
 	fs.StringVar(&c.dataDir, "data-dir", "", "the server's --data-dir: mint tokens locally with its dev key (default: ask GET /dev/token)")
-	fs.DurationVar(&c.tokenTTL, "token-ttl", time.Hour, "lifetime of the subscribers' tokens")
+	fs.DurationVar(&c.tokenTTL, "ttl", time.Hour, "lifetime of the subscribers' tokens")
 	fs.DurationVar(&c.progress, "progress", time.Second, "progress report interval on stderr (0: none)")
+	flagenv.Deprecated(fs, "url", "addr", stderr)
+	flagenv.Deprecated(fs, "token-ttl", "ttl", stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
@@ -205,9 +211,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.hardLimit)
 	defer cancel()
-	u, err := url.Parse(cfg.url)
+	base, err := flagenv.ServerURL(cfg.url)
+	if err != nil {
+		return err
+	}
+	u, err := url.Parse(base)
 	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return fmt.Errorf("--url %q: want http://host:port", cfg.url)
+		return fmt.Errorf("--addr %q: want http://host:port (bench does not speak TLS)", cfg.url)
 	}
 	r := &run{cfg: cfg, stderr: stderr, baseURL: u.Scheme + "://" + u.Host, hostport: u.Host, hist: new(hist)}
 	if _, _, err := net.SplitHostPort(r.hostport); err != nil {

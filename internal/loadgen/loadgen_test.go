@@ -67,7 +67,7 @@ func TestMain_Workloads(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"--url", url, "--server-pid", pid, "--data-dir", dir, "--progress", "0", "--idle", "1s"}, tc.args...)
+			args := append([]string{"--addr", url, "--server-pid", pid, "--data-dir", dir, "--progress", "0", "--idle", "1s"}, tc.args...)
 			res := runBench(t, args...)
 			for _, k := range append(peerKeys, measureKeys...) {
 				if _, ok := res[k]; !ok {
@@ -92,7 +92,7 @@ func TestMain_Workloads(t *testing.T) {
 
 func TestMain_IdleW1(t *testing.T) {
 	srv := testkit.StartServer(t, benchAPI)
-	res := runBench(t, "--url", srv.URL, "--server-pid", strconv.Itoa(os.Getpid()), "--data-dir", srv.DataDir,
+	res := runBench(t, "--addr", srv.URL, "--server-pid", strconv.Itoa(os.Getpid()), "--data-dir", srv.DataDir,
 		"--workload", "w1", "--conns", "30", "--settle", "10ms", "--progress", "0")
 	if res["connected"] != 30.0 || res["bytes_per_conn"] == nil || res["disconnects"] != 0.0 {
 		t.Fatalf("RESULT %v", res)
@@ -105,7 +105,7 @@ func TestMain_Errors(t *testing.T) {
 		{"--workload", "w9"},
 		{"--protocol", "websocket"},
 		{"--proto", "json"},
-		{"--url", url, "--data-dir", t.TempDir(), "--conns", "1"}, // no dev key there
+		{"--addr", url, "--data-dir", t.TempDir(), "--conns", "1"}, // no dev key there
 	} {
 		var stdout, stderr bytes.Buffer
 		if err := loadgen.Main(context.Background(), args, &stdout, &stderr); err == nil {
@@ -118,9 +118,47 @@ func TestMain_Errors(t *testing.T) {
 	if _, err := auth.LoadOrCreateDevKey(other); err != nil {
 		t.Fatal(err)
 	}
-	res := runBench(t, "--url", url, "--data-dir", other, "--workload", "w1", "--conns", "2", "--settle", "0s",
+	res := runBench(t, "--addr", url, "--data-dir", other, "--workload", "w1", "--conns", "2", "--settle", "0s",
 		"--household-size", "0", "--progress", "0")
 	if res["connected"] != 0.0 || res["connect_failed"] != 2.0 || !strings.Contains(res["connect_first_error"].(string), "unauthenticated") {
 		t.Fatalf("RESULT %v", res)
+	}
+}
+
+// TestMain_AddrSpellings: the server is --addr as in every realtimectl
+// command, a bare host:port included, also from REALTIMECTL_ADDR; the
+// peers' --url still works, with a warning on stderr.
+func TestMain_AddrSpellings(t *testing.T) {
+	srv := testkit.StartServer(t, benchAPI)
+	w1 := []string{"--data-dir", srv.DataDir, "--workload", "w1", "--conns", "2", "--settle", "0s", "--progress", "0"}
+	for _, tc := range []struct {
+		name, env string
+		args      []string
+		warning   string
+	}{
+		{"host:port", "", []string{"--addr", srv.Addr}, ""},
+		{"env", srv.URL, nil, ""},
+		{"deprecated --url", "", []string{"--url", srv.URL, "--token-ttl", "5m"}, "--url is deprecated and will be removed: use --addr"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv("REALTIMECTL_ADDR", tc.env)
+			}
+			var stdout, stderr bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			if err := loadgen.Main(ctx, append(tc.args, w1...), &stdout, &stderr); err != nil {
+				t.Fatalf("Main: %v\nstderr:\n%s", err, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), `"connected":2`) {
+				t.Fatalf("stdout %s", stdout.String())
+			}
+			if tc.warning != "" && !strings.Contains(stderr.String(), tc.warning) {
+				t.Fatalf("stderr lacks %q:\n%s", tc.warning, stderr.String())
+			}
+			if tc.warning == "" && strings.Contains(stderr.String(), "deprecated") {
+				t.Fatalf("stderr warns:\n%s", stderr.String())
+			}
+		})
 	}
 }
