@@ -110,14 +110,31 @@ func (v *Verifier) verifyServiceKey(key string) (*Principal, error) {
 	return &Principal{UserID: v.services[match].name, Service: true}, nil
 }
 
+// RequireCaller returns the verified caller, person or service. It is the
+// one way handlers ask for it: without a principal in ctx (a handler
+// mounted without the auth interceptor) it fails with Unauthenticated
+// wrapping [ErrMissingToken], the same error for every handler.
+func RequireCaller(ctx context.Context) (*Principal, error) {
+	p, ok := FromContext(ctx)
+	if !ok {
+		return nil, errNoCaller()
+	}
+	return p, nil
+}
+
+// errNoCaller is the error of a handler that finds no verified caller.
+func errNoCaller() error {
+	return ConnectError(newError(ErrMissingToken, "no verified caller", nil))
+}
+
 // RequireService returns the caller if it is a service, for handlers such
 // as Publish. It returns a [*connect.Error]: Unauthenticated when ctx holds
 // no principal (the interceptor did not run), PermissionDenied wrapping
 // [ErrNotService] for a user session.
 func RequireService(ctx context.Context) (*Principal, error) {
-	p, ok := FromContext(ctx)
-	if !ok {
-		return nil, ConnectError(newError(ErrMissingToken, "no authenticated caller", nil))
+	p, err := RequireCaller(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if !p.Service {
 		return nil, ConnectError(newError(ErrNotService, "", nil))
@@ -131,9 +148,9 @@ func RequireService(ctx context.Context) (*Principal, error) {
 // Unauthenticated when ctx holds no principal, PermissionDenied wrapping
 // [ErrServiceNotAllowed] for a service credential.
 func RequireUser(ctx context.Context) (*Principal, error) {
-	p, ok := FromContext(ctx)
-	if !ok {
-		return nil, ConnectError(newError(ErrMissingToken, "no authenticated caller", nil))
+	p, err := RequireCaller(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if p.Service {
 		return nil, ConnectError(newError(ErrServiceNotAllowed, "services send events with Publish", nil))

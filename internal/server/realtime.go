@@ -19,6 +19,7 @@ import (
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/metrics"
+	"github.com/honeydo/realtime/internal/rpcerr"
 )
 
 // maxEventsPerFrame caps a batch so that a long replay does not become one
@@ -56,14 +57,6 @@ func (s *realtimeService) newHandler(opts ...connect.HandlerOption) (string, htt
 		opts = append(opts, connect.WithCodec(jsonCodec{name: name}))
 	}
 	return realtimev1connect.NewRealtimeServiceHandler(s, opts...)
-}
-
-func principal(ctx context.Context) (*auth.Principal, error) {
-	p, ok := auth.FromContext(ctx)
-	if !ok {
-		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("no verified caller"))
-	}
-	return p, nil
 }
 
 // roomsFor derives a principal's rooms; never from anything the client sends.
@@ -169,7 +162,7 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 
 	sub, err := s.broker.Subscribe(ctx, broker.SubscribeOptions{UserID: p.UserID, Rooms: roomsFor(p), Since: since, QueueSize: s.cfg.QueueSize})
 	if err != nil {
-		return nil, brokerError(err)
+		return nil, rpcerr.Error(err)
 	}
 	defer func() {
 		if err != nil {
@@ -328,7 +321,7 @@ func (ls *liveStream) deliver() (done bool, err error) {
 		default:
 			ls.reason = "broker_closed"
 		}
-		return true, brokerError(err)
+		return true, rpcerr.Error(err)
 	default:
 		return false, nil
 	}
@@ -397,7 +390,7 @@ func (s *realtimeService) Ping(ctx context.Context, _ *connect.Request[realtimev
 // WhoAmI implements RealtimeServiceHandler. A service gets its name as
 // user_id, service set, and no household, rooms or expiry.
 func (s *realtimeService) WhoAmI(ctx context.Context, _ *connect.Request[realtimev1.WhoAmIRequest]) (*connect.Response[realtimev1.WhoAmIResponse], error) {
-	p, err := principal(ctx)
+	p, err := auth.RequireCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -430,7 +423,7 @@ func (s *realtimeService) Publish(ctx context.Context, req *connect.Request[real
 	}
 	msg, err := s.broker.Publish(ctx, target, ev)
 	if err != nil {
-		return nil, brokerError(err)
+		return nil, rpcerr.Error(err)
 	}
 	if log := s.cfg.Logger; log.Enabled(ctx, slog.LevelDebug) {
 		attrs := append(svc.LogAttrs(), slog.String("room", string(target.Room)))

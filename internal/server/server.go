@@ -23,10 +23,10 @@ import (
 	"github.com/rs/cors"
 
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
-	"github.com/honeydo/realtime/gen/honeydo/shopping/v1/shoppingv1connect"
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/metrics"
+	"github.com/honeydo/realtime/internal/module"
 )
 
 // DefaultHeartbeat is the idle interval after which a stream gets a
@@ -43,8 +43,12 @@ type Config struct {
 	Broker broker.Broker
 	// Verifier checks bearer tokens on every RPC. Required.
 	Verifier *auth.Verifier
-	// Shopping, when non-nil, is served as honeydo.shopping.v1.ShoppingService.
-	Shopping shoppingv1connect.ShoppingServiceHandler
+	// Modules are the feature modules to serve next to RealtimeService
+	// (package module): each is mounted with the handler options of
+	// RealtimeService and an emitter on Broker, and its services sit behind
+	// the same credential gate. The server owns none of them: their owner
+	// closes them after Shutdown.
+	Modules []module.Module
 	// CORSOrigins are the browser origins allowed to call the API. Empty
 	// allows none (same-origin only); "*" allows any.
 	CORSOrigins []string
@@ -130,6 +134,13 @@ type Server struct {
 	realtime *realtimeService
 	streams  *streamRegistry
 	health   *health
+	// interceptors run on every RPC of RealtimeService and the modules:
+	// authentication, the caller's origin, the rate limit.
+	interceptors []connect.Interceptor
+	// rpc are the routes of RealtimeService and the modules' services,
+	// each behind the credential gate; services are their names.
+	rpc      []Route
+	services []string
 
 	draining  chan struct{} // closed when Shutdown begins: not ready
 	drainOnce sync.Once
@@ -282,29 +293,86 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.http.Shutdown(ctx)
 }
 
-func (s *Server) routes() (http.Handler, error) {
-	interceptors := connect.WithInterceptors(
+// Route is a path pattern of [http.ServeMux] and its handler.
+type Route struct {
+	// Pattern is the route's path, e.g. "/honeydo.realtime.v1.RealtimeService/".
+	Pattern string
+	// Handler serves it.
+	Handler http.Handler
+}
+
+// ServiceRoutes returns the routes of RealtimeService and of the modules'
+// services, each behind the credential gate and the request body timeout,
+// for an application that serves them on its own mux (the embeddable root
+// package) instead of calling [Server.Serve]. Health, reflection, the dev
+// endpoints and the web demo are not among them.
+func (s *Server) ServiceRoutes() []Route {
+	out := make([]Route, len(s.rpc))
+	for i, r := range s.rpc {
+		out[i] = Route{Pattern: r.Pattern, Handler: withBodyDeadline(r.Handler, s.cfg.RequestBodyTimeout)}
+	}
+	return out
+}
+
+// Interceptors returns the interceptors of every RPC the server serves:
+// authentication (the caller in the handler's context, auth.FromContext),
+// the caller's origin (for Emitter.ToOthers) and the rate limit, shared
+// with RealtimeService. An embedding application puts them on its own
+// Connect handlers so that one verification serves its procedures and
+// ours alike.
+func (s *Server) Interceptors() []connect.Interceptor {
+	return append([]connect.Interceptor(nil), s.interceptors...)
+}
+
+// Services returns the fully-qualified names of the services the server
+// serves: RealtimeService first, then the modules'.
+func (s *Server) Services() []string { return append([]string(nil), s.services...) }
+
+// mountServices builds the RPC routes: RealtimeService and every module,
+// with the same handler options.
+func (s *Server) mountServices() error {
+	s.interceptors = []connect.Interceptor{
 		auth.NewInterceptor(s.cfg.Verifier),
 		originInterceptor{},
 		rateLimitInterceptor{limiter: newRateLimiter(s.cfg.RateLimit, nil)},
-	)
+	}
 	opts := []connect.HandlerOption{
-		interceptors,
+		connect.WithInterceptors(s.interceptors...),
 		connect.WithReadMaxBytes(s.cfg.ReadMaxBytes),
 		connect.WithCompressMinBytes(s.cfg.CompressMinBytes),
 	}
-	// Every procedure of the services mounted with guard needs a
-	// credential: the gate checks it before anything reads a request body.
+	// Every procedure of these services needs a credential: the gate
+	// checks it before anything reads a request body.
 	g := &gate{verifier: s.cfg.Verifier, errors: connect.NewErrorWriter()}
-	mux := http.NewServeMux()
-	guard := func(path string, h http.Handler) { mux.Handle(path, g.wrap(h)) }
-	services := []string{realtimev1connect.RealtimeServiceName}
 	realtimePath, realtimeHandler := s.realtime.newHandler(opts...)
-	guard(realtimePath, realtimeHandler)
-	if s.cfg.Shopping != nil {
-		guard(shoppingv1connect.NewShoppingServiceHandler(s.cfg.Shopping, opts...))
-		services = append(services, shoppingv1connect.ShoppingServiceName)
+	s.rpc = []Route{{Pattern: realtimePath, Handler: g.wrap(realtimeHandler)}}
+	s.services = []string{realtimev1connect.RealtimeServiceName}
+	mounted, err := module.MountAll(module.Env{
+		Emitter:        module.NewEmitter(s.cfg.Broker),
+		HandlerOptions: opts[:len(opts):len(opts)],
+		Logger:         s.cfg.Logger,
+	}, s.cfg.Modules, realtimePath)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
 	}
+	for _, m := range mounted {
+		for _, svc := range m.Services {
+			s.rpc = append(s.rpc, Route{Pattern: svc.Path, Handler: g.wrap(svc.Handler)})
+			s.services = append(s.services, svc.Name())
+		}
+	}
+	return nil
+}
+
+func (s *Server) routes() (http.Handler, error) {
+	if err := s.mountServices(); err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	for _, r := range s.rpc {
+		mux.Handle(r.Pattern, r.Handler)
+	}
+	services := s.services
 	// Reflection and health are public: grpcurl and load balancers call them
 	// without credentials, and they reveal nothing but the schema and
 	// whether the node is ready. The probes are routes of their own, so the

@@ -2,10 +2,15 @@
 // list kept in SQLite, served as honeydo.shopping.v1.ShoppingService, and
 // announced to the rest of the household as realtime events.
 //
-// It shows the pattern every module follows:
+// It shows the pattern every module follows (docs/MODULES.md has the
+// steps):
 //
+//   - [Module] is what the server knows of it (package module): a name and
+//     a Mount that builds ShoppingService with the server's handler options
+//     and emitter. realtimed runs it with --modules shopping; an embedding
+//     application passes it in its options.
 //   - The household comes from the caller's verified principal
-//     ([auth.FromContext]), never from the request.
+//     ([auth.RequireUser]), never from the request.
 //   - The [Store] is plain domain code: it validates (text fields with the
 //     rule every module shares, package textrule), scopes every query by
 //     household and returns sentinel errors ([ErrInvalid], [ErrNotFound],
@@ -16,7 +21,7 @@
 //     ([Store.ListPage]) with opaque, sealed page tokens.
 //   - The [Service] makes the write and its event stand or fall together:
 //     it writes in a SQLite transaction, publishes the event to the
-//     household ([broker.Emitter.ToOthers]: tagged with the calling
+//     household ([module.Emitter.ToOthers]: tagged with the calling
 //     client's origin, so that this client, which already shows its own
 //     change, skips it, while the actor's other devices apply it) while the
 //     transaction is open, and
@@ -24,6 +29,9 @@
 //     fails (NATS unreachable, broker shut down) the write is rolled back
 //     and the call fails with Unavailable: nothing changed, so a retry is
 //     safe.
+//   - Errors get their codes from one table of the module's sentinels
+//     (errorRules) and, for everything else (auth, broker, a failed publish,
+//     cancellation), from package rpcerr, which the server uses too.
 //
 // Why publish before the commit: committing first and then emitting leaves
 // two bad choices when the emit fails. Returning success drops the event

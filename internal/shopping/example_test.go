@@ -13,6 +13,7 @@ import (
 	shoppingv1 "github.com/honeydo/realtime/gen/honeydo/shopping/v1"
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/module"
 	"github.com/honeydo/realtime/internal/shopping"
 )
 
@@ -31,7 +32,7 @@ func Example() {
 	ctx := broker.WithOrigin(context.Background(), "alice-phone")
 	b := broker.NewMemory(broker.MemoryConfig{})
 	defer b.Close()
-	emit := broker.NewEmitter(b)
+	emit := module.NewEmitter(b) // the server hands a module this in module.Env
 
 	// Bob has the app open: his stream joined his household's room.
 	sub, err := b.Subscribe(ctx, broker.SubscribeOptions{
@@ -84,7 +85,7 @@ func ExampleService_AddItem() {
 	defer store.Close()
 	b := broker.NewMemory(broker.MemoryConfig{})
 	defer b.Close()
-	svc := shopping.NewService(store, broker.NewEmitter(b), nil)
+	svc := shopping.NewService(store, module.NewEmitter(b), nil)
 
 	sub, err := b.Subscribe(ctx, broker.SubscribeOptions{
 		UserID: "bob",

@@ -12,6 +12,7 @@ import (
 
 	shoppingv1 "github.com/honeydo/realtime/gen/honeydo/shopping/v1"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/module"
 	"github.com/honeydo/realtime/internal/testkit/natstest"
 	"github.com/honeydo/realtime/internal/testkit/syncbuf"
 )
@@ -37,7 +38,7 @@ func TestServiceJetStreamNATSDown(t *testing.T) {
 	}
 	t.Cleanup(func() { js.Close() })
 	logs := &syncbuf.Buffer{}
-	svc := NewService(newTestStore(t), broker.NewEmitter(js), slog.New(slog.NewTextHandler(logs, nil)))
+	svc := NewService(newTestStore(t), module.NewEmitter(js), slog.New(slog.NewTextHandler(logs, nil)))
 	alice := as("alice", "home")
 	list := func() []*shoppingv1.ShoppingItem {
 		t.Helper()

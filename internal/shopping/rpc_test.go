@@ -20,7 +20,7 @@ import (
 	"github.com/honeydo/realtime/client"
 	shoppingv1 "github.com/honeydo/realtime/gen/honeydo/shopping/v1"
 	"github.com/honeydo/realtime/gen/honeydo/shopping/v1/shoppingv1connect"
-	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/module"
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/shopping"
 	"github.com/honeydo/realtime/internal/testkit"
@@ -294,7 +294,7 @@ func capped(t *testing.T, limit int) testkit.Option {
 	}
 	t.Cleanup(func() { store.Close() })
 	return func(c *server.Config) {
-		c.Shopping = shopping.NewService(store, broker.NewEmitter(c.Broker), c.Logger)
+		c.Modules = []module.Module{shopping.NewModule(store)}
 	}
 }
 

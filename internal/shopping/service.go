@@ -13,7 +13,8 @@ import (
 	shoppingv1 "github.com/honeydo/realtime/gen/honeydo/shopping/v1"
 	"github.com/honeydo/realtime/gen/honeydo/shopping/v1/shoppingv1connect"
 	"github.com/honeydo/realtime/internal/auth"
-	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/module"
+	"github.com/honeydo/realtime/internal/rpcerr"
 )
 
 // Service implements [shoppingv1connect.ShoppingServiceHandler] over a
@@ -21,7 +22,7 @@ import (
 // use.
 type Service struct {
 	store  *Store
-	emit   *broker.Emitter
+	emit   *module.Emitter
 	logger *slog.Logger
 }
 
@@ -37,7 +38,7 @@ const publishTimeout = 5 * time.Second
 // NewService returns a Service that stores items in store and announces
 // changes through emit. store and emit must not be nil; a nil logger
 // discards logs.
-func NewService(store *Store, emit *broker.Emitter, logger *slog.Logger) *Service {
+func NewService(store *Store, emit *module.Emitter, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -139,17 +140,17 @@ func (s *Service) RemoveItem(ctx context.Context, req *connect.Request[shoppingv
 	return connect.NewResponse(&shoppingv1.RemoveItemResponse{}), nil
 }
 
-// caller returns the principal the auth interceptor verified. The shopping
+// caller returns the person the auth interceptor verified. The shopping
 // list belongs to a household, so a caller without one (a backend service
 // credential) may not use it.
 func caller(ctx context.Context) (*auth.Principal, error) {
-	p, ok := auth.FromContext(ctx)
-	if !ok {
-		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("shopping: no authenticated caller"))
+	p, err := auth.RequireUser(ctx)
+	if err != nil {
+		return nil, err
 	}
-	if p.Service || p.HouseholdID == "" {
+	if p.HouseholdID == "" {
 		return nil, connect.NewError(connect.CodePermissionDenied,
-			errors.New("shopping: the shopping list needs a household member's session, not a service credential"))
+			errors.New("shopping: the shopping list needs a household member's session"))
 	}
 	return p, nil
 }
@@ -184,18 +185,18 @@ func (s *Service) mutate(ctx context.Context, op string, p *auth.Principal,
 		return Item{}, toConnectError(err)
 	}
 	wctx := context.WithoutCancel(ctx)
-	var published *broker.Message
+	var published *module.Sent
 	var ev *realtimev1.Event
 	it, err := write(wctx, func(it Item) error {
 		ev = event(it)
 		ev.SenderUserId = p.UserID
 		pctx, cancel := context.WithTimeout(wctx, publishTimeout)
 		defer cancel()
-		msg, err := s.emit.ToOthers(pctx, p.HouseholdID, ev)
+		sent, err := s.emit.ToOthers(pctx, p.HouseholdID, ev)
 		if err != nil {
 			return &publishError{err: err}
 		}
-		published = msg
+		published = &sent
 		return nil
 	})
 	switch {
@@ -215,8 +216,8 @@ func (s *Service) mutate(ctx context.Context, op string, p *auth.Principal,
 			slog.String("household", p.HouseholdID),
 			slog.String("user", p.UserID),
 			slog.String("event", eventKind(ev)),
-			slog.String("event_id", published.Event.GetId()),
-			slog.String("cursor", published.Event.GetCursor()),
+			slog.String("event_id", published.ID),
+			slog.String("cursor", published.Cursor),
 			slog.Any("error", err))
 		return Item{}, connect.NewError(connect.CodeInternal, errors.New("shopping: internal error"))
 	}
@@ -232,22 +233,15 @@ func (s *Service) mutate(ctx context.Context, op string, p *auth.Principal,
 }
 
 // publishError is a publish that failed inside a write's transaction; the
-// write was rolled back.
+// write was rolled back. It wraps the emitter's [*rpcerr.PublishError],
+// which decides the code; this type only says that nothing changed.
 type publishError struct{ err error }
 
 func (e *publishError) Error() string {
-	return "shopping: the event could not be published: " + e.err.Error() + "; nothing was changed; retry"
+	return "shopping: " + e.err.Error() + "; nothing was changed; retry"
 }
 
 func (e *publishError) Unwrap() error { return e.err }
-
-// retryable reports whether the broker failed for a reason that goes away
-// (backend unreachable, broker closed for shutdown, no ack in time), as
-// opposed to refusing the event (a bug here).
-func (e *publishError) retryable() bool {
-	return errors.Is(e.err, broker.ErrUnavailable) || errors.Is(e.err, broker.ErrClosed) ||
-		errors.Is(e.err, context.DeadlineExceeded)
-}
 
 // eventKind names ev's payload for logs.
 func eventKind(ev *realtimev1.Event) string {
@@ -275,42 +269,33 @@ func (s *Service) fail(ctx context.Context, op string, p *auth.Principal, err er
 	return cerr
 }
 
-// toConnectError maps a domain error to its Connect code: [ErrInvalid] →
-// InvalidArgument, [ErrNotFound] → NotFound and [ErrListFull] →
-// FailedPrecondition, with the domain message (which names the field and
-// the reason). A full list is FailedPrecondition rather than
-// ResourceExhausted because retrying cannot help until someone removes
-// items, while clients (this repository's among them) treat
-// ResourceExhausted, which the rate limit returns, as "back off and retry".
-// A publish that failed for a passing reason, and a write that found the
-// database locked for longer than the busy timeout, → Unavailable (nothing changed; retry); a
-// cancelled or expired request keeps its own code; anything else is
-// Internal with a generic message, so that storage details never reach
-// clients (fail logs them).
+// errorRules map the store's sentinels to their codes, with the domain
+// message (which names the field and the reason): [ErrInvalid] →
+// InvalidArgument, [ErrNotFound] → NotFound, [ErrListFull] →
+// FailedPrecondition, [errBusy] → Unavailable. A full list is
+// FailedPrecondition rather than ResourceExhausted because retrying cannot
+// help until someone removes items, while clients (this repository's among
+// them) treat ResourceExhausted, which the rate limit returns, as "back off
+// and retry". Everything else (a failed publish, a cancelled call, a
+// storage failure) is mapped by rpcerr, the one home of those cases.
+var errorRules = []rpcerr.Rule{
+	{Err: ErrInvalid, Code: connect.CodeInvalidArgument},
+	{Err: ErrNotFound, Code: connect.CodeNotFound},
+	{Err: ErrListFull, Code: connect.CodeFailedPrecondition},
+	{Err: errBusy, Code: connect.CodeUnavailable},
+}
+
+// errBusy replaces an error of a write that found the database locked for
+// longer than the busy timeout: nothing changed, so a retry is safe.
+var errBusy = errors.New("shopping: the shopping list is busy, nothing was changed; retry")
+
+// toConnectError maps an error of the store or of a publish to the Connect
+// error the caller sees ([errorRules], then rpcerr.Error).
 func toConnectError(err error) *connect.Error {
-	var cerr *connect.Error
-	var perr *publishError
-	switch {
-	case errors.As(err, &cerr):
-		return cerr
-	case errors.As(err, &perr):
-		if perr.retryable() {
-			return connect.NewError(connect.CodeUnavailable, perr)
-		}
-	case isBusy(err):
-		return connect.NewError(connect.CodeUnavailable, errors.New("shopping: the shopping list is busy, nothing was changed; retry"))
-	case errors.Is(err, ErrInvalid):
-		return connect.NewError(connect.CodeInvalidArgument, err)
-	case errors.Is(err, ErrNotFound):
-		return connect.NewError(connect.CodeNotFound, err)
-	case errors.Is(err, ErrListFull):
-		return connect.NewError(connect.CodeFailedPrecondition, err)
-	case errors.Is(err, context.Canceled):
-		return connect.NewError(connect.CodeCanceled, err)
-	case errors.Is(err, context.DeadlineExceeded):
-		return connect.NewError(connect.CodeDeadlineExceeded, err)
+	if isBusy(err) {
+		err = errBusy
 	}
-	return connect.NewError(connect.CodeInternal, errors.New("shopping: internal error"))
+	return rpcerr.Error(err, errorRules...)
 }
 
 // toProto converts a stored item to its wire form. Each call returns a new

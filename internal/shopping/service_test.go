@@ -19,6 +19,7 @@ import (
 	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/module"
 	"github.com/honeydo/realtime/internal/testkit/syncbuf"
 )
 
@@ -47,9 +48,9 @@ func newTestEnvWith(t *testing.T, wrap func(broker.Broker) broker.Broker) *testE
 	t.Cleanup(func() { b.Close() })
 	logs := &syncbuf.Buffer{}
 	emit := broker.NewEmitter(b)
-	svcEmit := emit
+	svcEmit := module.NewEmitter(b)
 	if wrap != nil {
-		svcEmit = broker.NewEmitter(wrap(b))
+		svcEmit = module.NewEmitter(wrap(b))
 	}
 	store := newTestStore(t)
 	return &testEnv{

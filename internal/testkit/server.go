@@ -12,6 +12,7 @@ import (
 
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/module"
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/shopping"
 	"github.com/honeydo/realtime/internal/testkit/poll"
@@ -19,7 +20,7 @@ import (
 
 // Server is a real realtimed server on a loopback port, set up as
 // realtimed --dev is: a dev key in DataDir, an in-memory broker, and the
-// shopping service on a SQLite store in DataDir.
+// shopping module on a SQLite store in DataDir.
 type Server struct {
 	// URL is the base URL, "http://" + Addr.
 	URL string
@@ -49,8 +50,10 @@ type Server struct {
 }
 
 // Option adjusts the server's Config after StartServer has filled it in
-// (Broker, Verifier, Dev, Shopping, Logger, and RateLimit PerSecond -1, no
-// rate limit). It runs again at every [Server.Restart].
+// (Broker, Verifier, Dev, Logger, Modules with the shopping module, and
+// RateLimit PerSecond -1, no rate limit). It runs again at every
+// [Server.Restart]. To add a module, append it to Config.Modules; to run
+// without the shopping module, replace the list.
 type Option func(*server.Config)
 
 // StartServer starts a server on a random loopback port. It is stopped, and
@@ -91,7 +94,7 @@ func (s *Server) start(b *broker.Memory) {
 	cfg := server.Config{
 		Broker:    b,
 		Verifier:  s.verifier,
-		Shopping:  shopping.NewService(s.store, emitter, s.logger),
+		Modules:   []module.Module{shopping.NewModule(s.store)},
 		Dev:       s.Key,
 		Logger:    s.logger,
 		RateLimit: server.RateLimit{PerSecond: -1},
