@@ -32,6 +32,7 @@ lint: ## buf lint (STANDARD), buf breaking against main, go vet, gofmt
 	$(BUF) lint
 	scripts/check-breaking.sh
 	go vet ./...
+	go mod tidy -diff
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted" >&2; exit 1; fi
 
@@ -39,6 +40,14 @@ lint: ## buf lint (STANDARD), buf breaking against main, go vet, gofmt
 build: ## build bin/realtimed and bin/realtimectl
 	scripts/deps.sh go
 	go build -buildvcs=auto -o bin/ ./cmd/realtimed ./cmd/realtimectl
+
+.PHONY: tools
+tools: ## put the tools the README's terminal examples use into bin/ (grpcurl; buf is in web/node_modules/.bin)
+	scripts/deps.sh tools
+
+.PHONY: test-readme
+test-readme: ## run every terminal example in README.md against a fresh realtimed --dev (needs port 8080)
+	scripts/readme-examples.sh
 
 .PHONY: web
 web: ## build the web demo into web/dist
@@ -50,7 +59,7 @@ run: build web ## start realtimed --dev with the web demo on http://127.0.0.1:80
 	bin/realtimed --dev --web-dir web/dist
 
 .PHONY: test
-test: deps check-generated lint test-go fuzz test-dist test-web ## everything CI runs, browser tests included
+test: deps check-generated lint test-go fuzz test-dist test-web test-readme ## everything CI runs, browser tests included
 	@echo "make test: all passed"
 
 .PHONY: test-go

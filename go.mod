@@ -1,6 +1,6 @@
 module github.com/honeydo/realtime
 
-go 1.26.8
+go 1.26.0
 
 tool (
 	connectrpc.com/connect/cmd/protoc-gen-connect-go

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs what `make run` and `make test` need on a fresh machine: Go
 # modules, the web packages, and (for the browser tests) Debian's Chromium.
-# Usage: scripts/deps.sh [go] [web] [chromium]   (default: all three)
+# Usage: scripts/deps.sh [go] [web] [chromium] [tools]   (default: go web chromium)
+# `tools` puts the command-line tools the README's examples use into bin/
+# (grpcurl, pinned below); buf comes with the web packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+GRPCURL_VERSION=v1.9.4
 want=("$@")
 [ ${#want[@]} -eq 0 ] && want=(go web chromium)
 
@@ -32,6 +35,14 @@ for w in "${want[@]}"; do
         echo "      Install it as root: apt-get install chromium chromium-driver" >&2
         exit 1
       fi
+    fi
+    ;;
+  tools)
+    # Pinned here rather than as a go.mod tool: grpcurl would add gRPC and
+    # its dependencies to the module graph every importer of our packages sees.
+    if [ ! -x bin/grpcurl ] || ! go version -m bin/grpcurl | grep -q "grpcurl[[:space:]]*$GRPCURL_VERSION"; then
+      echo "deps: installing grpcurl $GRPCURL_VERSION into bin/" >&2
+      GOBIN="$PWD/bin" go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
     fi
     ;;
   *) echo "deps: unknown part $w" >&2; exit 2 ;;

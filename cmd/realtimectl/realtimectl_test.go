@@ -49,6 +49,24 @@ func TestTokenThenWhoAmI(t *testing.T) {
 	}
 }
 
+// The README gets Publish's credential with `token --service`: the printed
+// key must be the one the dev server accepts, and it must publish.
+func TestTokenServicePrintsTheDevServiceKey(t *testing.T) {
+	checkGoroutines(t)
+	srv := testkit.StartServer(t)
+	out := mustCLI(t, "token", "--service", "--data-dir", srv.DataDir)
+	if out != srv.Key.ServiceKey()+"\n" {
+		t.Fatalf("token --service printed %q, want the dev service key and a newline", out)
+	}
+	who := mustCLI(t, "whoami", "--addr", srv.URL, "--token", strings.TrimSpace(out))
+	if !strings.Contains(who, `"service": true`) {
+		t.Fatalf("whoami with the printed key: %s", who)
+	}
+	if _, _, err := cli(t, "token", "--service", "--user", "alice", "--data-dir", srv.DataDir); err == nil || !strings.Contains(err.Error(), "takes no --user") {
+		t.Fatalf("token --service --user: error %v", err)
+	}
+}
+
 func TestTokenWithoutDevKey(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), ".data")
 	_, _, err := cli(t, "token", "--user", "alice", "--data-dir", dir)
