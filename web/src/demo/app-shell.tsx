@@ -1,6 +1,7 @@
 import { LogOut, ShoppingBasket } from "lucide-react";
 import type { ReactNode } from "react";
-import { ConnectionStatus, useRealtimeClient } from "@honeydo/realtime-react";
+import { useRealtimeClient } from "@honeydo/realtime-react";
+import { ConnectionBadge } from "./connection-badge";
 import { colorOf, type Session } from "./session";
 
 /** AppShell is the header (brand, connection, person) around the page. */
@@ -25,7 +26,7 @@ export function AppShell({ session, children }: { session: Session; children: Re
             </span>
           </div>
           <div className="topbar__right">
-            <ConnectionStatus onSignInAgain={signOut} />
+            <ConnectionBadge onSignInAgain={signOut} />
             <div className="me" title={`Signed in as ${session.displayName}`}>
               <span className="avatar" style={{ background: colorOf(session.userId) }} aria-hidden="true">
                 {session.displayName.slice(0, 1).toUpperCase()}

@@ -1,60 +1,42 @@
-import { CloudOff, LoaderCircle, PlugZap, RefreshCw, ShieldAlert, Wifi, WifiOff, type LucideIcon } from "lucide-react";
-import { useEffect, useId, useState, type CSSProperties, type ReactNode } from "react";
-import { describeStatus, type RealtimeStatus } from "@honeydo/realtime";
-import { useRealtimeStatus } from "./hooks.js";
-import { useRealtimeClient } from "./realtime-provider.js";
+import type { StatusLabels } from "@honeydo/realtime";
+import { useId, type CSSProperties, type ReactNode } from "react";
+import { useConnectionStatus, type ConnectionStatusView, type UseConnectionStatusOptions } from "./use-connection-status.js";
 
-interface Look {
-  readonly icon: LucideIcon;
-  readonly label: string;
-  readonly tone: "ok" | "busy" | "warn" | "bad" | "off";
-  readonly spin?: boolean;
+/** ConnectionStatusLabels are every text the default rendering shows; replace them to translate. */
+export interface ConnectionStatusLabels extends StatusLabels {
+  /** prefix is read before the label by screen readers only ("Connection: Live"). */
+  readonly prefix: string;
+  readonly retryNow: string;
+  readonly signInAgain: string;
 }
 
-/**
- * statusLook maps a status to its icon, short label and colour tone. The
- * label is what a person sees and a screen reader announces, so it names
- * only the states worth telling: Connecting (before the first welcome),
- * Live, Reconnecting, Offline, Signed out and Error. Why, and what
- * happens next, are in {@link describeStatus}.
- */
-export function statusLook(status: RealtimeStatus): Look {
-  switch (status.state) {
-    case "connected":
-      return { icon: Wifi, label: "Live", tone: "ok" };
-    case "connecting":
-      return { icon: LoaderCircle, label: "Connecting", tone: "busy", spin: true };
-    case "reconnecting":
-      return { icon: RefreshCw, label: "Reconnecting", tone: "warn", spin: true };
-    case "idle":
-    case "disconnected":
-      return { icon: PlugZap, label: "Offline", tone: "off" };
-    case "error":
-      switch (status.reason) {
-        case "offline":
-          return { icon: WifiOff, label: "Offline", tone: "bad" };
-        case "unauthenticated":
-          return { icon: ShieldAlert, label: "Signed out", tone: "bad" };
-        case "forbidden":
-          return { icon: ShieldAlert, label: "Error", tone: "bad" };
-        case "incompatible":
-        case "unavailable":
-        case "invalid-cursor":
-          return { icon: CloudOff, label: "Error", tone: "bad" };
-      }
-  }
-}
+/** CONNECTION_STATUS_LABELS are the English texts of the default rendering. */
+export const CONNECTION_STATUS_LABELS: Omit<ConnectionStatusLabels, keyof StatusLabels> = {
+  prefix: "Connection: ",
+  retryNow: "Retry now",
+  signInAgain: "Sign in again",
+};
 
-/** ConnectionStatusProps: presentation, and what "Sign in again" does. */
-export interface ConnectionStatusProps {
-  /** Show the short label beside the icon. Default true. */
+/** ConnectionStatusProps: texts, slots and what "Sign in again" does. */
+export interface ConnectionStatusProps extends Omit<UseConnectionStatusOptions, "labels"> {
+  /** labels replace some or all of the English texts (status labels and buttons). */
+  readonly labels?: Partial<ConnectionStatusLabels>;
+  /** Show the short label beside the icon. Default true (hidden, it is still read by screen readers). */
   readonly showLabel?: boolean;
+  /** className is added to the badge. */
   readonly className?: string;
   /**
    * onSignInAgain is called by the "Sign in again" button, shown when the
    * server refused the credential. Without it the button is not shown.
    */
   readonly onSignInAgain?: () => void;
+  /** icon renders an icon at the start of the badge (decorative: it is hidden from screen readers). None by default. */
+  readonly icon?: (view: ConnectionStatusView) => ReactNode;
+  /**
+   * children, a render prop, replaces the whole default rendering: it gets
+   * the same view as {@link useConnectionStatus} (with the labels applied).
+   */
+  readonly children?: (view: ConnectionStatusView) => ReactNode;
 }
 
 /** Hidden from sight, not from screen readers. */
@@ -68,10 +50,15 @@ const visuallyHidden: CSSProperties = {
 };
 
 /**
- * ConnectionStatus shows the connection as a badge (icon, colour and short
- * label) and, whenever it is not live, the details on the page beside it
+ * ConnectionStatus is an unstyled connection indicator: a badge with the
+ * short label and, whenever the stream is failing, the details beside it
  * ("Reconnecting in 3 s, attempt 2: server unavailable") with a "Retry
- * now" button and, when the credential was refused, "Sign in again".
+ * now" button and, when the credential was refused, "Sign in again". It
+ * brings no CSS and no icons: style it by its class names
+ * (`connection-status`, `connection-status--<tone>`,
+ * `connection-status__label`, `__details`, `__detail`, `__actions`,
+ * `__action`, `__icon-slot`) and `data-state`/`data-role`; add an icon with `icon`, or
+ * render something else entirely with the `children` render prop.
  *
  * Only the badge is a live region, and its text is the label alone, so a
  * screen reader hears each state change once ("Connection: Reconnecting")
@@ -79,44 +66,52 @@ const visuallyHidden: CSSProperties = {
  * see the `quietReconnectMs` option of RealtimeClient. The buttons are
  * ordinary buttons, reachable by keyboard and touch.
  */
-export function ConnectionStatus({ showLabel = true, className, onSignInAgain }: ConnectionStatusProps): ReactNode {
-  const client = useRealtimeClient();
-  const status = useRealtimeStatus();
+export function ConnectionStatus({
+  labels,
+  describe,
+  showLabel = true,
+  className,
+  onSignInAgain,
+  icon,
+  children,
+}: ConnectionStatusProps): ReactNode {
+  const view = useConnectionStatus({ ...(labels ? { labels } : {}), ...(describe ? { describe } : {}) });
   const detailsId = useId();
-  const now = useClockWhile(status.state === "reconnecting" || (status.state === "error" && status.retryAt !== undefined));
-  const look = statusLook(status);
-  const detail = describeStatus(status, now);
-  const trouble = status.state === "reconnecting" || status.state === "error";
-  const refused = status.state === "error" && status.reason === "unauthenticated";
-  const Icon = look.icon;
+  if (children !== undefined) return children(view);
+  const text = { ...CONNECTION_STATUS_LABELS, ...labels };
+  const { status } = view;
   return (
     <div className="connection-status-area" data-state={status.state}>
       <span
         role="status"
         aria-live="polite"
         aria-atomic="true"
-        aria-describedby={trouble ? detailsId : undefined}
-        title={detail}
-        className={["connection-status", `connection-status--${look.tone}`, className].filter(Boolean).join(" ")}
+        aria-describedby={view.trouble ? detailsId : undefined}
+        title={view.detail}
+        className={["connection-status", `connection-status--${view.tone}`, className].filter(Boolean).join(" ")}
         data-state={status.state}
         data-role={status.role}
       >
-        <Icon aria-hidden="true" className={look.spin ? "connection-status__icon spin" : "connection-status__icon"} size={16} />
-        <span style={visuallyHidden}>Connection: </span>
+        {icon === undefined ? null : (
+          <span className="connection-status__icon-slot" aria-hidden="true">
+            {icon(view)}
+          </span>
+        )}
+        <span style={visuallyHidden}>{text.prefix}</span>
         <span className="connection-status__label" style={showLabel ? undefined : visuallyHidden}>
-          {look.label}
+          {view.label}
         </span>
       </span>
-      {trouble ? (
+      {view.trouble ? (
         <div className="connection-status__details" id={detailsId}>
-          <span className="connection-status__detail">{detail}</span>
+          <span className="connection-status__detail">{view.detail}</span>
           <span className="connection-status__actions">
-            <button type="button" className="connection-status__action" onClick={() => client.retryNow()}>
-              Retry now
+            <button type="button" className="connection-status__action" onClick={view.retryNow}>
+              {text.retryNow}
             </button>
-            {refused && onSignInAgain !== undefined ? (
+            {view.kind === "signedOut" && onSignInAgain !== undefined ? (
               <button type="button" className="connection-status__action" onClick={onSignInAgain}>
-                Sign in again
+                {text.signInAgain}
               </button>
             ) : null}
           </span>
@@ -124,19 +119,4 @@ export function ConnectionStatus({ showLabel = true, className, onSignInAgain }:
       ) : null}
     </div>
   );
-}
-
-/**
- * useClockWhile re-renders every second while active and returns the time
- * of this render. Read at render, not kept in state: a status that has just
- * turned to "reconnecting" must count down from now, not from the last tick.
- */
-function useClockWhile(active: boolean): number {
-  const [, setTick] = useState(0);
-  useEffect(() => {
-    if (!active) return;
-    const id = setInterval(() => setTick((t) => t + 1), 1000);
-    return () => clearInterval(id);
-  }, [active]);
-  return Date.now();
 }

@@ -26,6 +26,7 @@ import { FakeEnvironment, FlakyNetwork, MemoryLocks, Realtimed, SERVICE_KEY, wai
 import {
   ConnectionStatus,
   RealtimeProvider,
+  useConnectionStatus,
   useRealtimeClient,
   useRealtimeEvent,
   useRealtimeResync,
@@ -224,7 +225,7 @@ test("useRealtimeStatus and useRealtimeResync follow the client; useRealtimeServ
   await until("stream closed", async () => !(await srv.streams()).byUser[alice]);
 });
 
-test("<ConnectionStatus/> is an accessible live region with an icon and a label; no details while Live", async () => {
+test("<ConnectionStatus/> is an accessible live region with a label, unstyled (no icon unless given); no details while Live", async () => {
   const { home, alice } = people();
   const client = clientFor(alice, home);
   const el = render(
@@ -243,7 +244,8 @@ test("<ConnectionStatus/> is an accessible live region with an icon and a label;
   expect(badge().getAttribute("aria-atomic")).toBe("true");
   expect(badge().hasAttribute("aria-label")).toBe(false);
   expect(badge().title).toBe("Live: changes appear instantly");
-  expect(badge().querySelector("svg")).not.toBeNull();
+  expect(badge().querySelector("svg")).toBeNull();
+  expect(badge().querySelector(".connection-status__icon-slot")).toBeNull();
   expect(badge().className).toContain("connection-status--ok");
   expect(el.querySelector(".connection-status__details")).toBeNull();
   client.disconnect();
@@ -274,7 +276,6 @@ test("<ConnectionStatus/> shows Connecting until the welcome, then Live", async 
   expect(badge().textContent).toBe("Connection: Connecting");
   expect(badge().title).toBe("Connecting");
   expect(badge().className).toContain("connection-status--busy");
-  expect(badge().querySelector("svg")?.getAttribute("class")).toContain("spin");
   release();
   await connected(client, badge);
   expect(badge().textContent).toBe("Connection: Live");
@@ -348,7 +349,7 @@ test("<ConnectionStatus/> in a follower tab shows the leader tab's offline error
     maxDelayMs: 5000,
     random: () => 0.999,
   });
-  leader.subscribe(() => {});
+  leader.onStatusChange(() => {});
   await connected(leader);
   expect(leader.getStatus().role).toBe("leader");
   const follower = clientFor(alice, home, { crossTab, environment: new FakeEnvironment() });
@@ -405,4 +406,88 @@ test("<ConnectionStatus/> offers Sign in again when the server rejects the token
   expect(signIn?.type).toBe("button");
   signIn?.click();
   expect(signIns).toBe(1);
+});
+
+test("useConnectionStatus is headless: label, tone, detail and retry for any markup, in the labels given", async () => {
+  const { home, alice } = people();
+  const client = clientFor(alice, home);
+  const views: string[] = [];
+  function Dot(): ReactNode {
+    const v = useConnectionStatus({
+      labels: { live: "Verbunden", connecting: "Verbinde…", offline: "Getrennt" },
+      describe: (s) => `Zustand ${s.state}`,
+    });
+    views.push(`${v.kind}/${v.tone}/${v.label}`);
+    return (
+      <i data-testid="dot" data-kind={v.kind} title={v.detail} data-busy={String(v.busy)} data-trouble={String(v.trouble)}>
+        {v.label}
+      </i>
+    );
+  }
+  const el = render(
+    <RealtimeProvider client={client}>
+      <Dot />
+    </RealtimeProvider>,
+  );
+  const dot = (): HTMLElement => el.querySelector('[data-testid="dot"]') ?? expect.unreachable();
+  await connected(client);
+  await until("live", () => dot().dataset.kind === "live");
+  expect(dot().textContent).toBe("Verbunden");
+  expect(dot().title).toBe("Zustand connected");
+  expect(dot().dataset.busy).toBe("false");
+  expect(dot().dataset.trouble).toBe("false");
+  expect(views).toContain("connecting/busy/Verbinde…");
+  client.disconnect();
+  await until("offline", () => dot().dataset.kind === "offline");
+  // A label not given stays English; "offline" was given.
+  expect(dot().textContent).toBe("Getrennt");
+});
+
+test("<ConnectionStatus> takes translated labels and button texts, an icon slot, and a render prop", async () => {
+  const { home, alice } = people();
+  let signIns = 0;
+  const rejected = clientFor(alice, home, { getToken: () => "not-a-token" });
+  const el = render(
+    <RealtimeProvider client={rejected}>
+      <ConnectionStatus
+        labels={{ prefix: "Verbindung: ", signedOut: "Abgemeldet", retryNow: "Jetzt erneut", signInAgain: "Neu anmelden" }}
+        icon={(v) => <svg data-tone={v.tone} />}
+        onSignInAgain={() => signIns++}
+      />
+    </RealtimeProvider>,
+  );
+  const badge = badgeOf(el);
+  await until("error", () => badge().dataset.state === "error");
+  expect(badge().textContent).toBe("Verbindung: Abgemeldet");
+  // The icon is decorative: inside the badge, hidden from screen readers.
+  const slot = badge().querySelector(".connection-status__icon-slot");
+  expect(slot?.getAttribute("aria-hidden")).toBe("true");
+  expect(slot?.querySelector("svg")?.dataset.tone).toBe("bad");
+  const buttons = [...el.querySelectorAll("button")].map((b) => b.textContent);
+  expect(buttons).toEqual(["Jetzt erneut", "Neu anmelden"]);
+  el.querySelectorAll("button")[1]?.click();
+  expect(signIns).toBe(1);
+  root?.unmount();
+  container?.remove();
+
+  // The render prop replaces the default markup and gets the same view.
+  const { home: home2, alice: alice2 } = people();
+  const client = clientFor(alice2, home2);
+  const el2 = render(
+    <RealtimeProvider client={client}>
+      <ConnectionStatus labels={{ live: "En ligne" }}>
+        {(v) => (
+          <output data-kind={v.kind} title={v.detail}>
+            {v.label}
+          </output>
+        )}
+      </ConnectionStatus>
+    </RealtimeProvider>,
+  );
+  const out = (): HTMLOutputElement => el2.querySelector("output") ?? expect.unreachable();
+  await connected(client);
+  await until("live", () => out().dataset.kind === "live");
+  expect(out().textContent).toBe("En ligne");
+  expect(out().title).toBe("Live: changes appear instantly");
+  expect(el2.querySelector('[role="status"]')).toBeNull();
 });

@@ -25,7 +25,7 @@ function useLatest<T>(value: T): { readonly current: T } {
  */
 export function useRealtimeStatus(): RealtimeStatus {
   const client = useRealtimeClient();
-  const subscribe = useCallback((onChange: () => void) => client.subscribe(onChange), [client]);
+  const subscribe = useCallback((onChange: () => void) => client.onStatusChange(onChange), [client]);
   const get = useCallback(() => client.getStatus(), [client]);
   return useSyncExternalStore(subscribe, get, get);
 }

@@ -171,7 +171,7 @@ test("a follower's status tells the truth about the shared stream", async () => 
         maxDelayMs: 200,
       });
       tabs.push(c);
-      c.subscribe(() => {});
+      c.onStatusChange(() => {});
       return c;
     };
     const leader = mk();
@@ -209,7 +209,7 @@ test("a follower's tab becoming visible makes the leader retry at once", async (
         random: () => 0.99,
       });
       tabs.push(c);
-      c.subscribe(() => {});
+      c.onStatusChange(() => {});
       return c;
     });
     if (!leader || !follower) throw new Error("tabs");

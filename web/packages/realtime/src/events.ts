@@ -66,6 +66,12 @@ export class EventHub {
     };
   }
 
+  /** clear removes every handler. */
+  clear(): void {
+    this.byCase.clear();
+    this.anyHandlers.clear();
+  }
+
   dispatch(event: Event): void {
     const { case: c, value } = event.payload;
     if (c !== undefined) {

@@ -1,4 +1,5 @@
-export { RealtimeClient, type RealtimeClientOptions, type StatusListener } from "./realtime-client.js";
+export { RealtimeClient, type EventsOptions, type StatusListener } from "./realtime-client.js";
+export type { RealtimeClientOptions } from "./client-options.js";
 export {
   describeStatus,
   type ConnectionState,
@@ -7,6 +8,7 @@ export {
   type StatusBody,
   type TabRole,
 } from "./status.js";
+export { STATUS_LABELS, statusKind, statusTone, type StatusKind, type StatusLabels, type StatusTone } from "./status-label.js";
 export type {
   AnyEventHandler,
   EventCase,

@@ -5,9 +5,16 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterEach, expect, test } from "vitest";
 import { ShoppingService } from "./gen/honeydo/shopping/v1/shopping_pb.js";
-import { statusLook } from "@honeydo/realtime-react";
 import { FlakyNetwork, Realtimed, sleep, waitFor } from "@honeydo/realtime-testing";
-import { describeStatus, devTokenProvider, RealtimeClient, type RealtimeClientOptions, type RealtimeStatus } from "./index.js";
+import {
+  describeStatus,
+  devTokenProvider,
+  RealtimeClient,
+  STATUS_LABELS,
+  statusKind,
+  type RealtimeClientOptions,
+  type RealtimeStatus,
+} from "./index.js";
 
 let householdSeq = 0;
 const newHousehold = (): string => `l${Date.now().toString(36)}${++householdSeq}`;
@@ -43,7 +50,7 @@ function client(srv: Realtimed, user: string, household: string, extra: Partial<
 /** record keeps every status with the time it was reported. */
 function record(c: RealtimeClient): { status: RealtimeStatus; at: number }[] {
   const seen: { status: RealtimeStatus; at: number }[] = [];
-  c.subscribe((status) => seen.push({ status, at: Date.now() }));
+  c.onStatusChange((status) => seen.push({ status, at: Date.now() }));
   return seen;
 }
 
@@ -74,7 +81,7 @@ test("a frozen server (SIGSTOP) shows within 10 s, and Live again once it wakes"
   expect(alice.getStatus()).toMatchObject({ state: "reconnecting", reason: "unavailable", stalled: true });
   srv.resume();
   await connected(alice);
-  expect(changes(seen, (s) => statusLook(s).label)).toEqual(["Connecting", "Live", "Reconnecting", "Live"]);
+  expect(changes(seen, (s) => STATUS_LABELS[statusKind(s)])).toEqual(["Connecting", "Live", "Reconnecting", "Live"]);
 });
 
 test("a unary call to a frozen server gives up after 10 s with a clear message", { timeout: 60_000 }, async () => {
@@ -112,7 +119,7 @@ test("a 15 s outage: Live → Reconnecting → Live, nothing in between", { time
   await connected(alice);
   const during = seen.slice(from);
   const states = changes(during, (s) => s.state);
-  const labels = changes(during, (s) => statusLook(s).label);
+  const labels = changes(during, (s) => STATUS_LABELS[statusKind(s)]);
   console.log(`15 s outage: ${during.length} statuses, states ${states.join(" → ")}, labels ${labels.join(" → ")}`);
   expect(states).toEqual(["connected", "reconnecting", "connected"]);
   expect(labels).toEqual(["Live", "Reconnecting", "Live"]);

@@ -52,7 +52,7 @@ function client(
 
 function statuses(c: RealtimeClient): RealtimeStatus[] {
   const seen: RealtimeStatus[] = [];
-  c.subscribe((s) => seen.push(s));
+  c.onStatusChange((s) => seen.push(s));
   return seen;
 }
 
@@ -219,7 +219,7 @@ describe("against one realtimed", () => {
     const alice = client(srv, "alice", home);
     expect(alice.getStatus().state).toBe("idle");
     const off1 = alice.on("itemAdded", () => {});
-    const off2 = alice.subscribe(() => {});
+    const off2 = alice.onStatusChange(() => {});
     await connected(alice);
     await waitFor("1 stream", async () => (await srv.streams()).byUser.alice === 1);
     off1();
@@ -305,7 +305,7 @@ describe("against one realtimed", () => {
   test("no token (signed out) is an unauthenticated error without a call to the server", async () => {
     const getToken = countingTokens(() => null);
     const c = client(srv, "x", "y", { getToken, maxUnauthenticated: 1 });
-    c.subscribe(() => {});
+    c.onStatusChange(() => {});
     await waitFor("error", () => c.getStatus().state === "error");
     expect(c.getStatus()).toMatchObject({ reason: "unauthenticated" });
     expect(getToken.calls).toBe(1);
@@ -333,7 +333,7 @@ describe("against one realtimed", () => {
       maxDelayMs: 60_000,
       random: () => 0.99,
     });
-    alice.subscribe(() => {});
+    alice.onStatusChange(() => {});
     await connected(alice);
     env.online = false;
     net.cut();
@@ -469,7 +469,7 @@ describe("against one realtimed", () => {
       maxDelayMs: 60_000,
       random: () => 0.99,
     });
-    alice.subscribe(() => {});
+    alice.onStatusChange(() => {});
     await connected(alice);
     net.cut();
     await waitFor("reconnecting", () => alice.getStatus().state === "reconnecting");

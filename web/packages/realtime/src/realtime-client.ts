@@ -3,24 +3,18 @@ import { createClient, type CallOptions, type Client, type Transport } from "@co
 import { createConnectTransport } from "@connectrpc/connect-web";
 import {
   RealtimeService,
-  ResumeStatus,
+  type Event,
   type PingResponse,
   type SubscribeResponse,
   type WhoAmIResponse,
 } from "./gen/honeydo/realtime/v1/realtime_pb.js";
-import { authInterceptor, type TokenProvider } from "./auth.js";
+import { authInterceptor } from "./auth.js";
 import { CalmStatus } from "./calm-status.js";
 import { withCallTimeout } from "./call-timeout.js";
 import { DEFAULT_INITIAL_DELAY_MS, DEFAULT_MAX_DELAY_MS } from "./backoff.js";
-import {
-  browserChannel,
-  browserLocks,
-  TabCoordinator,
-  type ChannelLike,
-  type CrossTabOptions,
-  type LockManagerLike,
-} from "./cross-tab.js";
+import type { RealtimeClientOptions } from "./client-options.js";
 import { browserEnvironment, type BrowserEnvironment } from "./environment.js";
+import { listenerIterator } from "./event-iterator.js";
 import {
   EventHub,
   type AnyEventHandler,
@@ -29,92 +23,24 @@ import {
   type ResyncHandler,
   type ResyncReason,
 } from "./events.js";
+import { Listeners } from "./listeners.js";
 import { isOwnEvent, originInterceptor } from "./origin.js";
 import { RecentIds } from "./recent-ids.js";
 import { RECONNECT } from "./reconnect-policy.js";
-import { withRole, type RealtimeStatus, type StatusBody, type TabRole } from "./status.js";
-import { identityOf, StreamLoop } from "./stream-loop.js";
-
-/** RealtimeClientOptions configure a {@link RealtimeClient}. */
-export interface RealtimeClientOptions {
-  /** baseUrl of the server, e.g. "https://rt.example.com" or window.location.origin. */
-  readonly baseUrl: string;
-  /** getToken is asked for a token before every (re)connect and unary call. */
-  readonly getToken: TokenProvider;
-  /** Cap of the first retry's delay (full jitter below it). Default 1000 ms. */
-  readonly initialDelayMs?: number;
-  /** Largest delay between tries. Default 5000 ms. */
-  readonly maxDelayMs?: number;
-  /** Retries before the status turns to error. Default Infinity: never give up. */
-  readonly maxAttempts?: number;
-  /**
-   * Consecutive UNAUTHENTICATED failures (no welcome in between) that turn
-   * the status to error instead of retrying. The first one is retried at once
-   * with a fresh token, since it usually means the token just expired.
-   * Default 2.
-   */
-  readonly maxUnauthenticated?: number;
-  /**
-   * The stream is dead after this many heartbeat intervals of silence.
-   * Default 2: with the server's default 4 s heartbeat, a frozen server or
-   * a dead network path shows within 8 s.
-   */
-  readonly watchdogFactor?: number;
-  /** Longest wait for the welcome frame. Default 10000 ms. */
-  readonly connectTimeoutMs?: number;
-  /** Heartbeat interval assumed when the welcome frame has none. Default 4000 ms. */
-  readonly defaultHeartbeatMs?: number;
-  /**
-   * Unary calls (ping, whoAmI, module services) with no timeout of their
-   * own fail with DEADLINE_EXCEEDED after this long. Default 10000 ms; 0
-   * for none.
-   */
-  readonly callTimeoutMs?: number;
-  /**
-   * The next stream opens, with a fresh token, this long before the server
-   * would end the current one at its token's expiry (plus grace), so that
-   * the connection outlives every token. Default 10000 ms.
-   */
-  readonly renewLeadMs?: number;
-  /**
-   * A stream that ends and is back within this long changes no status.
-   * Default 1000 ms.
-   */
-  readonly quietReconnectMs?: number;
-  /**
-   * crossTab shares one stream among the tabs of a browser (Web Locks +
-   * BroadcastChannel). Default true where both exist; false gives every
-   * client its own stream.
-   */
-  readonly crossTab?: boolean | CrossTabOptions;
-  /** The stream closes this long after the last listener left. Default 1000 ms. */
-  readonly stopDelayMs?: number;
-  /**
-   * transport overrides the default connect-web transport (binary format).
-   * Give it `originInterceptor(client.origin)`, or this tab's own changes
-   * come back to it as events.
-   */
-  readonly transport?: Transport;
-  /** fetch for the default transport; default globalThis.fetch. */
-  readonly fetch?: typeof globalThis.fetch;
-  /** environment overrides online/visibility detection (tests). */
-  readonly environment?: BrowserEnvironment;
-  /** random in [0, 1) for the backoff jitter. Default Math.random. */
-  readonly random?: () => number;
-  /**
-   * resumeCursor to send with the first stream, e.g. one the app saved (with
-   * its state) from `client.resumeCursor` in sessionStorage. The server
-   * replays what came after it, and no `initial` resync fires when it could;
-   * a cursor it rejects is dropped, with an `invalid-cursor` resync. Default
-   * none: the first stream starts fresh.
-   */
-  readonly resumeCursor?: string;
-  /** onError receives exceptions thrown by event and resync handlers. Default console.error. */
-  readonly onError?: (err: unknown) => void;
-}
+import { ResyncPolicy } from "./resync.js";
+import { Retention } from "./retention.js";
+import { withRole, type RealtimeStatus, type StatusBody } from "./status.js";
+import { StreamLoop } from "./stream-loop.js";
+import { TabRoles } from "./tab-roles.js";
 
 /** StatusListener is told the new status after every change. */
 export type StatusListener = (status: RealtimeStatus) => void;
+
+/** EventsOptions configure one {@link RealtimeClient.events} iteration. */
+export interface EventsOptions {
+  /** signal ends the iteration when it aborts (the loop simply ends; nothing is thrown). */
+  readonly signal?: AbortSignal;
+}
 
 let tabCounter = 0;
 
@@ -127,18 +53,23 @@ function newTabId(): string {
  * RealtimeClient is the framework-free browser client of RealtimeService.
  *
  * It is a subscribable object: the stream opens with the first listener
- * (status, event or resync) and closes shortly after the last one leaves,
- * unless connect() holds it open. disconnect() closes it for good (logout)
- * until connect() is called again.
+ * (status, event, resync, or an `events()` loop) and closes shortly after
+ * the last one leaves, unless connect() holds it open. disconnect() closes
+ * it (logout) until connect() is called again; dispose() closes it for
+ * good and lets every listener go.
  *
  * ```ts
- * const client = new RealtimeClient({ baseUrl, getToken });
+ * using client = new RealtimeClient({ baseUrl, getToken });
  * const off = client.on("itemAdded", (added, event) => render(added.item));
- * client.subscribe((s) => console.log(s.state));
+ * client.onStatusChange((s) => console.log(s.state));
+ * for await (const event of client.events({ signal })) console.log(event.payload.case);
  * ```
  *
  * Everything runs on the page's event loop; listeners are called
- * synchronously, in the order they were added.
+ * synchronously, in the order they were added. The parts, each in its own
+ * module: {@link StreamLoop} keeps one stream open, {@link TabRoles} shares
+ * it among tabs, {@link ResyncPolicy} says when to refetch, {@link Retention}
+ * says when the stream is wanted, {@link CalmStatus} says what to show.
  */
 export class RealtimeClient {
   /** transport is the authenticated transport every service client shares. */
@@ -147,42 +78,37 @@ export class RealtimeClient {
   readonly realtime: Client<typeof RealtimeService>;
 
   private status: RealtimeStatus = { state: "idle", role: "solo" };
-  private readonly statusListeners = new Set<StatusListener>();
+  private readonly statusListeners: Listeners<[RealtimeStatus]>;
+  private readonly resyncHandlers: Listeners<[ResyncReason]>;
+  /** Ends every events() iteration (dispose). */
+  private readonly iterationEnds: Listeners<[]>;
   private readonly hub: EventHub;
-  private readonly resyncHandlers = new Set<ResyncHandler>();
   private readonly services = new Map<string, Client<DescService>>();
   private readonly seen = new RecentIds();
+  private readonly resync = new ResyncPolicy();
   private readonly loop: StreamLoop;
   private readonly calm: CalmStatus;
+  private readonly tabs: TabRoles;
+  private readonly retention: Retention;
   private readonly env: BrowserEnvironment;
   private readonly onError: (err: unknown) => void;
-  private readonly stopDelayMs: number;
-  private readonly crossTab: { name: string; locks: LockManagerLike; channel: (name: string) => ChannelLike } | undefined;
   private readonly tabId = newTabId();
   /** The stream's user (from the welcome), to tell this tab's own events. */
   private user = "";
-
   private cursor: string;
-  private synced = false;
-  /** The last welcome's identity (see identityOf). */
-  private identity: string | undefined;
-  /** A resync to report at the next welcome of this tab's own stream. */
-  private pendingResync: ResyncReason | undefined;
-  private refs = 0;
-  private held = false;
   private stoppedByApp = false;
+  private disposed = false;
   private active = false;
-  private role: TabRole = "solo";
-  private coordinator: TabCoordinator | undefined;
-  private stopTimer: ReturnType<typeof setTimeout> | undefined;
   private envUnsubscribe: (() => void)[] = [];
 
   constructor(options: RealtimeClientOptions) {
     this.env = options.environment ?? browserEnvironment();
     this.onError = options.onError ?? ((err: unknown) => console.error("realtime: handler failed:", err));
-    this.stopDelayMs = options.stopDelayMs ?? 1000;
-    this.cursor = options.resumeCursor ?? "";
+    this.statusListeners = new Listeners(this.onError);
+    this.resyncHandlers = new Listeners(this.onError);
+    this.iterationEnds = new Listeners(this.onError);
     this.hub = new EventHub(this.onError);
+    this.cursor = options.resumeCursor ?? "";
     this.transport = withCallTimeout(
       options.transport ??
         createConnectTransport({
@@ -194,10 +120,34 @@ export class RealtimeClient {
       options.callTimeoutMs ?? RECONNECT.callTimeoutMs,
     );
     this.realtime = createClient(RealtimeService, this.transport);
-    this.crossTab = resolveCrossTab(options.crossTab);
+    this.retention = new Retention(
+      {
+        start: () => this.start(),
+        idle: () => {
+          if (!this.active) return;
+          this.stop();
+          this.setStatus({ state: "idle", role: this.status.role });
+        },
+      },
+      options.stopDelayMs ?? 1000,
+    );
+    this.tabs = new TabRoles(options.crossTab, this.tabId, {
+      openStream: () => this.loop.start(),
+      retryRequested: (force) => {
+        if (!force) this.loop.kick();
+        else if (this.failing()) this.loop.retry();
+      },
+      leaderStatus: (body) => this.followLeader(body),
+      leaderState: (cursor, user) => {
+        this.cursor = cursor;
+        if (user !== "") this.user = user;
+      },
+      leaderFrame: (frame) => this.handleFrame(frame, false),
+      snapshot: () => ({ status: stripRole(this.status), cursor: this.cursor, user: this.user }),
+    });
     this.calm = new CalmStatus((body) => {
-      if (this.role === "leader") this.coordinator?.publishStatus(body);
-      this.setStatus(withRole(body, this.role));
+      this.tabs.relayStatus(body);
+      this.setStatus(withRole(body, this.tabs.role));
     }, options.quietReconnectMs ?? 1000);
     this.loop = new StreamLoop(
       {
@@ -206,13 +156,13 @@ export class RealtimeClient {
         env: this.env,
         getCursor: () => this.cursor,
         onFrame: (frame) => {
-          if (this.role === "leader") this.coordinator?.publishFrame(frame);
+          this.tabs.relayFrame(frame);
           this.handleFrame(frame, true);
         },
         onStatus: (body) => this.calm.push(body),
         onInvalidCursor: () => {
           this.cursor = "";
-          this.pendingResync = "invalid-cursor";
+          this.resync.cursorRejected();
         },
       },
       {
@@ -239,12 +189,12 @@ export class RealtimeClient {
   }
 
   /**
-   * subscribe calls listener after every status change and keeps the stream
-   * open while subscribed. Returns the unsubscribe function.
+   * onStatusChange calls listener after every status change and keeps the
+   * stream open while registered. Returns the function that unregisters it.
    */
-  subscribe(listener: StatusListener): () => void {
-    this.statusListeners.add(listener);
-    return this.retain(() => this.statusListeners.delete(listener));
+  onStatusChange(listener: StatusListener): () => void {
+    this.assertUsable("onStatusChange");
+    return this.retention.retain(this.statusListeners.add(listener));
   }
 
   // ---- events -------------------------------------------------------------
@@ -252,15 +202,46 @@ export class RealtimeClient {
   /**
    * on calls handler for every event whose payload is `c`, with the typed
    * payload and the whole event, and keeps the stream open while
-   * subscribed. Returns the unsubscribe function.
+   * registered. Returns the function that unregisters it.
    */
   on<C extends EventCase>(c: C, handler: EventHandler<C>): () => void {
-    return this.retain(this.hub.on(c, handler));
+    this.assertUsable("on");
+    return this.retention.retain(this.hub.on(c, handler));
   }
 
-  /** onEvent calls handler for every event. Returns the unsubscribe function. */
+  /** onEvent calls handler for every event. Returns the function that unregisters it. */
   onEvent(handler: AnyEventHandler): () => void {
-    return this.retain(this.hub.onAny(handler));
+    this.assertUsable("onEvent");
+    return this.retention.retain(this.hub.onAny(handler));
+  }
+
+  /**
+   * events returns every event, in order, as an async iterable, and keeps
+   * the stream open while the iteration runs. The iteration starts
+   * listening at once (events that arrive before the first `next()` are
+   * kept), and ends, without throwing, when `signal` aborts, when the loop
+   * `break`s or returns, or when the client is disposed. Events the loop
+   * body has not taken yet are buffered.
+   *
+   * ```ts
+   * const ac = new AbortController();
+   * for await (const event of client.events({ signal: ac.signal })) {
+   *   if (event.payload.case === "itemAdded") render(event.payload.value.item);
+   * }
+   * ```
+   *
+   * Resyncs are not events: keep an {@link onResync} handler beside the loop.
+   */
+  events(options: EventsOptions = {}): AsyncIterableIterator<Event> {
+    this.assertUsable("events");
+    return listenerIterator<Event>((push, end) => {
+      const offEnd = this.iterationEnds.add(end);
+      const off = this.retention.retain(this.hub.onAny(push));
+      return () => {
+        offEnd();
+        off();
+      };
+    }, options.signal);
   }
 
   /**
@@ -268,11 +249,11 @@ export class RealtimeClient {
    * first stream starts, when a resume failed because the server's
    * history no longer covers the cursor, and when a new stream serves
    * another user, household or rooms (`identity-changed`). Returns the
-   * unsubscribe function.
+   * function that unregisters it.
    */
   onResync(handler: ResyncHandler): () => void {
-    this.resyncHandlers.add(handler);
-    return this.retain(() => this.resyncHandlers.delete(handler));
+    this.assertUsable("onResync");
+    return this.retention.retain(this.resyncHandlers.add(handler));
   }
 
   /** resumeCursor is the cursor of the last event handled (or of the welcome). */
@@ -298,14 +279,14 @@ export class RealtimeClient {
    * disconnect(). After an error (e.g. a rejected token) it retries at once.
    */
   connect(): void {
+    this.assertUsable("connect");
     this.stoppedByApp = false;
-    this.held = true;
+    this.retention.setHeld(true);
     if (!this.active) {
       this.start();
       return;
     }
-    if (this.role === "follower") this.coordinator?.requestRetry(true);
-    else if (this.failing()) this.loop.retry();
+    this.retryFailing();
   }
 
   /**
@@ -314,9 +295,7 @@ export class RealtimeClient {
    * Unlike connect() it does not hold the stream open.
    */
   retryNow(): void {
-    if (!this.active) return;
-    if (this.role === "follower") this.coordinator?.requestRetry(true);
-    else if (this.failing()) this.loop.retry();
+    if (this.active) this.retryFailing();
   }
 
   /**
@@ -326,9 +305,32 @@ export class RealtimeClient {
    */
   disconnect(): void {
     this.stoppedByApp = true;
-    this.held = false;
+    this.retention.setHeld(false);
     this.stop();
-    this.setStatus({ state: "disconnected", role: this.role });
+    this.setStatus({ state: "disconnected", role: this.tabs.role });
+  }
+
+  /**
+   * dispose closes the stream at once (status "disconnected", told to the
+   * status listeners one last time), ends every `events()` iteration and
+   * unregisters every listener. The client cannot be used again: its
+   * listening methods and connect() throw; unregister functions still
+   * work. Calling dispose again does nothing. Also `using client = …`.
+   */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disconnect();
+    this.disposed = true;
+    this.iterationEnds.emit();
+    this.iterationEnds.clear();
+    this.statusListeners.clear();
+    this.resyncHandlers.clear();
+    this.hub.clear();
+  }
+
+  /** [Symbol.dispose] is dispose(), for `using`. */
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 
   // ---- unary --------------------------------------------------------------
@@ -359,70 +361,31 @@ export class RealtimeClient {
 
   // ---- internals ----------------------------------------------------------
 
-  private retain(release: () => void): () => void {
-    this.refs++;
-    if (this.stopTimer !== undefined) {
-      clearTimeout(this.stopTimer);
-      this.stopTimer = undefined;
-    }
-    this.start();
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      release();
-      this.refs--;
-      if (this.refs === 0 && !this.held && this.active) {
-        this.stopTimer = setTimeout(() => {
-          this.stopTimer = undefined;
-          if (this.refs === 0 && !this.held && this.active) {
-            this.stop();
-            this.setStatus({ state: "idle", role: this.status.role });
-          }
-        }, this.stopDelayMs);
-      }
-    };
+  private assertUsable(method: string): void {
+    if (this.disposed) throw new Error(`realtime: ${method}() on a disposed RealtimeClient`);
   }
 
   private start(): void {
-    if (this.active || this.stoppedByApp) return;
+    if (this.active || this.stoppedByApp || this.disposed) return;
     this.active = true;
     this.envUnsubscribe = [
       this.env.onOnline(() => this.kick()),
       this.env.onVisible(() => this.kick()),
       this.env.onOffline(() => this.loop.noteOffline()),
     ];
-    if (this.crossTab === undefined) {
-      this.role = "solo";
-      this.loop.start();
-      return;
-    }
-    this.role = "follower";
-    this.setStatus({ state: "connecting", attempt: 0, role: "follower" });
-    this.coordinator = new TabCoordinator(this.crossTab.name, this.tabId, this.crossTab.locks, this.crossTab.channel, {
-      becomeLeader: () => {
-        if (!this.active) return;
-        this.role = "leader";
-        this.loop.start();
-      },
-      leaderStatus: (body) => this.followLeader(body),
-      leaderState: (cursor, user) => {
-        this.cursor = cursor;
-        if (user !== "") this.user = user;
-      },
-      frame: (frame) => this.handleFrame(frame, false),
-      retryRequested: (force) => {
-        if (!force) this.loop.kick();
-        else if (this.failing()) this.loop.retry();
-      },
-      snapshot: () => ({ status: stripRole(this.status), cursor: this.cursor, user: this.user }),
-    });
-    this.coordinator.join();
+    if (this.tabs.shared) this.setStatus({ state: "connecting", attempt: 0, role: "follower" });
+    this.tabs.start();
   }
 
   /** failing is true while the stream is down (waiting to retry, or given up). */
   private failing(): boolean {
     return this.status.state === "error" || this.status.state === "reconnecting";
+  }
+
+  /** retryFailing retries at once if failing; a follower asks the leader, which decides. */
+  private retryFailing(): void {
+    if (this.tabs.role === "follower") this.tabs.askLeader(true);
+    else if (this.failing()) this.loop.retry();
   }
 
   /**
@@ -431,37 +394,30 @@ export class RealtimeClient {
    * hidden, so a follower asks the leader.
    */
   private kick(): void {
-    if (this.role === "follower") {
-      if (this.failing()) this.coordinator?.requestRetry(false);
+    if (this.tabs.role === "follower") {
+      if (this.failing()) this.tabs.askLeader(false);
     } else {
       this.loop.kick();
     }
   }
 
   private stop(): void {
-    if (this.stopTimer !== undefined) {
-      clearTimeout(this.stopTimer);
-      this.stopTimer = undefined;
-    }
+    this.retention.cancelStop();
     if (!this.active) return;
     this.active = false;
     for (const off of this.envUnsubscribe) off();
     this.envUnsubscribe = [];
     this.loop.stop();
     this.calm.reset();
-    this.coordinator?.leave();
-    this.coordinator = undefined;
-    this.synced = false;
+    this.tabs.stop();
+    this.resync.streamStopped();
   }
 
   private followLeader(body: StatusBody): void {
-    if (this.role !== "follower" || !this.active) return;
+    if (this.tabs.role !== "follower" || !this.active) return;
     const shown: StatusBody =
       body.state === "idle" || body.state === "disconnected" ? { state: "connecting", attempt: 0 } : body;
-    if (shown.state === "connected" && !this.synced) {
-      this.synced = true;
-      this.emitResync("initial");
-    }
+    if (shown.state === "connected") this.emitResync(this.resync.leaderConnected());
     this.setStatus(withRole(shown, "follower"));
   }
 
@@ -471,44 +427,7 @@ export class RealtimeClient {
         const w = frame.frame.value;
         this.cursor = w.cursor;
         this.user = w.userId;
-        // A cursor resumes on whatever rooms the token grants, so a stream
-        // of another household can say RESUMED: the identity decides.
-        const identity = identityOf(w);
-        const moved = this.synced && this.identity !== undefined && identity !== this.identity;
-        this.identity = identity;
-        if (moved) {
-          if (ownStream) this.pendingResync = undefined;
-          this.emitResync("identity-changed");
-          return;
-        }
-        switch (w.resume) {
-          case ResumeStatus.EXPIRED:
-            this.synced = true;
-            this.emitResync("expired");
-            break;
-          case ResumeStatus.EPOCH_CHANGED:
-            this.synced = true;
-            this.emitResync("epoch-changed");
-            break;
-          case ResumeStatus.RESUMED:
-            this.synced = true;
-            break;
-          default:
-            // A fresh stream (no cursor was sent).
-            if (ownStream && this.pendingResync !== undefined) {
-              const reason = this.pendingResync;
-              this.pendingResync = undefined;
-              this.synced = true;
-              this.emitResync(reason);
-            } else if (!this.synced) {
-              this.synced = true;
-              this.emitResync("initial");
-            } else if (!ownStream) {
-              // The leader's stream started without a cursor although this
-              // tab had one: the leader dropped a cursor the server rejected.
-              this.emitResync("invalid-cursor");
-            }
-        }
+        this.emitResync(this.resync.welcome(w, ownStream));
         return;
       }
       case "events":
@@ -525,45 +444,17 @@ export class RealtimeClient {
     }
   }
 
-  private emitResync(reason: ResyncReason): void {
-    for (const h of [...this.resyncHandlers]) {
-      try {
-        h(reason);
-      } catch (err) {
-        this.onError(err);
-      }
-    }
+  private emitResync(reason: ResyncReason | undefined): void {
+    if (reason !== undefined) this.resyncHandlers.emit(reason);
   }
 
   private setStatus(status: RealtimeStatus): void {
     this.status = status;
-    for (const l of [...this.statusListeners]) {
-      try {
-        l(status);
-      } catch (err) {
-        this.onError(err);
-      }
-    }
+    this.statusListeners.emit(status);
   }
 }
 
 function stripRole(status: RealtimeStatus): StatusBody {
   const { role: _role, ...body } = status;
   return body as StatusBody;
-}
-
-function resolveCrossTab(
-  opt: boolean | CrossTabOptions | undefined,
-): { name: string; locks: LockManagerLike; channel: (name: string) => ChannelLike } | undefined {
-  if (opt === false) return undefined;
-  const o: CrossTabOptions = opt === true || opt === undefined ? {} : opt;
-  const locks = o.locks ?? browserLocks();
-  const channel = o.channel ?? (typeof BroadcastChannel === "undefined" ? undefined : browserChannel);
-  if (locks === undefined || channel === undefined) return undefined;
-  const open = (name: string): ChannelLike => {
-    const c = channel(name);
-    if (c === undefined) throw new Error("realtime: BroadcastChannel is not available");
-    return c;
-  };
-  return { name: `honeydo-realtime:${o.key ?? "default"}`, locks, channel: open };
 }
