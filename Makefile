@@ -59,7 +59,7 @@ run: build web ## start realtimed --dev with the web demo on http://127.0.0.1:80
 	bin/realtimed --dev --web-dir web/dist
 
 .PHONY: test
-test: deps check-generated lint test-go fuzz test-dist test-web test-readme ## everything CI runs, browser tests included
+test: deps check-generated lint test-go fuzz test-dist test-web test-readme test-packages ## everything CI runs, browser tests included
 	@echo "make test: all passed"
 
 .PHONY: test-go
@@ -75,6 +75,11 @@ fuzz: ## run each fuzz target briefly (FUZZTIME=10s)
 .PHONY: test-web
 test-web: build web ## TypeScript unit tests and the Chromium end-to-end tests
 	cd web && npm run typecheck && REALTIMED_BIN=$(CURDIR)/bin/realtimed npm test && REALTIMED_BIN=$(CURDIR)/bin/realtimed npm run e2e
+
+.PHONY: test-packages
+test-packages: build ## npm pack both web packages, install them into a scratch app outside the workspace, tsc it, run it against realtimed
+	scripts/deps.sh web
+	scripts/test-packages.sh
 
 .PHONY: dist
 dist: ## static release binaries for linux/darwin x amd64/arm64 in dist/, with SHA256SUMS
