@@ -8,6 +8,7 @@ import (
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
+	"github.com/honeydo/realtime/internal/room"
 )
 
 // benchEvent is a notification of about 200 encoded bytes, the size the
@@ -26,7 +27,7 @@ func BenchmarkFanOut(b *testing.B) {
 			defer m.Close()
 			subs := make([]*Subscription, n)
 			for i := range subs {
-				s, err := m.Subscribe(context.Background(), SubscribeOptions{UserID: fmt.Sprint(i), Rooms: []Room{"room:bench"}, QueueSize: 1 << 20})
+				s, err := m.Subscribe(context.Background(), SubscribeOptions{UserID: fmt.Sprint(i), Rooms: []room.Name{"room:bench"}, QueueSize: 1 << 20})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -59,15 +60,15 @@ func BenchmarkTargeted(b *testing.B) {
 	defer m.Close()
 	subs := make([]*Subscription, users)
 	for i := range subs {
-		s, err := m.Subscribe(context.Background(), SubscribeOptions{UserID: fmt.Sprint(i), Rooms: []Room{UserRoom(fmt.Sprint(i)), HouseholdRoom(fmt.Sprint(i / 4))}, QueueSize: 1 << 20})
+		s, err := m.Subscribe(context.Background(), SubscribeOptions{UserID: fmt.Sprint(i), Rooms: []room.Name{room.User(fmt.Sprint(i)), room.Household(fmt.Sprint(i / 4))}, QueueSize: 1 << 20})
 		if err != nil {
 			b.Fatal(err)
 		}
 		subs[i] = s
 	}
-	rooms := make([]Room, users)
+	rooms := make([]room.Name, users)
 	for i := range rooms {
-		rooms[i] = UserRoom(fmt.Sprint(i))
+		rooms[i] = room.User(fmt.Sprint(i))
 	}
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -85,7 +86,7 @@ func BenchmarkTargeted(b *testing.B) {
 func BenchmarkSubscribeChurn(b *testing.B) {
 	m := NewMemory(MemoryConfig{})
 	defer m.Close()
-	rooms := []Room{UserRoom("u"), HouseholdRoom("h"), BroadcastRoom}
+	rooms := []room.Name{room.User("u"), room.Household("h"), room.Broadcast}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {

@@ -9,25 +9,13 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	"github.com/honeydo/realtime/internal/room"
 )
-
-// Room names an audience. A subscription joins the rooms its principal
-// belongs to: [UserRoom], [HouseholdRoom] and [BroadcastRoom].
-type Room string
-
-// BroadcastRoom is joined by every subscription.
-const BroadcastRoom Room = "broadcast"
-
-// UserRoom is the room of every stream of one user.
-func UserRoom(userID string) Room { return Room("user:" + userID) }
-
-// HouseholdRoom is the room of every member of one household.
-func HouseholdRoom(householdID string) Room { return Room("household:" + householdID) }
 
 // Target is where a published event goes.
 type Target struct {
-	// Room is the audience.
-	Room Room
+	// Room is the audience (package room names them).
+	Room room.Name
 	// ExceptUserID, when set, leaves that user's streams out (Socket.io's
 	// toOthers).
 	ExceptUserID string
@@ -119,7 +107,7 @@ type SubscribeOptions struct {
 	// not delivered to it.
 	UserID string
 	// Rooms are the rooms to join. At least one is required.
-	Rooms []Room
+	Rooms []room.Name
 	// Since, when non-nil, asks for every event after that position (in the
 	// subscription's rooms) before live events. Nil means live only.
 	Since *Position

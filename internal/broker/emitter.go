@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	"github.com/honeydo/realtime/internal/room"
 )
 
 // Emitter is the typed API modules use to send events from inside the
@@ -26,7 +27,7 @@ func (e *Emitter) ToUser(ctx context.Context, userID string, ev *realtimev1.Even
 	if userID == "" {
 		return nil, errors.New("broker: ToUser needs a user id")
 	}
-	return e.broker.Publish(ctx, Target{Room: UserRoom(userID)}, ev)
+	return e.broker.Publish(ctx, Target{Room: room.User(userID)}, ev)
 }
 
 // ToHousehold sends ev to every member of a household.
@@ -34,7 +35,7 @@ func (e *Emitter) ToHousehold(ctx context.Context, householdID string, ev *realt
 	if householdID == "" {
 		return nil, errors.New("broker: ToHousehold needs a household id")
 	}
-	return e.broker.Publish(ctx, Target{Room: HouseholdRoom(householdID)}, ev)
+	return e.broker.Publish(ctx, Target{Room: room.Household(householdID)}, ev)
 }
 
 // ToOthers sends ev to everyone in a household but the client whose call
@@ -55,10 +56,10 @@ func (e *Emitter) ToOthers(ctx context.Context, householdID string, ev *realtime
 	if ev != nil && ev.Origin == "" {
 		ev.Origin = OriginFromContext(ctx)
 	}
-	return e.broker.Publish(ctx, Target{Room: HouseholdRoom(householdID)}, ev)
+	return e.broker.Publish(ctx, Target{Room: room.Household(householdID)}, ev)
 }
 
 // Broadcast sends ev to everyone connected.
 func (e *Emitter) Broadcast(ctx context.Context, ev *realtimev1.Event) (*Message, error) {
-	return e.broker.Publish(ctx, Target{Room: BroadcastRoom}, ev)
+	return e.broker.Publish(ctx, Target{Room: room.Broadcast}, ev)
 }

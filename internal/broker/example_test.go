@@ -7,6 +7,7 @@ import (
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	shoppingv1 "github.com/honeydo/realtime/gen/honeydo/shopping/v1"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/room"
 )
 
 // A module emits to the household but the acting client (Socket.io's
@@ -23,7 +24,7 @@ func ExampleEmitter_ToOthers() {
 	join := func(user string) *broker.Subscription {
 		s, _ := b.Subscribe(ctx, broker.SubscribeOptions{
 			UserID: user,
-			Rooms:  []broker.Room{broker.UserRoom(user), broker.HouseholdRoom("home"), broker.BroadcastRoom},
+			Rooms:  []room.Name{room.User(user), room.Household("home"), room.Broadcast},
 		})
 		return s
 	}

@@ -1,5 +1,7 @@
 package broker
 
+import "github.com/honeydo/realtime/internal/room"
+
 // hub is the in-process fan-out: it indexes subscriptions by room. It is not
 // safe for concurrent use; its owner serializes calls (Memory under its
 // mutex), which is also what keeps each room's deliveries in publish order.
@@ -9,12 +11,12 @@ package broker
 // remembers its index in every room it joined (Subscription.slots), so
 // removal is a swap with the last member, O(rooms) rather than O(members).
 type hub struct {
-	rooms map[Room][]*Subscription
+	rooms map[room.Name][]*Subscription
 	subs  int
 }
 
 func newHub() hub {
-	return hub{rooms: make(map[Room][]*Subscription)}
+	return hub{rooms: make(map[room.Name][]*Subscription)}
 }
 
 func (h *hub) add(s *Subscription) {

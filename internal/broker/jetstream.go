@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	"github.com/honeydo/realtime/internal/room"
 )
 
 // DefaultStreamName is the JetStream stream a [JetStream] broker uses when
@@ -115,7 +115,7 @@ type JetStream struct {
 	gen         uint64 // consumer generation; older consumers' messages are dropped
 	needRestart bool   // the consumer skipped a sequence; restart it from head+1
 	hub         hub
-	pending     map[Room]map[*pendingResume]struct{}
+	pending     map[room.Name]map[*pendingResume]struct{}
 	waiters     map[chan struct{}]uint64 // closed once head reaches the value
 	cc          jetstream.ConsumeContext
 	// connCtx is cancelled (with errConnLost) when the NATS connection
@@ -192,7 +192,7 @@ func NewJetStream(ctx context.Context, cfg JetStreamConfig) (*JetStream, error) 
 		done:    make(chan struct{}),
 		kick:    make(chan struct{}, 1),
 		hub:     newHub(),
-		pending: make(map[Room]map[*pendingResume]struct{}),
+		pending: make(map[room.Name]map[*pendingResume]struct{}),
 		waiters: make(map[chan struct{}]uint64),
 	}
 	if cfg.Conn != nil {
@@ -695,7 +695,7 @@ func (j *JetStream) dispatch(gen uint64, epoch string, msg jetstream.Msg) {
 // publisher left it empty, the id) come from the stream sequence, which only
 // exists once JetStream stored the event.
 func (j *JetStream) decode(epoch string, seq uint64, subject string, hdr nats.Header, data []byte) (*Message, error) {
-	room, err := subjectRoom(j.prefix, subject)
+	r, err := subjectRoom(j.prefix, subject)
 	if err != nil {
 		return nil, err
 	}
@@ -703,19 +703,7 @@ func (j *JetStream) decode(epoch string, seq uint64, subject string, hdr nats.He
 	if err := proto.Unmarshal(data, ev); err != nil {
 		return nil, err
 	}
-	return sealStored(Position{Epoch: epoch, Offset: seq}, Target{Room: room, ExceptUserID: hdr.Get(headerExceptUser)}, ev)
-}
-
-func sealStored(pos Position, target Target, ev *realtimev1.Event) (*Message, error) {
-	ev.Cursor = pos.Cursor()
-	if ev.Id == "" {
-		ev.Id = pos.Epoch + "-" + strconv.FormatUint(pos.Offset, 10)
-	}
-	wire, err := proto.Marshal(ev)
-	if err != nil {
-		return nil, err
-	}
-	return &Message{Position: pos, Target: target, Event: ev, Wire: wire, Time: ev.GetTime().AsTime()}, nil
+	return stamp(Position{Epoch: epoch, Offset: seq}, Target{Room: r, ExceptUserID: hdr.Get(headerExceptUser)}, ev, ev.GetTime().AsTime())
 }
 
 // detachAllLocked removes every subscription from the hub and fails every
@@ -815,12 +803,7 @@ func (j *JetStream) Publish(ctx context.Context, target Target, ev *realtimev1.E
 		// have been stored: like any Unavailable, the caller may retry.
 		return nil, fmt.Errorf("%w: JetStream did not acknowledge the event: %v", ErrUnavailable, err)
 	}
-	pos := Position{Epoch: epoch, Offset: ack.Sequence}
-	m, err := sealStored(pos, target, ev)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
-	}
-	return m, nil
+	return stamp(Position{Epoch: epoch, Offset: ack.Sequence}, target, ev, ev.Time.AsTime())
 }
 
 // retryablePublishError reports errors that a stream leader election or a

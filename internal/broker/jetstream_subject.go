@@ -3,15 +3,20 @@ package broker
 import (
 	"fmt"
 	"strings"
+
+	"github.com/honeydo/realtime/internal/room"
 )
 
 // Subject layout of the JetStream backend. Every room maps to exactly one
 // NATS subject under the configured prefix (default "honeydo.rt"):
 //
-//	<prefix>.broadcast              BroadcastRoom
-//	<prefix>.user.<id>              UserRoom(id)
-//	<prefix>.household.<id>         HouseholdRoom(id)
+//	<prefix>.broadcast              room.Broadcast
+//	<prefix>.user.<id>              room.User(id)
+//	<prefix>.household.<id>         room.Household(id)
 //	<prefix>.room.<name>            any other room, by its whole name
+//
+// The kind and id come from [room.Name.Split]; extra rooms ("room:bench")
+// keep their whole name, so the layout is what it was before package room.
 //
 // Ids are escaped so that a token is never empty and never holds a
 // character with a meaning in subjects: [A-Za-z0-9_-] stay as they are,
@@ -29,28 +34,27 @@ const (
 	subjRoom      = "room"
 )
 
-// roomSubject returns the subject that carries room's events.
-func roomSubject(prefix string, room Room) string {
-	r := string(room)
-	switch {
-	case room == BroadcastRoom:
+// roomSubject returns the subject that carries r's events.
+func roomSubject(prefix string, r room.Name) string {
+	switch kind, id := r.Split(); kind {
+	case room.KindBroadcast:
 		return prefix + "." + subjBroadcast
-	case strings.HasPrefix(r, "user:"):
-		return prefix + "." + subjUser + "." + escapeToken(r[len("user:"):])
-	case strings.HasPrefix(r, "household:"):
-		return prefix + "." + subjHousehold + "." + escapeToken(r[len("household:"):])
+	case room.KindUser:
+		return prefix + "." + subjUser + "." + escapeToken(id)
+	case room.KindHousehold:
+		return prefix + "." + subjHousehold + "." + escapeToken(id)
 	}
-	return prefix + "." + subjRoom + "." + escapeToken(r)
+	return prefix + "." + subjRoom + "." + escapeToken(string(r))
 }
 
 // subjectRoom decodes a subject made by roomSubject.
-func subjectRoom(prefix, subject string) (Room, error) {
+func subjectRoom(prefix, subject string) (room.Name, error) {
 	rest, ok := strings.CutPrefix(subject, prefix+".")
 	if !ok {
 		return "", fmt.Errorf("subject %q is outside prefix %q", truncate(subject), prefix)
 	}
 	if rest == subjBroadcast {
-		return BroadcastRoom, nil
+		return room.Broadcast, nil
 	}
 	kind, tok, ok := strings.Cut(rest, ".")
 	if !ok {
@@ -62,11 +66,11 @@ func subjectRoom(prefix, subject string) (Room, error) {
 	}
 	switch kind {
 	case subjUser:
-		return UserRoom(id), nil
+		return room.User(id), nil
 	case subjHousehold:
-		return HouseholdRoom(id), nil
+		return room.Household(id), nil
 	case subjRoom:
-		return Room(id), nil
+		return room.Name(id), nil
 	}
 	return "", fmt.Errorf("subject %q has an unknown room kind", truncate(subject))
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	"github.com/honeydo/realtime/internal/room"
 	"github.com/honeydo/realtime/internal/testkit/natstest"
 	"github.com/honeydo/realtime/internal/testkit/poll"
 	"github.com/honeydo/realtime/internal/testkit/syncbuf"
@@ -82,11 +83,11 @@ func TestJetStreamRestartKeepsEpoch(t *testing.T) {
 	t.Parallel()
 	n := natstest.Start(t)
 	cfg := JetStreamConfig{Stream: "RESTART", SubjectPrefix: "rs"}
-	room := HouseholdRoom("home")
+	home := room.Household("home")
 	first := newTestJetStream(t, n.URL(), cfg)
 	var cursor Position
 	for i := range 5 {
-		m := publish(t, first, Target{Room: room}, fmt.Sprint(i))
+		m := publish(t, first, Target{Room: home}, fmt.Sprint(i))
 		if i == 1 {
 			cursor = m.Position
 		}
@@ -97,11 +98,11 @@ func TestJetStreamRestartKeepsEpoch(t *testing.T) {
 	if second.Epoch() != first.Epoch() {
 		t.Fatalf("epoch %s after restart, was %s", second.Epoch(), first.Epoch())
 	}
-	s := subscribe(t, second, "u", []Room{room}, &cursor)
+	s := subscribe(t, second, "u", []room.Name{home}, &cursor)
 	if s.Resume != ResumeOK {
 		t.Fatalf("Resume = %v", s.Resume)
 	}
-	publish(t, second, Target{Room: room}, "5")
+	publish(t, second, Target{Room: home}, "5")
 	if got := collect(t, s, 4, 5*time.Second); fmt.Sprint(got) != "[2 3 4 5]" {
 		t.Fatalf("got %v", got)
 	}
@@ -137,7 +138,7 @@ func TestJetStreamRestartKeepsEpoch(t *testing.T) {
 	if third.Epoch() == first.Epoch() {
 		t.Fatal("a recreated stream kept the epoch")
 	}
-	s = subscribe(t, third, "u", []Room{room}, &cursor)
+	s = subscribe(t, third, "u", []room.Name{home}, &cursor)
 	if s.Resume != ResumeEpochChanged {
 		t.Fatalf("Resume = %v, want epoch_changed", s.Resume)
 	}
@@ -151,12 +152,12 @@ func TestJetStreamAcrossNodes(t *testing.T) {
 	cfg := JetStreamConfig{Stream: "NODES", SubjectPrefix: "nodes"}
 	a := newTestJetStream(t, n.URL(), cfg)
 	b := newTestJetStream(t, n.URL(), cfg)
-	room := HouseholdRoom("home")
-	onA := subscribe(t, a, "u1", []Room{room}, nil)
-	onB := subscribe(t, b, "u2", []Room{room}, nil)
+	home := room.Household("home")
+	onA := subscribe(t, a, "u1", []room.Name{home}, nil)
+	onB := subscribe(t, b, "u2", []room.Name{home}, nil)
 	var last *Message
 	for i := range 50 {
-		last = publish(t, a, Target{Room: room}, fmt.Sprint(i))
+		last = publish(t, a, Target{Room: home}, fmt.Sprint(i))
 	}
 	for _, s := range []*Subscription{onA, onB} {
 		if got := collect(t, s, 50, 5*time.Second); len(got) != 50 || got[0] != "0" || got[49] != "49" {
@@ -167,7 +168,7 @@ func TestJetStreamAcrossNodes(t *testing.T) {
 	// consumer has not caught up yet.
 	pos := last.Position
 	pos.Offset -= 3
-	r := subscribe(t, b, "u2", []Room{room}, &pos)
+	r := subscribe(t, b, "u2", []room.Name{home}, &pos)
 	if r.Resume != ResumeOK {
 		t.Fatalf("Resume = %v", r.Resume)
 	}
@@ -175,7 +176,7 @@ func TestJetStreamAcrossNodes(t *testing.T) {
 		t.Fatalf("got %v", got)
 	}
 	future := Position{Epoch: a.Epoch(), Offset: last.Position.Offset + 100}
-	if _, err := b.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []Room{room}, Since: &future}); !errors.Is(err, ErrInvalidCursor) {
+	if _, err := b.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []room.Name{home}, Since: &future}); !errors.Is(err, ErrInvalidCursor) {
 		t.Fatalf("future cursor: %v", err)
 	}
 }
@@ -187,9 +188,9 @@ func TestJetStreamOneConsumerPerNode(t *testing.T) {
 	cfg := JetStreamConfig{Stream: "FANOUT", SubjectPrefix: "fan"}
 	j := newTestJetStream(t, n.URL(), cfg)
 	for i := range 200 {
-		subscribe(t, j, fmt.Sprint("u", i), []Room{UserRoom(fmt.Sprint("u", i)), HouseholdRoom(fmt.Sprint(i % 7)), BroadcastRoom}, nil)
+		subscribe(t, j, fmt.Sprint("u", i), []room.Name{room.User(fmt.Sprint("u", i)), room.Household(fmt.Sprint(i % 7)), room.Broadcast}, nil)
 	}
-	publish(t, j, Target{Room: BroadcastRoom}, "x")
+	publish(t, j, Target{Room: room.Broadcast}, "x")
 	info, err := streamOf(t, n.URL(), "FANOUT").Info(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -203,10 +204,10 @@ func TestJetStreamResumeExpired(t *testing.T) {
 	t.Parallel()
 	n := natstest.Start(t)
 	j := newTestJetStream(t, n.URL(), JetStreamConfig{History: HistoryLimits{MaxEvents: 10}})
-	room := HouseholdRoom("home")
-	first := publish(t, j, Target{Room: room}, "0")
+	home := room.Household("home")
+	first := publish(t, j, Target{Room: home}, "0")
 	for i := 1; i < 30; i++ {
-		publish(t, j, Target{Room: room}, fmt.Sprint(i))
+		publish(t, j, Target{Room: home}, fmt.Sprint(i))
 	}
 	// With a window this small a busy machine's node consumer can fall
 	// out of it (its live streams then end, as they must); let it settle.
@@ -217,11 +218,11 @@ func TestJetStreamResumeExpired(t *testing.T) {
 		return nil
 	})
 	since := first.Position
-	s := subscribe(t, j, "u", []Room{room}, &since)
+	s := subscribe(t, j, "u", []room.Name{home}, &since)
 	if s.Resume != ResumeExpired {
 		t.Fatalf("Resume = %v, want expired", s.Resume)
 	}
-	publish(t, j, Target{Room: room}, "live")
+	publish(t, j, Target{Room: home}, "live")
 	// After an expired resume the stream goes on from its Start, the
 	// position whose cursor the welcome frame gives the client.
 	var want []string
@@ -234,7 +235,7 @@ func TestJetStreamResumeExpired(t *testing.T) {
 	}
 	// Within the window the resume succeeds.
 	ok := Position{Epoch: j.Epoch(), Offset: 25}
-	s2 := subscribe(t, j, "u", []Room{room}, &ok)
+	s2 := subscribe(t, j, "u", []room.Name{home}, &ok)
 	if s2.Resume != ResumeOK {
 		t.Fatalf("Resume = %v", s2.Resume)
 	}
@@ -250,9 +251,9 @@ func TestJetStreamNATSDown(t *testing.T) {
 	t.Parallel()
 	n := natstest.Start(t)
 	j := newTestJetStream(t, n.URL(), JetStreamConfig{})
-	room := HouseholdRoom("home")
-	live := subscribe(t, j, "u", []Room{room}, nil)
-	publish(t, j, Target{Room: room}, "before")
+	home := room.Household("home")
+	live := subscribe(t, j, "u", []room.Name{home}, nil)
+	publish(t, j, Target{Room: home}, "before")
 	if _, err := j.Ready(); err != nil {
 		t.Fatalf("Ready with NATS up: %v", err)
 	}
@@ -262,20 +263,20 @@ func TestJetStreamNATSDown(t *testing.T) {
 	}
 
 	start := time.Now()
-	if _, err := j.Publish(context.Background(), Target{Room: room}, note("during")); !errors.Is(err, ErrUnavailable) {
+	if _, err := j.Publish(context.Background(), Target{Room: home}, note("during")); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Publish with NATS down: %v", err)
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("Publish took %v to fail", d)
 	}
-	if _, err := j.Subscribe(context.Background(), SubscribeOptions{UserID: "v", Rooms: []Room{room}}); !errors.Is(err, ErrUnavailable) {
+	if _, err := j.Subscribe(context.Background(), SubscribeOptions{UserID: "v", Rooms: []room.Name{home}}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Subscribe with NATS down: %v", err)
 	}
 
 	n.Start(t)
 	waitReadiness(t, j, true, 15*time.Second)
 	poll.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
-		_, err := j.Publish(context.Background(), Target{Room: room}, note("after"))
+		_, err := j.Publish(context.Background(), Target{Room: home}, note("after"))
 		return err
 	})
 	if got := collect(t, live, 2, 10*time.Second); fmt.Sprint(got) != "[before after]" {
@@ -291,8 +292,8 @@ func TestJetStreamReadyFollowsTheStream(t *testing.T) {
 	t.Parallel()
 	n := natstest.Start(t)
 	j := newTestJetStream(t, n.URL(), JetStreamConfig{})
-	room := HouseholdRoom("home")
-	publish(t, j, Target{Room: room}, "before")
+	home := room.Household("home")
+	publish(t, j, Target{Room: home}, "before")
 
 	nc, err := nats.Connect(n.URL())
 	if err != nil {
@@ -326,8 +327,8 @@ func TestJetStreamReadyFollowsTheStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReadiness(t, j, true, 15*time.Second)
-	live := subscribe(t, j, "u", []Room{room}, nil)
-	publish(t, j, Target{Room: room}, "after")
+	live := subscribe(t, j, "u", []room.Name{home}, nil)
+	publish(t, j, Target{Room: home}, "after")
 	if got := collect(t, live, 1, 10*time.Second); fmt.Sprint(got) != "[after]" {
 		t.Fatalf("live subscription got %v", got)
 	}
@@ -344,12 +345,12 @@ func TestJetStreamNodeCatchesUp(t *testing.T) {
 	cfg := JetStreamConfig{Stream: "CATCHUP", SubjectPrefix: "cu", History: HistoryLimits{MaxEvents: 100}}
 	a := newTestJetStream(t, n.URL(), cfg)
 	b := newTestJetStream(t, proxy.URL(), cfg)
-	room := HouseholdRoom("home")
-	live := subscribe(t, b, "u", []Room{room}, nil)
+	home := room.Household("home")
+	live := subscribe(t, b, "u", []room.Name{home}, nil)
 
 	proxy.cut()
 	for i := range 50 {
-		publish(t, a, Target{Room: room}, fmt.Sprint(i))
+		publish(t, a, Target{Room: home}, fmt.Sprint(i))
 	}
 	proxy.heal()
 	got := collect(t, live, 50, 15*time.Second)
@@ -361,7 +362,7 @@ func TestJetStreamNodeCatchesUp(t *testing.T) {
 	proxy.cut()
 	var last Position
 	for i := range 250 {
-		last = publish(t, a, Target{Room: room}, fmt.Sprint("x", i)).Position
+		last = publish(t, a, Target{Room: home}, fmt.Sprint("x", i)).Position
 	}
 	proxy.heal()
 	select {
@@ -376,7 +377,7 @@ func TestJetStreamNodeCatchesUp(t *testing.T) {
 	var s *Subscription
 	poll.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
 		var err error
-		s, err = b.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []Room{room}, Since: &cursor})
+		s, err = b.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []room.Name{home}, Since: &cursor})
 		return err
 	})
 	defer s.Close()
@@ -392,18 +393,18 @@ func TestJetStreamIdempotentPublish(t *testing.T) {
 	t.Parallel()
 	n := natstest.Start(t)
 	j := newTestJetStream(t, n.URL(), JetStreamConfig{})
-	room := HouseholdRoom("home")
-	s := subscribe(t, j, "u", []Room{room, UserRoom("u")}, nil)
+	home := room.Household("home")
+	s := subscribe(t, j, "u", []room.Name{home, room.User("u")}, nil)
 	withID := func(id, text string) *realtimev1.Event {
 		ev := note(text)
 		ev.Id = id
 		return ev
 	}
-	first, err := j.Publish(context.Background(), Target{Room: room}, withID("evt-1", "a"))
+	first, err := j.Publish(context.Background(), Target{Room: home}, withID("evt-1", "a"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := j.Publish(context.Background(), Target{Room: room}, withID("evt-1", "a"))
+	again, err := j.Publish(context.Background(), Target{Room: home}, withID("evt-1", "a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +412,7 @@ func TestJetStreamIdempotentPublish(t *testing.T) {
 		t.Fatalf("retry stored at %v, first at %v", again.Position, first.Position)
 	}
 	// The same id to another target is another event.
-	if _, err := j.Publish(context.Background(), Target{Room: UserRoom("u")}, withID("evt-1", "b")); err != nil {
+	if _, err := j.Publish(context.Background(), Target{Room: room.User("u")}, withID("evt-1", "b")); err != nil {
 		t.Fatal(err)
 	}
 	if got := collect(t, s, 2, 5*time.Second); fmt.Sprint(got) != "[a b]" {
@@ -423,26 +424,26 @@ func TestJetStreamIdempotentPublish(t *testing.T) {
 func TestRoomSubjects(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		room Room
+		name room.Name
 		want string
 	}{
-		{BroadcastRoom, "p.broadcast"},
-		{UserRoom("user_2abcXYZ"), "p.user.user_2abcXYZ"},
-		{HouseholdRoom("org_1"), "p.household.org_1"},
-		{UserRoom("a.b*c>d e"), "p.user.a~2eb~2ac~3ed~20e"},
-		{UserRoom(""), "p.user.~"},
-		{UserRoom("~"), "p.user.~7e"},
-		{Room("team:kitchen"), "p.room.team~3akitchen"},
-		{Room("broadcast2"), "p.room.broadcast2"},
+		{room.Broadcast, "p.broadcast"},
+		{room.User("user_2abcXYZ"), "p.user.user_2abcXYZ"},
+		{room.Household("org_1"), "p.household.org_1"},
+		{room.User("a.b*c>d e"), "p.user.a~2eb~2ac~3ed~20e"},
+		{room.User(""), "p.user.~"},
+		{room.User("~"), "p.user.~7e"},
+		{room.Name("team:kitchen"), "p.room.team~3akitchen"},
+		{room.Name("broadcast2"), "p.room.broadcast2"},
 	}
 	for _, tt := range tests {
-		got := roomSubject("p", tt.room)
+		got := roomSubject("p", tt.name)
 		if got != tt.want {
-			t.Errorf("roomSubject(%q) = %q, want %q", tt.room, got, tt.want)
+			t.Errorf("roomSubject(%q) = %q, want %q", tt.name, got, tt.want)
 		}
 		back, err := subjectRoom("p", got)
-		if err != nil || back != tt.room {
-			t.Errorf("subjectRoom(%q) = %q, %v; want %q", got, back, err, tt.room)
+		if err != nil || back != tt.name {
+			t.Errorf("subjectRoom(%q) = %q, %v; want %q", got, back, err, tt.name)
 		}
 	}
 	for _, bad := range []string{"q.user.x", "p.user", "p.user.a~2", "p.user.a~41", "p.other.x", "p.user.a.b", "p.user.A~2E"} {
@@ -457,9 +458,9 @@ func FuzzRoomSubject(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		subj := roomSubject("honeydo.rt", Room(s))
+		subj := roomSubject("honeydo.rt", room.Name(s))
 		back, err := subjectRoom("honeydo.rt", subj)
-		if err != nil || back != Room(s) {
+		if err != nil || back != room.Name(s) {
 			t.Fatalf("%q -> %q -> %q, %v", s, subj, back, err)
 		}
 		for _, tok := range []string{" ", "*", ">", "\t", "\n", ".."} {
@@ -508,7 +509,7 @@ func TestJetStreamAuthenticates(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := newTestJetStream(t, n.URL(), JetStreamConfig{Options: opts})
-	publish(t, j, Target{Room: BroadcastRoom}, "x")
+	publish(t, j, Target{Room: room.Broadcast}, "x")
 }
 
 // TestJetStreamCloseIsNotAnOutage: closing the broker closes its connection

@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	"github.com/honeydo/realtime/internal/room"
 )
 
 // MemoryConfig configures a [Memory] broker. The zero value is ready to use.
@@ -48,7 +47,7 @@ type Memory struct {
 	evicted uint64     // offset of the newest event evicted from history
 	log     messageLog // every retained event, oldest first
 	bytes   int64      // retained size of log, as retainedSize counts it
-	rooms   map[Room]*messageLog
+	rooms   map[room.Name]*messageLog
 	hub     hub
 	ready   readySignal
 	expiry  *time.Timer // runs expire; armed while log is not empty
@@ -67,7 +66,7 @@ func NewMemory(cfg MemoryConfig) *Memory {
 		limits: cfg.History.withDefaults(),
 		epoch:  cfg.Epoch,
 		now:    cfg.Now,
-		rooms:  make(map[Room]*messageLog),
+		rooms:  make(map[room.Name]*messageLog),
 		hub:    newHub(),
 	}
 	if m.epoch == "" {
@@ -98,7 +97,8 @@ func (m *Memory) Publish(ctx context.Context, target Target, ev *realtimev1.Even
 		return nil, ErrClosed
 	}
 	pos := Position{Epoch: m.epoch, Offset: m.head + 1}
-	msg, err := seal(pos, target, ev, now)
+	ev.Time = timestamppb.New(now)
+	msg, err := stamp(pos, target, ev, now)
 	if err != nil {
 		m.mu.Unlock()
 		return nil, err
@@ -378,36 +378,6 @@ func (m *Memory) Stats() Stats {
 		Head:            Position{Epoch: m.epoch, Offset: m.head},
 		OldestResumable: Position{Epoch: m.epoch, Offset: m.evicted},
 	}
-}
-
-func validateForPublish(target Target, ev *realtimev1.Event) error {
-	switch {
-	case target.Room == "":
-		return fmt.Errorf("%w: no target room", ErrInvalidEvent)
-	case ev == nil || ev.Payload == nil:
-		return fmt.Errorf("%w: the event has no payload", ErrInvalidEvent)
-	case ev.Cursor != "" || ev.Time != nil:
-		return fmt.Errorf("%w: cursor and time are assigned by the server", ErrInvalidEvent)
-	case len(ev.Id) > 128:
-		return fmt.Errorf("%w: id is longer than 128 characters", ErrInvalidEvent)
-	case ev.Origin != "" && !ValidOrigin(ev.Origin):
-		return fmt.Errorf("%w: origin must be 1-128 characters of [A-Za-z0-9._:~-]", ErrInvalidEvent)
-	}
-	return nil
-}
-
-// seal assigns the broker's fields to ev and encodes it once.
-func seal(pos Position, target Target, ev *realtimev1.Event, now time.Time) (*Message, error) {
-	if ev.Id == "" {
-		ev.Id = pos.Epoch + "-" + strconv.FormatUint(pos.Offset, 10)
-	}
-	ev.Cursor = pos.Cursor()
-	ev.Time = timestamppb.New(now)
-	wire, err := proto.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
-	}
-	return &Message{Position: pos, Target: target, Event: ev, Wire: wire, Time: now}, nil
 }
 
 // newEpoch returns 10 random base32 characters (50 bits): enough that two

@@ -12,6 +12,7 @@ import (
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	shoppingv1 "github.com/honeydo/realtime/gen/honeydo/shopping/v1"
+	"github.com/honeydo/realtime/internal/room"
 	"github.com/honeydo/realtime/internal/testkit/natstest"
 	"github.com/honeydo/realtime/internal/testkit/poll"
 )
@@ -58,7 +59,7 @@ func TestMemoryHistoryBytesBoundHeap(t *testing.T) {
 			before := heapAfterGC()
 			var wire int64
 			for i := 0; wire < 3*limit; i++ {
-				msg, err := m.Publish(context.Background(), Target{Room: HouseholdRoom(fmt.Sprint("h", i%100))}, sh.ev(i))
+				msg, err := m.Publish(context.Background(), Target{Room: room.Household(fmt.Sprint("h", i%100))}, sh.ev(i))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -115,7 +116,7 @@ func TestMemoryHistoryExpiresWhenIdle(t *testing.T) {
 	defer m.Close()
 	base := heapAfterGC()
 	for i := range 10_000 {
-		if _, err := m.Publish(context.Background(), Target{Room: HouseholdRoom(fmt.Sprint("h", i%100))}, note(strings.Repeat("x", 500))); err != nil {
+		if _, err := m.Publish(context.Background(), Target{Room: room.Household(fmt.Sprint("h", i%100))}, note(strings.Repeat("x", 500))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -152,7 +153,7 @@ func TestMemoryHistoryExpiresWhenIdle(t *testing.T) {
 		t.Errorf("after expiry history still holds %.1f MiB of its %.1f MiB", mib(after), mib(held))
 	}
 	// Expired, not lost: a resume into the gap says so.
-	s := subscribe(t, m, "u", []Room{HouseholdRoom("h1")}, &since)
+	s := subscribe(t, m, "u", []room.Name{room.Household("h1")}, &since)
 	if s.Resume != ResumeExpired {
 		t.Fatalf("resume after expiry: %v, want expired", s.Resume)
 	}
@@ -163,7 +164,7 @@ func TestMemoryHistoryExpiresWhenIdle(t *testing.T) {
 func TestMemoryExpiryStopsOnClose(t *testing.T) {
 	t.Parallel()
 	m := NewMemory(MemoryConfig{History: HistoryLimits{MaxAge: time.Hour}})
-	publish(t, m, Target{Room: BroadcastRoom}, "x")
+	publish(t, m, Target{Room: room.Broadcast}, "x")
 	m.Close()
 	if m.expiry.Stop() {
 		t.Error("the expiry timer was still armed after Close")
@@ -181,7 +182,7 @@ func TestJetStreamHistoryExpiresWhenIdle(t *testing.T) {
 	n := natstest.Start(t)
 	j := newTestJetStream(t, n.URL(), JetStreamConfig{History: HistoryLimits{MaxAge: time.Second}})
 	for i := range 100 {
-		publish(t, j, Target{Room: HouseholdRoom("home")}, fmt.Sprint(i))
+		publish(t, j, Target{Room: room.Household("home")}, fmt.Sprint(i))
 	}
 	last := time.Now()
 	stream := streamOf(t, n.URL(), j.cfg.Stream)

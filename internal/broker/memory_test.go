@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/honeydo/realtime/internal/room"
 )
 
 func TestMemory(t *testing.T) {
@@ -39,7 +41,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 func TestMemoryHistoryLimits(t *testing.T) {
 	t.Parallel()
-	room := HouseholdRoom("home")
+	home := room.Household("home")
 	tests := []struct {
 		name    string
 		limits  HistoryLimits
@@ -65,11 +67,11 @@ func TestMemoryHistoryLimits(t *testing.T) {
 			m := NewMemory(MemoryConfig{History: tt.limits, Now: clock.Now})
 			defer m.Close()
 			for i := range tt.publish {
-				publish(t, m, Target{Room: room}, fmt.Sprint(i))
+				publish(t, m, Target{Room: home}, fmt.Sprint(i))
 			}
 			clock.Advance(tt.advance)
 			since := Position{Epoch: m.Epoch(), Offset: tt.resumeFrom}
-			s := subscribe(t, m, "u", []Room{room}, &since)
+			s := subscribe(t, m, "u", []room.Name{home}, &since)
 			if s.Resume != tt.want {
 				t.Fatalf("Resume = %v, want %v", s.Resume, tt.want)
 			}
@@ -85,7 +87,7 @@ func TestMemoryHistoryStaysBounded(t *testing.T) {
 	m := NewMemory(MemoryConfig{History: HistoryLimits{MaxEvents: 100}})
 	defer m.Close()
 	for i := range 10_000 {
-		publish(t, m, Target{Room: HouseholdRoom(fmt.Sprint(i % 37))}, "x")
+		publish(t, m, Target{Room: room.Household(fmt.Sprint(i % 37))}, "x")
 	}
 	st := m.Stats()
 	if st.HistoryEvents != 100 {
@@ -95,7 +97,7 @@ func TestMemoryHistoryStaysBounded(t *testing.T) {
 		t.Fatalf("log capacity %d grew past what is retained", cap(m.log.msgs))
 	}
 	if len(m.rooms) > 37 {
-		t.Fatalf("%d room histories", len(m.rooms))
+		t.Fatalf("%d home histories", len(m.rooms))
 	}
 }
 
@@ -103,9 +105,9 @@ func TestMemoryEpochAndInvalidCursor(t *testing.T) {
 	t.Parallel()
 	m := NewMemory(MemoryConfig{})
 	defer m.Close()
-	publish(t, m, Target{Room: BroadcastRoom}, "x")
+	publish(t, m, Target{Room: room.Broadcast}, "x")
 	restarted := &Position{Epoch: "oldepoch", Offset: 1}
-	s := subscribe(t, m, "u", []Room{BroadcastRoom}, restarted)
+	s := subscribe(t, m, "u", []room.Name{room.Broadcast}, restarted)
 	if s.Resume != ResumeEpochChanged {
 		t.Fatalf("Resume = %v, want epoch_changed", s.Resume)
 	}
@@ -113,7 +115,7 @@ func TestMemoryEpochAndInvalidCursor(t *testing.T) {
 		t.Fatalf("Start = %+v, want the head of the current log", s.Start)
 	}
 	future := &Position{Epoch: m.Epoch(), Offset: 99}
-	if _, err := m.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []Room{BroadcastRoom}, Since: future}); !errors.Is(err, ErrInvalidCursor) {
+	if _, err := m.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []room.Name{room.Broadcast}, Since: future}); !errors.Is(err, ErrInvalidCursor) {
 		t.Fatalf("future cursor: err = %v, want ErrInvalidCursor", err)
 	}
 }
@@ -121,7 +123,7 @@ func TestMemoryEpochAndInvalidCursor(t *testing.T) {
 func TestMemoryCloseEndsSubscriptions(t *testing.T) {
 	t.Parallel()
 	m := NewMemory(MemoryConfig{})
-	s := subscribe(t, m, "u", []Room{BroadcastRoom}, nil)
+	s := subscribe(t, m, "u", []room.Name{room.Broadcast}, nil)
 	m.Close()
 	select {
 	case <-s.Done():
@@ -131,7 +133,7 @@ func TestMemoryCloseEndsSubscriptions(t *testing.T) {
 	if !errors.Is(s.Err(), ErrClosed) {
 		t.Fatalf("Err = %v", s.Err())
 	}
-	if _, err := m.Publish(context.Background(), Target{Room: BroadcastRoom}, note("x")); !errors.Is(err, ErrClosed) {
+	if _, err := m.Publish(context.Background(), Target{Room: room.Broadcast}, note("x")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Publish after Close: %v", err)
 	}
 }
@@ -141,7 +143,7 @@ func TestMemoryUnsubscribeFreesRooms(t *testing.T) {
 	m := NewMemory(MemoryConfig{})
 	defer m.Close()
 	for range 10_000 {
-		s, err := m.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []Room{UserRoom("u"), HouseholdRoom("h"), BroadcastRoom}})
+		s, err := m.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []room.Name{room.User("u"), room.Household("h"), room.Broadcast}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,9 +165,9 @@ func TestMemoryRandomUnsubscribe(t *testing.T) {
 	const n = 300
 	subs := make([]*Subscription, n)
 	for i := range subs {
-		// Every subscription lists the shared room twice: it must still get
+		// Every subscription lists the shared home twice: it must still get
 		// each event once.
-		subs[i] = subscribe(t, m, fmt.Sprint(i), []Room{UserRoom(fmt.Sprint(i)), "room:all", "room:all"}, nil)
+		subs[i] = subscribe(t, m, fmt.Sprint(i), []room.Name{room.User(fmt.Sprint(i)), "room:all", "room:all"}, nil)
 	}
 	open := map[int]bool{}
 	for i := range n {
@@ -204,7 +206,7 @@ func TestMemorySlowConsumerGetsNoLaterEvent(t *testing.T) {
 	m := NewMemory(MemoryConfig{History: HistoryLimits{MaxEvents: 64}})
 	defer m.Close()
 	for round := range 300 {
-		s, err := m.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []Room{BroadcastRoom}, QueueSize: 1})
+		s, err := m.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []room.Name{room.Broadcast}, QueueSize: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -219,7 +221,7 @@ func TestMemorySlowConsumerGetsNoLaterEvent(t *testing.T) {
 					case <-stop:
 						return
 					default:
-						m.Publish(context.Background(), Target{Room: BroadcastRoom}, note("x"))
+						m.Publish(context.Background(), Target{Room: room.Broadcast}, note("x"))
 					}
 				}
 			}()
@@ -248,10 +250,10 @@ func TestMemorySlowConsumerGetsNoLaterEvent(t *testing.T) {
 
 // TestSubscriptionNoPushAfterOverflow is the deterministic form of the test
 // above, at the subscription itself: after a failed push, draining the queue
-// must not make room for later events.
+// must not make home for later events.
 func TestSubscriptionNoPushAfterOverflow(t *testing.T) {
 	t.Parallel()
-	s := newSubscription(SubscribeOptions{UserID: "u", Rooms: []Room{BroadcastRoom}, QueueSize: 1})
+	s := newSubscription(SubscribeOptions{UserID: "u", Rooms: []room.Name{room.Broadcast}, QueueSize: 1})
 	msg := func(off uint64) *Message { return &Message{Position: Position{Epoch: "e", Offset: off}} }
 	if !s.push(msg(1)) {
 		t.Fatal("first push refused")

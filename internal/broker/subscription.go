@@ -2,6 +2,8 @@ package broker
 
 import (
 	"sync"
+
+	"github.com/honeydo/realtime/internal/room"
 )
 
 // Subscription receives the events of the rooms it joined. Its owner waits
@@ -11,7 +13,7 @@ import (
 type Subscription struct {
 	// UserID and Rooms are as subscribed; read-only.
 	UserID string
-	Rooms  []Room
+	Rooms  []room.Name
 	// Start is the position the subscription starts after: the resume
 	// position when the resume succeeded, else the head of the log at
 	// subscribe time. Clients keep its cursor until an event arrives.
@@ -40,9 +42,9 @@ type Subscription struct {
 }
 
 // setSlot records that the subscription now sits at index at of room r.
-func (s *Subscription) setSlot(r Room, at int) {
-	for i, room := range s.Rooms {
-		if room == r {
+func (s *Subscription) setSlot(r room.Name, at int) {
+	for i, joined := range s.Rooms {
+		if joined == r {
 			s.slots[i] = at
 		}
 	}
@@ -181,8 +183,8 @@ func (s *Subscription) end(err error) {
 
 // uniqueRooms drops repeated rooms, so that a room listed twice does not
 // deliver twice.
-func uniqueRooms(rooms []Room) []Room {
-	out := make([]Room, 0, len(rooms))
+func uniqueRooms(rooms []room.Name) []room.Name {
+	out := make([]room.Name, 0, len(rooms))
 	for _, r := range rooms {
 		dup := false
 		for _, o := range out {

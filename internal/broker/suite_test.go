@@ -10,8 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
+	"github.com/honeydo/realtime/internal/room"
 )
 
 // brokerSuite is the behaviour every Broker backend must show. Each backend's
@@ -25,6 +28,7 @@ func brokerSuite(t *testing.T, newBroker func(t *testing.T) Broker) {
 	t.Run("ResumeSeamUnderLoad", func(t *testing.T) { testResumeSeamUnderLoad(t, newBroker(t)) })
 	t.Run("ResumeForeignCursorGetsOwnRoomsOnly", func(t *testing.T) { testResumeForeignCursor(t, newBroker(t)) })
 	t.Run("ResumeRepeatedRoomOnce", func(t *testing.T) { testResumeRepeatedRoom(t, newBroker(t)) })
+	t.Run("StampedIDAndCursor", func(t *testing.T) { testStampedIDAndCursor(t, newBroker(t)) })
 	t.Run("InvalidPublish", func(t *testing.T) { testInvalidPublish(t, newBroker(t)) })
 	t.Run("ReadyUntilClosed", func(t *testing.T) { testReadyUntilClosed(t, newBroker(t)) })
 }
@@ -69,7 +73,7 @@ func note(text string) *realtimev1.Event {
 	return &realtimev1.Event{Payload: &realtimev1.Event_Notification{Notification: &systemv1.Notification{Message: text}}}
 }
 
-func subscribe(t *testing.T, b Broker, user string, rooms []Room, since *Position) *Subscription {
+func subscribe(t *testing.T, b Broker, user string, rooms []room.Name, since *Position) *Subscription {
 	t.Helper()
 	s, err := b.Subscribe(context.Background(), SubscribeOptions{UserID: user, Rooms: rooms, Since: since})
 	if err != nil {
@@ -123,17 +127,17 @@ func testRoomOrderAndIsolation(t *testing.T, b Broker) {
 	households := []string{"h0", "h1", "h2"}
 	subs := map[string]*Subscription{}
 	for _, h := range households {
-		subs[h] = subscribe(t, b, "u-"+h, []Room{UserRoom("u-" + h), HouseholdRoom(h), BroadcastRoom}, nil)
+		subs[h] = subscribe(t, b, "u-"+h, []room.Name{room.User("u-" + h), room.Household(h), room.Broadcast}, nil)
 	}
 	want := map[string][]string{}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 300 {
 		h := households[rng.IntN(len(households))]
 		text := fmt.Sprintf("%s-%d", h, i)
-		publish(t, b, Target{Room: HouseholdRoom(h)}, text)
+		publish(t, b, Target{Room: room.Household(h)}, text)
 		want[h] = append(want[h], text)
 	}
-	publish(t, b, Target{Room: BroadcastRoom}, "all")
+	publish(t, b, Target{Room: room.Broadcast}, "all")
 	for _, h := range households {
 		want[h] = append(want[h], "all")
 		got := collect(t, subs[h], len(want[h]), 5*time.Second)
@@ -145,10 +149,10 @@ func testRoomOrderAndIsolation(t *testing.T, b Broker) {
 }
 
 func testExceptUser(t *testing.T, b Broker) {
-	alice := subscribe(t, b, "alice", []Room{UserRoom("alice"), HouseholdRoom("home")}, nil)
-	bob := subscribe(t, b, "bob", []Room{UserRoom("bob"), HouseholdRoom("home")}, nil)
-	publish(t, b, Target{Room: HouseholdRoom("home"), ExceptUserID: "alice"}, "for-others")
-	publish(t, b, Target{Room: UserRoom("alice")}, "for-alice")
+	alice := subscribe(t, b, "alice", []room.Name{room.User("alice"), room.Household("home")}, nil)
+	bob := subscribe(t, b, "bob", []room.Name{room.User("bob"), room.Household("home")}, nil)
+	publish(t, b, Target{Room: room.Household("home"), ExceptUserID: "alice"}, "for-others")
+	publish(t, b, Target{Room: room.User("alice")}, "for-alice")
 	if got := collect(t, bob, 1, 2*time.Second); fmt.Sprint(got) != "[for-others]" {
 		t.Fatalf("bob got %v", got)
 	}
@@ -164,10 +168,10 @@ func testExceptUser(t *testing.T, b Broker) {
 // the origin of the acting call (live and replayed alike), so that only the
 // acting client can tell it apart; another household gets nothing.
 func testToOthers(t *testing.T, b Broker) {
-	rooms := func(user, household string) []Room {
-		return []Room{UserRoom(user), HouseholdRoom(household), BroadcastRoom}
+	rooms := func(user, household string) []room.Name {
+		return []room.Name{room.User(user), room.Household(household), room.Broadcast}
 	}
-	start := publish(t, b, Target{Room: HouseholdRoom("elsewhere")}, "before").Position
+	start := publish(t, b, Target{Room: room.Household("elsewhere")}, "before").Position
 	subs := map[string]*Subscription{
 		"alice-phone":  subscribe(t, b, "alice", rooms("alice", "home"), nil),
 		"alice-laptop": subscribe(t, b, "alice", rooms("alice", "home"), nil),
@@ -232,14 +236,14 @@ func collectEvents(t *testing.T, s *Subscription, n int, timeout time.Duration) 
 }
 
 func testSlowConsumer(t *testing.T, b Broker) {
-	slow, err := b.Subscribe(context.Background(), SubscribeOptions{UserID: "slow", Rooms: []Room{HouseholdRoom("home")}, QueueSize: 4})
+	slow, err := b.Subscribe(context.Background(), SubscribeOptions{UserID: "slow", Rooms: []room.Name{room.Household("home")}, QueueSize: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	fast := subscribe(t, b, "fast", []Room{HouseholdRoom("home")}, nil)
+	fast := subscribe(t, b, "fast", []room.Name{room.Household("home")}, nil)
 	for i := range 10 {
-		publish(t, b, Target{Room: HouseholdRoom("home")}, fmt.Sprint(i))
+		publish(t, b, Target{Room: room.Household("home")}, fmt.Sprint(i))
 	}
 	select {
 	case <-slow.Done():
@@ -255,10 +259,10 @@ func testSlowConsumer(t *testing.T, b Broker) {
 }
 
 func testResumeExactlyOnce(t *testing.T, b Broker) {
-	rooms := []Room{UserRoom("bob"), HouseholdRoom("home")}
+	rooms := []room.Name{room.User("bob"), room.Household("home")}
 	first := subscribe(t, b, "bob", rooms, nil)
 	for i := range 5 {
-		publish(t, b, Target{Room: HouseholdRoom("home")}, fmt.Sprint(i))
+		publish(t, b, Target{Room: room.Household("home")}, fmt.Sprint(i))
 	}
 	var buf []*Message
 	deadline := time.After(5 * time.Second)
@@ -276,14 +280,14 @@ func testResumeExactlyOnce(t *testing.T, b Broker) {
 	last := buf[2].Position // handled 0,1,2; 3 and 4 may be lost with the stream
 	first.Close()
 	for i := 5; i < 8; i++ {
-		publish(t, b, Target{Room: HouseholdRoom("home")}, fmt.Sprint(i))
+		publish(t, b, Target{Room: room.Household("home")}, fmt.Sprint(i))
 	}
-	publish(t, b, Target{Room: HouseholdRoom("other")}, "not-bobs")
+	publish(t, b, Target{Room: room.Household("other")}, "not-bobs")
 	second := subscribe(t, b, "bob", rooms, &last)
 	if second.Resume != ResumeOK {
 		t.Fatalf("Resume = %v, want resumed", second.Resume)
 	}
-	publish(t, b, Target{Room: HouseholdRoom("home")}, "8")
+	publish(t, b, Target{Room: room.Household("home")}, "8")
 	if got := collect(t, second, 6, 5*time.Second); fmt.Sprint(got) != "[3 4 5 6 7 8]" {
 		t.Fatalf("resumed stream got %v", got)
 	}
@@ -294,22 +298,22 @@ func testResumeExactlyOnce(t *testing.T, b Broker) {
 // checks the seam between replay and live: every event exactly once, in
 // order.
 func testResumeSeamUnderLoad(t *testing.T, b Broker) {
-	room := HouseholdRoom("seam")
+	home := room.Household("seam")
 	const total = 2000
-	start := publish(t, b, Target{Room: room}, "0").Position
+	start := publish(t, b, Target{Room: home}, "0").Position
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for i := 1; i < total; i++ {
-			if _, err := b.Publish(context.Background(), Target{Room: room}, note(fmt.Sprint(i))); err != nil {
+			if _, err := b.Publish(context.Background(), Target{Room: home}, note(fmt.Sprint(i))); err != nil {
 				t.Errorf("publish: %v", err)
 				return
 			}
 		}
 	}()
 	time.Sleep(time.Millisecond) // let some publishes land before the resume
-	s, err := b.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []Room{room}, Since: &start, QueueSize: total})
+	s, err := b.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []room.Name{home}, Since: &start, QueueSize: total})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,35 +331,82 @@ func testResumeSeamUnderLoad(t *testing.T, b Broker) {
 }
 
 func testResumeForeignCursor(t *testing.T, b Broker) {
-	carolMsg := publish(t, b, Target{Room: HouseholdRoom("other")}, "carol-secret")
-	publish(t, b, Target{Room: HouseholdRoom("other")}, "carol-secret-2")
+	carolMsg := publish(t, b, Target{Room: room.Household("other")}, "carol-secret")
+	publish(t, b, Target{Room: room.Household("other")}, "carol-secret-2")
 	// Bob presents a cursor from Carol's stream: he must get nothing of hers.
 	pos := carolMsg.Position
 	pos.Offset--
-	bob := subscribe(t, b, "bob", []Room{HouseholdRoom("home")}, &pos)
+	bob := subscribe(t, b, "bob", []room.Name{room.Household("home")}, &pos)
 	if bob.Resume != ResumeOK {
 		t.Fatalf("Resume = %v", bob.Resume)
 	}
 	assertQuiet(t, bob)
 }
 
-// testResumeRepeatedRoom subscribes with a room listed twice (a dev token's
+// testResumeRepeatedRoom subscribes with a home listed twice (a dev token's
 // extra rooms may repeat the user's own): live events arrive once, and so
 // must replayed ones.
 func testResumeRepeatedRoom(t *testing.T, b Broker) {
-	rooms := []Room{UserRoom("bob"), BroadcastRoom, BroadcastRoom}
-	start := publish(t, b, Target{Room: BroadcastRoom}, "0").Position
-	publish(t, b, Target{Room: BroadcastRoom}, "1")
-	publish(t, b, Target{Room: UserRoom("bob")}, "2")
+	rooms := []room.Name{room.User("bob"), room.Broadcast, room.Broadcast}
+	start := publish(t, b, Target{Room: room.Broadcast}, "0").Position
+	publish(t, b, Target{Room: room.Broadcast}, "1")
+	publish(t, b, Target{Room: room.User("bob")}, "2")
 	s := subscribe(t, b, "bob", rooms, &start)
 	if s.Resume != ResumeOK {
 		t.Fatalf("Resume = %v, want resumed", s.Resume)
 	}
-	publish(t, b, Target{Room: BroadcastRoom}, "3")
+	publish(t, b, Target{Room: room.Broadcast}, "3")
 	if got := collect(t, s, 3, 5*time.Second); fmt.Sprint(got) != "[1 2 3]" {
 		t.Fatalf("resumed stream got %v, want [1 2 3]", got)
 	}
 	assertQuiet(t, s)
+}
+
+// testStampedIDAndCursor: Publish returns the event with the cursor of its
+// position and, when the publisher gave none, an id made of it; subscribers
+// receive the same id, cursor and time (on JetStream, from the event that
+// the node's consumer read back from the stream).
+func testStampedIDAndCursor(t *testing.T, b Broker) {
+	s := subscribe(t, b, "u", []room.Name{room.Broadcast}, nil)
+	mine := note("with id")
+	mine.Id = "evt-1"
+	var sent []*Message
+	for _, ev := range []*realtimev1.Event{note("no id"), mine} {
+		m, err := b.Publish(context.Background(), Target{Room: room.Broadcast}, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, m)
+	}
+	if p := sent[0].Position; sent[0].Event.Id != fmt.Sprintf("%s-%d", p.Epoch, p.Offset) {
+		t.Errorf("id %q for an event published without one at %v", sent[0].Event.Id, p)
+	}
+	if sent[1].Event.Id != "evt-1" {
+		t.Errorf("id %q, want the publisher's evt-1", sent[1].Event.Id)
+	}
+	var got, buf []*Message
+	deadline := time.After(10 * time.Second)
+	for len(got) < len(sent) {
+		buf = s.Next(buf)
+		got = append(got, buf...)
+		if len(got) >= len(sent) {
+			break
+		}
+		select {
+		case <-s.Ready():
+		case <-deadline:
+			t.Fatalf("received %d of %d events", len(got), len(sent))
+		}
+	}
+	for i, m := range sent {
+		if m.Event.Cursor != m.Position.Cursor() || !m.Time.Equal(m.Event.Time.AsTime()) {
+			t.Errorf("published event %d: cursor %q at %v, time %v vs event time %v", i, m.Event.Cursor, m.Position, m.Time, m.Event.Time.AsTime())
+		}
+		r := got[i]
+		if r.Position != m.Position || r.Event.Id != m.Event.Id || r.Event.Cursor != m.Event.Cursor || !r.Time.Equal(m.Time) || !proto.Equal(r.Event, m.Event) {
+			t.Errorf("received event %d = %v at %v (%v), published %v at %v (%v)", i, r.Event, r.Position, r.Time, m.Event, m.Position, m.Time)
+		}
+	}
 }
 
 func testInvalidPublish(t *testing.T, b Broker) {
@@ -365,12 +416,12 @@ func testInvalidPublish(t *testing.T, b Broker) {
 		target Target
 		ev     *realtimev1.Event
 	}{
-		{"no payload", Target{Room: BroadcastRoom}, &realtimev1.Event{}},
-		{"nil event", Target{Room: BroadcastRoom}, nil},
+		{"no payload", Target{Room: room.Broadcast}, &realtimev1.Event{}},
+		{"nil event", Target{Room: room.Broadcast}, nil},
 		{"no room", Target{}, note("x")},
-		{"cursor set", Target{Room: BroadcastRoom}, &realtimev1.Event{Cursor: "a_1", Payload: note("x").Payload}},
-		{"origin with a space", Target{Room: BroadcastRoom}, &realtimev1.Event{Origin: "tab 1", Payload: note("x").Payload}},
-		{"origin too long", Target{Room: BroadcastRoom}, &realtimev1.Event{Origin: strings.Repeat("o", 129), Payload: note("x").Payload}},
+		{"cursor set", Target{Room: room.Broadcast}, &realtimev1.Event{Cursor: "a_1", Payload: note("x").Payload}},
+		{"origin with a space", Target{Room: room.Broadcast}, &realtimev1.Event{Origin: "tab 1", Payload: note("x").Payload}},
+		{"origin too long", Target{Room: room.Broadcast}, &realtimev1.Event{Origin: strings.Repeat("o", 129), Payload: note("x").Payload}},
 	}
 	for _, c := range cases {
 		if _, err := b.Publish(ctx, c.target, c.ev); !errors.Is(err, ErrInvalidEvent) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/room"
 	"github.com/honeydo/realtime/internal/testkit"
 	"github.com/honeydo/realtime/internal/testkit/natstest"
 )
@@ -88,7 +89,7 @@ func runFanOut(b *testing.B, backend string, subsPerNode, publishers int, interv
 	events := b.N
 	for i := range total {
 		s, err := nodes[i%len(nodes)].Subscribe(ctx, broker.SubscribeOptions{
-			UserID: fmt.Sprint("u", i), Rooms: []broker.Room{broker.UserRoom(fmt.Sprint("u", i)), broker.HouseholdRoom("home")},
+			UserID: fmt.Sprint("u", i), Rooms: []room.Name{room.User(fmt.Sprint("u", i)), room.Household("home")},
 			QueueSize: max(events, broker.DefaultQueueSize),
 		})
 		if err != nil {
@@ -144,7 +145,7 @@ func runFanOut(b *testing.B, backend string, subsPerNode, publishers int, interv
 				if tick != nil {
 					<-tick
 				}
-				if _, err := pub.Publish(ctx, broker.Target{Room: broker.HouseholdRoom("home")}, notification("milk, eggs and bread were added to the shopping list")); err != nil {
+				if _, err := pub.Publish(ctx, broker.Target{Room: room.Household("home")}, notification("milk, eggs and bread were added to the shopping list")); err != nil {
 					b.Error(err)
 					return
 				}

@@ -18,6 +18,7 @@ import (
 	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/room"
 	"github.com/honeydo/realtime/internal/testkit/poll"
 )
 
@@ -170,7 +171,7 @@ func startPublisher(ctx context.Context, b broker.Broker, household, prefix stri
 			for {
 				ev := notification(prefix + strconv.Itoa(i))
 				ev.Id = prefix + "id" + strconv.Itoa(i)
-				_, err := b.Publish(ctx, broker.Target{Room: broker.HouseholdRoom(household)}, ev)
+				_, err := b.Publish(ctx, broker.Target{Room: room.Household(household)}, ev)
 				if err == nil {
 					break
 				}
@@ -219,4 +220,4 @@ func serviceClient(baseURL string, key *auth.DevKey) realtimev1connect.RealtimeS
 	})))
 }
 
-func householdTarget(h string) broker.Target { return broker.Target{Room: broker.HouseholdRoom(h)} }
+func householdTarget(h string) broker.Target { return broker.Target{Room: room.Household(h)} }

@@ -39,6 +39,7 @@ import (
 
 	"github.com/honeydo/realtime/internal/auth"
 	flagenv "github.com/honeydo/realtime/internal/config"
+	"github.com/honeydo/realtime/internal/room"
 )
 
 const userAgent = "realtimectl-bench"
@@ -516,7 +517,7 @@ func (r *run) tokens(ctx context.Context) ([]string, error) {
 	cfg := r.cfg
 	var rooms []string
 	if cfg.workload == "w2" || cfg.workload == "w3" {
-		rooms = []string{"room:bench"}
+		rooms = []string{string(room.Extra("bench"))}
 	}
 	household := func(i int) string {
 		if cfg.householdSize > 0 {

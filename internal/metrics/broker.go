@@ -21,7 +21,7 @@ type instrumentedBroker struct {
 
 func (b *instrumentedBroker) Publish(ctx context.Context, target broker.Target, ev *realtimev1.Event) (*broker.Message, error) {
 	msg, err := b.Broker.Publish(ctx, target, ev)
-	kind := RoomKind(string(target.Room))
+	kind := string(target.Room.Kind())
 	if err != nil {
 		b.m.PublishErrors.WithLabelValues(kind).Inc()
 	} else {

@@ -22,10 +22,12 @@ type Metrics struct {
 
 	// OpenStreams counts open Subscribe streams.
 	OpenStreams prometheus.Gauge
-	// Subscriptions counts joined rooms of open streams by room kind (user,
-	// household, broadcast, room, other; see [RoomKind]).
+	// Subscriptions counts joined rooms of open streams by room kind: user,
+	// household, broadcast, room or other (room.Kind, a fixed set whatever
+	// room names tokens carry).
 	Subscriptions *prometheus.GaugeVec
-	// Published counts events accepted by the broker, by target kind.
+	// Published counts events accepted by the broker, by target kind
+	// (room.Kind).
 	Published *prometheus.CounterVec
 	// PublishErrors counts publishes the broker refused, by target kind.
 	PublishErrors *prometheus.CounterVec
@@ -134,24 +136,4 @@ func (m *Metrics) Gather() (map[string]float64, error) {
 		}
 	}
 	return out, nil
-}
-
-// RoomKind returns the kind of a room name for a label: "user",
-// "household", "broadcast", "room" (the bench's and other extra rooms,
-// "room:…") or "other" for anything else. Room names can come from tokens
-// (a dev token's extra rooms), so they never become label values as
-// written: the label's values are this fixed set, whatever callers send.
-func RoomKind(room string) string {
-	kind, _, _ := strings.Cut(room, ":")
-	switch kind {
-	case "user", "household", "room":
-		if kind != room {
-			return kind
-		}
-	case "broadcast":
-		if kind == room {
-			return kind
-		}
-	}
-	return "other"
 }

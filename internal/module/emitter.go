@@ -8,6 +8,7 @@ import (
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/room"
 	"github.com/honeydo/realtime/internal/rpcerr"
 )
 
@@ -55,7 +56,7 @@ func (e *Emitter) ToUser(ctx context.Context, userID string, ev *realtimev1.Even
 	if userID == "" {
 		return Sent{}, &rpcerr.PublishError{Err: errors.New("ToUser needs a user id")}
 	}
-	return e.publish(ctx, broker.UserRoom(userID), ev, opts)
+	return e.publish(ctx, room.User(userID), ev, opts)
 }
 
 // ToHousehold sends ev to every stream of every member of a household.
@@ -63,7 +64,7 @@ func (e *Emitter) ToHousehold(ctx context.Context, householdID string, ev *realt
 	if householdID == "" {
 		return Sent{}, &rpcerr.PublishError{Err: errors.New("ToHousehold needs a household id")}
 	}
-	return e.publish(ctx, broker.HouseholdRoom(householdID), ev, opts)
+	return e.publish(ctx, room.Household(householdID), ev, opts)
 }
 
 // ToOthers sends ev to everyone in a household but the client whose call
@@ -79,15 +80,15 @@ func (e *Emitter) ToOthers(ctx context.Context, householdID string, ev *realtime
 	if ev != nil && ev.Origin == "" {
 		ev.Origin = broker.OriginFromContext(ctx)
 	}
-	return e.publish(ctx, broker.HouseholdRoom(householdID), ev, opts)
+	return e.publish(ctx, room.Household(householdID), ev, opts)
 }
 
 // Broadcast sends ev to everyone connected.
 func (e *Emitter) Broadcast(ctx context.Context, ev *realtimev1.Event, opts ...EmitOption) (Sent, error) {
-	return e.publish(ctx, broker.BroadcastRoom, ev, opts)
+	return e.publish(ctx, room.Broadcast, ev, opts)
 }
 
-func (e *Emitter) publish(ctx context.Context, room broker.Room, ev *realtimev1.Event, opts []EmitOption) (Sent, error) {
+func (e *Emitter) publish(ctx context.Context, to room.Name, ev *realtimev1.Event, opts []EmitOption) (Sent, error) {
 	if e == nil || e.b == nil {
 		return Sent{}, &rpcerr.PublishError{Err: errNoBroker}
 	}
@@ -100,7 +101,7 @@ func (e *Emitter) publish(ctx context.Context, room broker.Room, ev *realtimev1.
 			ev.SenderUserId = p.UserID
 		}
 	}
-	msg, err := e.b.Publish(ctx, broker.Target{Room: room, ExceptUserID: o.exceptUser}, ev)
+	msg, err := e.b.Publish(ctx, broker.Target{Room: to, ExceptUserID: o.exceptUser}, ev)
 	if err != nil {
 		return Sent{}, &rpcerr.PublishError{Err: err}
 	}

@@ -19,6 +19,7 @@ import (
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/room"
 )
 
 // The benchmark control API that bench/peers/run.sh drives: the same
@@ -132,12 +133,12 @@ func benchPublish(ctx context.Context, b broker.Broker, p benchPublishRequest) b
 	} else if maxCount <= 0 {
 		maxCount = 50_000_000
 	}
-	room := broker.Room("room:" + p.Room)
-	var userRooms []broker.Room
+	extra := room.Extra(p.Room)
+	var userRooms []room.Name
 	if p.Mode == "users" {
-		userRooms = make([]broker.Room, p.Users)
+		userRooms = make([]room.Name, p.Users)
 		for i := range userRooms {
-			userRooms[i] = broker.UserRoom(strconv.Itoa(i))
+			userRooms[i] = room.User(strconv.Itoa(i))
 		}
 	}
 	// The padding makes the encoded event about p.Size bytes, as the peers'
@@ -145,7 +146,7 @@ func benchPublish(ctx context.Context, b broker.Broker, p benchPublishRequest) b
 	padding := make([]byte, max(0, p.Size-40))
 	var seq, errs int64
 	emit := func() {
-		target := room
+		target := extra
 		if userRooms != nil {
 			target = userRooms[rand.IntN(len(userRooms))]
 		}

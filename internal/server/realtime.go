@@ -20,6 +20,7 @@ import (
 	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/metrics"
 	"github.com/honeydo/realtime/internal/rpcerr"
+	"github.com/honeydo/realtime/internal/room"
 )
 
 // maxEventsPerFrame caps a batch so that a long replay does not become one
@@ -57,32 +58,6 @@ func (s *realtimeService) newHandler(opts ...connect.HandlerOption) (string, htt
 		opts = append(opts, connect.WithCodec(jsonCodec{name: name}))
 	}
 	return realtimev1connect.NewRealtimeServiceHandler(s, opts...)
-}
-
-// roomsFor derives a principal's rooms; never from anything the client sends.
-// A service has none: user:<id> is a person's room, and a service named
-// like a person must not join it.
-func roomsFor(p *auth.Principal) []broker.Room {
-	if p.Service {
-		return nil
-	}
-	rooms := []broker.Room{broker.UserRoom(p.UserID)}
-	if p.HouseholdID != "" {
-		rooms = append(rooms, broker.HouseholdRoom(p.HouseholdID))
-	}
-	rooms = append(rooms, broker.BroadcastRoom)
-	for _, r := range p.ExtraRooms {
-		rooms = append(rooms, broker.Room(r))
-	}
-	return rooms
-}
-
-func roomNames(rooms []broker.Room) []string {
-	out := make([]string, len(rooms))
-	for i, r := range rooms {
-		out[i] = string(r)
-	}
-	return out
 }
 
 // Subscribe implements RealtimeServiceHandler.
@@ -160,7 +135,7 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 		}
 	}()
 
-	sub, err := s.broker.Subscribe(ctx, broker.SubscribeOptions{UserID: p.UserID, Rooms: roomsFor(p), Since: since, QueueSize: s.cfg.QueueSize})
+	sub, err := s.broker.Subscribe(ctx, broker.SubscribeOptions{UserID: p.UserID, Rooms: room.For(p), Since: since, QueueSize: s.cfg.QueueSize})
 	if err != nil {
 		return nil, rpcerr.Error(err)
 	}
@@ -173,7 +148,7 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 	m := s.metrics
 	m.OpenStreams.Inc()
 	for _, r := range sub.Rooms {
-		m.Subscriptions.WithLabelValues(metrics.RoomKind(string(r))).Inc()
+		m.Subscriptions.WithLabelValues(string(r.Kind())).Inc()
 	}
 	m.Resumes.WithLabelValues(sub.Resume.String()).Inc()
 	ls := &liveStream{
@@ -193,7 +168,7 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 		UserId:            p.UserID,
 		SessionId:         p.SessionID,
 		HouseholdId:       p.HouseholdID,
-		Rooms:             roomNames(sub.Rooms),
+		Rooms:             room.Strings(sub.Rooms),
 		Resume:            resumeStatus(sub.Resume),
 		Cursor:            sub.Start.Cursor(),
 		HeartbeatInterval: durationpb.New(s.cfg.Heartbeat),
@@ -226,7 +201,7 @@ func (ls *liveStream) finish() {
 	m := ls.s.metrics
 	m.OpenStreams.Dec()
 	for _, r := range ls.sub.Rooms {
-		m.Subscriptions.WithLabelValues(metrics.RoomKind(string(r))).Dec()
+		m.Subscriptions.WithLabelValues(string(r.Kind())).Dec()
 	}
 	m.StreamsClosed.WithLabelValues(ls.reason).Inc()
 	ls.log.Info("stream closed", "reason", ls.reason, "events", ls.delivered, "duration", time.Since(ls.started).Round(time.Millisecond))
@@ -398,7 +373,7 @@ func (s *realtimeService) WhoAmI(ctx context.Context, _ *connect.Request[realtim
 		UserId:      p.UserID,
 		SessionId:   p.SessionID,
 		HouseholdId: p.HouseholdID,
-		Rooms:       roomNames(roomsFor(p)),
+		Rooms:       room.Strings(room.For(p)),
 		Service:     p.Service,
 	}
 	if !p.Expiry.IsZero() {
@@ -443,14 +418,14 @@ func publishTarget(t *realtimev1.Target) (broker.Target, error) {
 		if to.UserId == "" {
 			return target, connect.NewError(connect.CodeInvalidArgument, errors.New("target.user_id is empty"))
 		}
-		target.Room = broker.UserRoom(to.UserId)
+		target.Room = room.User(to.UserId)
 	case *realtimev1.Target_HouseholdId:
 		if to.HouseholdId == "" {
 			return target, connect.NewError(connect.CodeInvalidArgument, errors.New("target.household_id is empty"))
 		}
-		target.Room = broker.HouseholdRoom(to.HouseholdId)
+		target.Room = room.Household(to.HouseholdId)
 	case *realtimev1.Target_Broadcast_:
-		target.Room = broker.BroadcastRoom
+		target.Room = room.Broadcast
 	default:
 		return target, connect.NewError(connect.CodeInvalidArgument, errors.New("target needs one of user_id, household_id or broadcast"))
 	}

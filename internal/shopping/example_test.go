@@ -14,6 +14,7 @@ import (
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/module"
+	"github.com/honeydo/realtime/internal/room"
 	"github.com/honeydo/realtime/internal/shopping"
 )
 
@@ -37,7 +38,7 @@ func Example() {
 	// Bob has the app open: his stream joined his household's room.
 	sub, err := b.Subscribe(ctx, broker.SubscribeOptions{
 		UserID: "bob",
-		Rooms:  []broker.Room{broker.UserRoom("bob"), broker.HouseholdRoom("home"), broker.BroadcastRoom},
+		Rooms:  []room.Name{room.User("bob"), room.Household("home"), room.Broadcast},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -89,7 +90,7 @@ func ExampleService_AddItem() {
 
 	sub, err := b.Subscribe(ctx, broker.SubscribeOptions{
 		UserID: "bob",
-		Rooms:  []broker.Room{broker.HouseholdRoom("home")},
+		Rooms:  []room.Name{room.Household("home")},
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	shoppingv1 "github.com/honeydo/realtime/gen/honeydo/shopping/v1"
 	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/module"
+	"github.com/honeydo/realtime/internal/room"
 	"github.com/honeydo/realtime/internal/testkit/natstest"
 	"github.com/honeydo/realtime/internal/testkit/syncbuf"
 )
@@ -56,7 +57,7 @@ func TestServiceJetStreamNATSDown(t *testing.T) {
 		return res.Msg.Item, nil
 	}
 
-	bob, err := js.Subscribe(ctx, broker.SubscribeOptions{UserID: "bob", Rooms: []broker.Room{broker.HouseholdRoom("home")}})
+	bob, err := js.Subscribe(ctx, broker.SubscribeOptions{UserID: "bob", Rooms: []room.Name{room.Household("home")}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/module"
+	"github.com/honeydo/realtime/internal/room"
 	"github.com/honeydo/realtime/internal/testkit/syncbuf"
 )
 
@@ -77,7 +78,7 @@ func (e *testEnv) subscribe(t *testing.T, user, household string) *broker.Subscr
 	t.Helper()
 	sub, err := e.broker.Subscribe(context.Background(), broker.SubscribeOptions{
 		UserID: user,
-		Rooms:  []broker.Room{broker.UserRoom(user), broker.HouseholdRoom(household), broker.BroadcastRoom},
+		Rooms:  []room.Name{room.User(user), room.Household(household), room.Broadcast},
 	})
 	if err != nil {
 		t.Fatalf("Subscribe(%s): %v", user, err)
