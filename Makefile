@@ -59,7 +59,7 @@ run: build web ## start realtimed --dev with the web demo on http://127.0.0.1:80
 	bin/realtimed --dev --web-dir web/dist
 
 .PHONY: test
-test: deps check-generated lint test-go fuzz test-dist test-web test-readme test-packages ## everything CI runs, browser tests included
+test: deps check-generated lint test-go fuzz test-dist test-deploy test-node-publisher test-web test-readme test-packages ## everything CI runs, browser tests included
 	@echo "make test: all passed"
 
 .PHONY: test-go
@@ -91,6 +91,15 @@ test-dist: ## build this machine's linux release binary and smoke-test it from a
 	scripts/deps.sh go
 	PLATFORMS=linux/$$(go env GOARCH) scripts/dist.sh
 	scripts/dist-smoke.sh
+
+.PHONY: test-node-publisher
+test-node-publisher: build ## examples/node-publisher (Fastify + connect-node) against a real realtimed --dev and subscribers
+	scripts/deps.sh web
+	scripts/test-node-publisher.sh
+
+.PHONY: test-deploy
+test-deploy: build ## offline checks of deploy/: env names are realtimed flags', YAML parses, systemd-analyze verify if present
+	scripts/test-deploy.sh
 
 .PHONY: bench
 bench: ## Go micro-benchmarks
