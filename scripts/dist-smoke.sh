@@ -11,7 +11,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 arch="$(go env GOARCH)"
 BIN="${BIN:-$ROOT/dist/linux-$arch/realtimed}"
+CTL="${CTL:-$(dirname "$BIN")/realtimectl}"
 [[ -x "$BIN" ]] || { echo "dist-smoke: no $BIN (run scripts/dist.sh)" >&2; exit 1; }
+[[ -x "$CTL" ]] || { echo "dist-smoke: no $CTL (run scripts/dist.sh)" >&2; exit 1; }
 
 work="$(mktemp -d)"
 pid=""
@@ -21,6 +23,7 @@ fail() { echo "dist-smoke: FAIL: $*" >&2; [[ -f "$work/log" ]] && tail -20 "$wor
 step() { echo "dist-smoke: $*"; }
 
 cp "$BIN" "$work/realtimed"
+cp "$CTL" "$work/realtimectl"
 mkdir "$work/run"
 cd "$work/run"     # empty: nothing but what the environment says
 
@@ -72,6 +75,15 @@ for probe in healthz readyz; do
   [[ "$code" == 200 ]] || fail "/$probe: $code $(cat "$work/body")"
   step "/$probe: $code $(cat "$work/body")"
 done
+
+# realtimectl from the same release, configured by REALTIMECTL_* only: the
+# container's HEALTHCHECK, and a call with the Clerk-style token.
+ctl() { env -i PATH=/usr/bin:/bin HOME="$work/run" REALTIMECTL_ADDR="127.0.0.1:$port" "$@"; }
+out=$(ctl REALTIMECTL_READY=true REALTIMECTL_TIMEOUT=5s "$work/realtimectl" health) || fail "realtimectl health: $out"
+step "realtimectl health: $out"
+out=$(ctl REALTIMECTL_TOKEN="$token" "$work/realtimectl" whoami 2>&1) || fail "realtimectl whoami: $out"
+jq -e '.userId == "user_smoke"' <<<"$out" > /dev/null || fail "realtimectl whoami: $out"
+step "realtimectl whoami with REALTIMECTL_TOKEN: $(jq -c . <<<"$out")"
 
 code=$(rpc honeydo.realtime.v1.RealtimeService/Ping '{}')
 [[ "$code" == 401 ]] && grep -q unauthenticated "$work/body" || fail "Ping without a token: $code $(cat "$work/body")"

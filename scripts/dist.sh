@@ -2,8 +2,9 @@
 # Builds the release binaries into dist/: realtimed and realtimectl for linux
 # and darwin, amd64 and arm64, static (CGO_ENABLED=0), -trimpath, stamped
 # with the VCS revision (--version), plus SHA256SUMS. The Dockerfile in
-# deploy/ copies dist/linux-<arch>/realtimed, so the image holds exactly the
-# binary that scripts/dist-smoke.sh tested.
+# deploy/ copies dist/linux-<arch>/realtimed and realtimectl (checked against
+# SHA256SUMS), so the image holds exactly the binaries that
+# scripts/dist-smoke.sh tested.
 #
 #   scripts/dist.sh                 # all four platforms
 #   PLATFORMS=linux/amd64 scripts/dist.sh
