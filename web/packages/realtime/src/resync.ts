@@ -1,12 +1,15 @@
-import { ResumeStatus, type Welcome } from "./gen/honeydo/realtime/v1/realtime_pb.js";
+import type { Welcome } from "./gen/honeydo/realtime/v1/realtime_pb.js";
 import type { ResyncReason } from "./events.js";
+import { afterWelcome } from "./reconnect-policy.js";
 import { identityOf } from "./stream-loop.js";
 
 /**
- * ResyncPolicy decides when the app must refetch its state. Its job is only
- * that decision: it reads each welcome frame (of this tab's own stream or
- * of the leader tab's, relayed) and answers with the reason to report, or
- * undefined when the events that follow continue what the app has.
+ * ResyncPolicy decides when the app must refetch its state, by the rules of
+ * docs/RECONNECT.md (afterWelcome, shared case by case with the Go client).
+ * Its job is only that decision: it reads each welcome frame (of this tab's
+ * own stream or of the leader tab's, relayed) and answers with the reason
+ * to report, or undefined when the events that follow continue what the app
+ * has.
  *
  * - The first stream of this client: `initial`, unless it resumed a cursor
  *   the app supplied.
@@ -30,36 +33,13 @@ export class ResyncPolicy {
     const identity = identityOf(w);
     const moved = this.synced && this.identity !== undefined && identity !== this.identity;
     this.identity = identity;
-    if (moved) {
-      if (ownStream) this.pending = undefined;
-      return "identity-changed";
-    }
-    switch (w.resume) {
-      case ResumeStatus.EXPIRED:
-        this.synced = true;
-        return "expired";
-      case ResumeStatus.EPOCH_CHANGED:
-        this.synced = true;
-        return "epoch-changed";
-      case ResumeStatus.RESUMED:
-        this.synced = true;
-        return undefined;
-      default:
-        // A fresh stream (no cursor was sent).
-        if (ownStream && this.pending !== undefined) {
-          const reason = this.pending;
-          this.pending = undefined;
-          this.synced = true;
-          return reason;
-        }
-        if (!this.synced) {
-          this.synced = true;
-          return "initial";
-        }
-        // The leader's stream started without a cursor although this tab
-        // had one: the leader dropped a cursor the server rejected.
-        return ownStream ? undefined : "invalid-cursor";
-    }
+    // A leader's fresh stream reaching a follower that was in sync means
+    // the leader dropped a cursor the server rejected.
+    const pending = ownStream ? this.pending : this.synced ? "invalid-cursor" : undefined;
+    const reason = afterWelcome({ resume: w.resume, identityChanged: moved, pending, first: !this.synced });
+    if (ownStream) this.pending = undefined;
+    this.synced = true;
+    return reason;
   }
 
   /**
