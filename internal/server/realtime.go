@@ -19,8 +19,8 @@ import (
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/metrics"
-	"github.com/honeydo/realtime/internal/rpcerr"
 	"github.com/honeydo/realtime/internal/room"
+	"github.com/honeydo/realtime/internal/rpcerr"
 )
 
 // maxEventsPerFrame caps a batch so that a long replay does not become one
