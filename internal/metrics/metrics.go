@@ -1,6 +1,6 @@
 // Package metrics defines realtimed's Prometheus metrics in one place, so
-// that their names and labels are documented together (docs/METRICS.md
-// lists them) and every collector is registered exactly once.
+// that their names and labels are documented together (the README's
+// Metrics section lists them) and every collector is registered exactly once.
 //
 // A Metrics is safe for concurrent use. The zero cost path matters: the
 // delivery counters are updated once per frame, not once per event, and the
@@ -50,6 +50,10 @@ type Metrics struct {
 	// source address was over budget, by reason (addr_budget,
 	// unauthenticated_budget).
 	ConnsRefused *prometheus.CounterVec
+
+	// rpcs holds the per-RPC collectors that [Metrics.RPCInterceptor]
+	// and [Metrics.RPCRefused] update (rpc.go).
+	rpcs *rpcSet
 }
 
 // New creates the collectors and registers them, with the Go runtime and
@@ -95,7 +99,8 @@ func New() *Metrics {
 			Name: "realtime_connections_refused_total", Help: "Connections closed at accept because their source address was over budget, by reason (addr_budget, unauthenticated_budget).",
 		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.OpenStreams, m.Subscriptions, m.Published, m.PublishErrors, m.Delivered, m.Frames, m.StreamsClosed, m.Resumes, m.DeliveryLatency, m.AuthFailures, m.ConnsRefused} {
+	m.rpcs = newRPCSet()
+	for _, c := range []prometheus.Collector{m.OpenStreams, m.Subscriptions, m.Published, m.PublishErrors, m.Delivered, m.Frames, m.StreamsClosed, m.Resumes, m.DeliveryLatency, m.AuthFailures, m.ConnsRefused, m.rpcs.started, m.rpcs.duration} {
 		f(c)
 	}
 	f(collectors.NewGoCollector())

@@ -20,14 +20,20 @@ import (
 type gate struct {
 	verifier *auth.Verifier
 	errors   *connect.ErrorWriter
+	// refused, when set, records a refused call: no interceptor sees it.
+	refused func(path string, err error, took time.Duration)
 }
 
 func (g *gate) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		conn := connFrom(r.Context())
 		p, err := g.verifier.VerifyHeader(r.Context(), r.Header)
 		if err != nil {
 			g.refuse(w, r, conn, err)
+			if g.refused != nil {
+				g.refused(r.URL.Path, auth.ConnectError(err), time.Since(start))
+			}
 			return
 		}
 		conn.markAuthenticated()

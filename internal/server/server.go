@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -121,9 +122,15 @@ type Config struct {
 	DrainDelay time.Duration
 	// Logger receives the server's logs. Nil means slog.Default().
 	Logger *slog.Logger
-	// Metrics receives the stream metrics. Nil means a private set that is
-	// not exported. Serve Metrics.Handler on an admin address to scrape it.
+	// Metrics receives the stream and RPC metrics. Nil means a private set
+	// that is not exported. Serve Metrics.Handler on an admin address to
+	// scrape it.
 	Metrics *metrics.Metrics
+	// Interceptors run first, outermost first, on every RPC of
+	// RealtimeService and the modules (not health or reflection), before
+	// the RPC metrics and the auth interceptor: tracing, for instance
+	// (internal/tracing). Nil adds none.
+	Interceptors []connect.Interceptor
 }
 
 // Server is realtimed's HTTP server.
@@ -135,7 +142,8 @@ type Server struct {
 	streams  *streamRegistry
 	health   *health
 	// interceptors run on every RPC of RealtimeService and the modules:
-	// authentication, the caller's origin, the rate limit.
+	// Config.Interceptors, the RPC metrics, authentication, the caller's
+	// origin, the rate limit.
 	interceptors []connect.Interceptor
 	// rpc are the routes of RealtimeService and the modules' services,
 	// each behind the credential gate; services are their names.
@@ -315,9 +323,10 @@ func (s *Server) ServiceRoutes() []Route {
 }
 
 // Interceptors returns the interceptors of every RPC the server serves:
-// authentication (the caller in the handler's context, auth.FromContext),
-// the caller's origin (for Emitter.ToOthers) and the rate limit, shared
-// with RealtimeService. An embedding application puts them on its own
+// [Config.Interceptors], the RPC metrics (recorded in Config.Metrics under
+// each handler's procedure), authentication (the caller in the handler's
+// context, auth.FromContext), the caller's origin (for Emitter.ToOthers)
+// and the rate limit, shared with RealtimeService. An embedding application puts them on its own
 // Connect handlers so that one verification serves its procedures and
 // ours alike.
 func (s *Server) Interceptors() []connect.Interceptor {
@@ -331,11 +340,12 @@ func (s *Server) Services() []string { return append([]string(nil), s.services..
 // mountServices builds the RPC routes: RealtimeService and every module,
 // with the same handler options.
 func (s *Server) mountServices() error {
-	s.interceptors = []connect.Interceptor{
+	s.interceptors = append(slices.Clip(s.cfg.Interceptors),
+		s.cfg.Metrics.RPCInterceptor(),
 		auth.NewInterceptor(s.cfg.Verifier),
 		originInterceptor{},
 		rateLimitInterceptor{limiter: newRateLimiter(s.cfg.RateLimit, nil)},
-	}
+	)
 	opts := []connect.HandlerOption{
 		connect.WithInterceptors(s.interceptors...),
 		connect.WithReadMaxBytes(s.cfg.ReadMaxBytes),
@@ -343,7 +353,7 @@ func (s *Server) mountServices() error {
 	}
 	// Every procedure of these services needs a credential: the gate
 	// checks it before anything reads a request body.
-	g := &gate{verifier: s.cfg.Verifier, errors: connect.NewErrorWriter()}
+	g := &gate{verifier: s.cfg.Verifier, errors: connect.NewErrorWriter(), refused: s.cfg.Metrics.RPCRefused}
 	realtimePath, realtimeHandler := s.realtime.newHandler(opts...)
 	s.rpc = []Route{{Pattern: realtimePath, Handler: g.wrap(realtimeHandler)}}
 	s.services = []string{realtimev1connect.RealtimeServiceName}
