@@ -74,7 +74,13 @@ type binaryProcess struct {
 	// MetricsURL is the /metrics URL when --metrics-addr was given.
 	MetricsURL string
 	logs       *syncbuf.Buffer
+	stop       func()
 }
+
+// Stop sends SIGTERM and waits for realtimed to exit (15s at most, then
+// it is killed and the test fails). The test's end does the same if Stop
+// was not called.
+func (p *binaryProcess) Stop() { p.stop() }
 
 // startBinary runs realtimed with args (plus a free loopback --addr, a
 // temporary --data-dir and JSON logs) and env (on top of an environment
@@ -123,22 +129,9 @@ func startBinary(t *testing.T, env []string, args ...string) *binaryProcess {
 		}
 		_, _ = io.Copy(io.Discard, stderr)
 	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			t.Errorf("realtimed did not stop within 15s of SIGTERM; killing it")
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		<-readerDone
-		if t.Failed() {
-			t.Logf("realtimed's log:\n%s", p.logs.String())
-		}
-	})
+	var stopOnce sync.Once
+	p.stop = func() { stopOnce.Do(func() { stopProcess(t, cmd, p, readerDone) }) }
+	t.Cleanup(p.Stop)
 	select {
 	case addr := <-started:
 		p.URL = "http://" + addr
@@ -156,6 +149,26 @@ func startBinary(t *testing.T, env []string, args ...string) *binaryProcess {
 		}
 	}
 	return p
+}
+
+// stopProcess ends cmd with SIGTERM, as an orchestrator does, and shows
+// its log if the test failed.
+func stopProcess(t *testing.T, cmd *exec.Cmd, p *binaryProcess, readerDone <-chan struct{}) {
+	t.Helper()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		t.Errorf("realtimed did not stop within 15s of SIGTERM; killing it")
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+	<-readerDone
+	if t.Failed() {
+		t.Logf("realtimed's log:\n%s", p.logs.String())
+	}
 }
 
 // realtimeClient is a Connect client of p with token as its credential.

@@ -49,7 +49,14 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 	}
 	defer closeModules()
 
-	srv, err := server.New(serverConfig(o, c, b, verifier, devKey, mods, m, log))
+	tr, err := startTracing(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer flushTraces(tr, log, o.shutdownTimeout)
+	cfg := serverConfig(o, c, b, verifier, devKey, mods, m, log)
+	cfg.Interceptors = tr.Interceptors()
+	srv, err := server.New(cfg)
 	if err != nil {
 		return err
 	}
