@@ -141,9 +141,9 @@ type Server struct {
 	realtime *realtimeService
 	streams  *streamRegistry
 	health   *health
-	// interceptors run on every RPC of RealtimeService and the modules:
-	// Config.Interceptors, the RPC metrics, authentication, the caller's
-	// origin, the rate limit.
+	// interceptors run on every RPC of RealtimeService and the modules,
+	// after Config.Interceptors and the RPC metrics: authentication, the
+	// caller's origin, the rate limit.
 	interceptors []connect.Interceptor
 	// rpc are the routes of RealtimeService and the modules' services,
 	// each behind the credential gate; services are their names.
@@ -323,10 +323,9 @@ func (s *Server) ServiceRoutes() []Route {
 }
 
 // Interceptors returns the interceptors of every RPC the server serves:
-// [Config.Interceptors], the RPC metrics (recorded in Config.Metrics under
-// each handler's procedure), authentication (the caller in the handler's
-// context, auth.FromContext), the caller's origin (for Emitter.ToOthers)
-// and the rate limit, shared with RealtimeService. An embedding application puts them on its own
+// authentication (the caller in the handler's context, auth.FromContext),
+// the caller's origin (for Emitter.ToOthers) and the rate limit, shared
+// with RealtimeService. An embedding application puts them on its own
 // Connect handlers so that one verification serves its procedures and
 // ours alike.
 func (s *Server) Interceptors() []connect.Interceptor {
@@ -340,14 +339,16 @@ func (s *Server) Services() []string { return append([]string(nil), s.services..
 // mountServices builds the RPC routes: RealtimeService and every module,
 // with the same handler options.
 func (s *Server) mountServices() error {
-	s.interceptors = append(slices.Clip(s.cfg.Interceptors),
-		s.cfg.Metrics.RPCInterceptor(),
+	s.interceptors = []connect.Interceptor{
 		auth.NewInterceptor(s.cfg.Verifier),
 		originInterceptor{},
 		rateLimitInterceptor{limiter: newRateLimiter(s.cfg.RateLimit, nil)},
-	)
+	}
+	// Tracing and the RPC metrics come first, so that they see the calls
+	// the others refuse.
+	chain := append(slices.Clip(s.cfg.Interceptors), s.cfg.Metrics.RPCInterceptor())
 	opts := []connect.HandlerOption{
-		connect.WithInterceptors(s.interceptors...),
+		connect.WithInterceptors(append(chain, s.interceptors...)...),
 		connect.WithReadMaxBytes(s.cfg.ReadMaxBytes),
 		connect.WithCompressMinBytes(s.cfg.CompressMinBytes),
 	}
