@@ -38,7 +38,10 @@ import (
 // timeout, certificates, OTEL_TRACES_SAMPLER, OTEL_BSP_*, OTEL_SERVICE_NAME,
 // OTEL_RESOURCE_ATTRIBUTES) applies as documented by OpenTelemetry.
 const (
-	EnvEndpoint       = "OTEL_EXPORTER_OTLP_ENDPOINT"
+	// EnvEndpoint is the collector's base URL; spans go to <url>/v1/traces.
+	EnvEndpoint = "OTEL_EXPORTER_OTLP_ENDPOINT"
+	// EnvTracesEndpoint is the full URL spans are posted to; it wins over
+	// EnvEndpoint.
 	EnvTracesEndpoint = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 )
 
