@@ -18,6 +18,7 @@ import (
 	"github.com/honeydo/realtime/client"
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
+	"github.com/honeydo/realtime/internal/testkit"
 )
 
 // remindersModule is a module written, as an application would, against
@@ -127,6 +128,22 @@ func TestModule(t *testing.T) {
 	if ev.GetNotification().GetMessage() != "bins out tonight" || ev.GetSenderUserId() != "alice" ||
 		ev.GetOrigin() != "alice-phone" || ev.GetId() != res.Msg.GetValue() {
 		t.Errorf("bob got %v, want alice's reminder %s from alice-phone", ev, res.Msg.GetValue())
+	}
+
+	// The same mux over h2c, as gRPC clients speak it.
+	h2c := httptest.NewUnstartedServer(e.srv.Config.Handler)
+	h2c.Config.Protocols = new(http.Protocols)
+	h2c.Config.Protocols.SetUnencryptedHTTP2(true)
+	h2c.Start()
+	t.Cleanup(h2c.Close)
+	grpc := connect.NewClient[wrapperspb.StringValue, wrapperspb.StringValue](testkit.HTTPClient(t, true), h2c.URL+remind,
+		client.BearerToken(e.token(t, "alice", "home")), connect.WithGRPC())
+	if _, err := grpc.CallUnary(context.Background(), connect.NewRequest(wrapperspb.String("over gRPC"))); err != nil {
+		t.Fatalf("Remind over gRPC: %v", err)
+	}
+	<-m.calls
+	if ev := next(t, bob); ev.GetNotification().GetMessage() != "over gRPC" {
+		t.Errorf("bob got %v, want the reminder sent over gRPC", ev)
 	}
 
 	anonymous := connect.NewClient[wrapperspb.StringValue, wrapperspb.StringValue](e.srv.Client(), e.srv.URL+remind)

@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/honeydo/realtime/internal/auth"
+	"github.com/honeydo/realtime/internal/rpcerr"
 )
 
 // gate stands in front of the Connect handlers of every procedure that
@@ -91,7 +92,7 @@ func (g *gate) refuse(w http.ResponseWriter, r *http.Request, conn *trackedConn,
 	} else if !conn.isAuthenticated() {
 		w.Header().Set("Connection", "close")
 	}
-	_ = g.errors.Write(w, r, auth.ConnectError(err))
+	_ = g.errors.Write(w, r, rpcerr.Error(err))
 }
 
 // The defaults of [Config.RequestBodyTimeout] and
