@@ -8,9 +8,12 @@ import (
 	"github.com/honeydo/realtime/internal/room"
 )
 
-// Emitter is the typed API modules use to send events from inside the
-// server process: the Go counterpart of Socket.io's toUser, toHousehold,
-// toOthers and broadcast. The Publish RPC maps onto the same calls.
+// Emitter sends events straight to a broker, returning the broker's
+// [Message]: the Go counterpart of Socket.io's toUser, toHousehold,
+// toOthers and broadcast at the broker's level, which tests and tools use.
+// Modules get the module package's Emitter instead, which shares these
+// rooms and the origin rule, fills in the sender and marks its errors as
+// failed publishes for the error mapping.
 //
 // Set ev.SenderUserId to the user whose action caused the event: a client
 // skips an event of its own origin only when the sender is its own user. An

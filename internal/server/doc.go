@@ -1,11 +1,14 @@
 // Package server assembles the HTTP server of realtimed: the Connect
-// handlers (RealtimeService and module services) behind the credential
+// handlers (RealtimeService and the services of the modules in
+// Config.Modules, which it knows only as module.Module) behind the credential
 // gate (gate.go) and the auth and rate limit interceptors, gRPC reflection,
 // health and the /healthz and /readyz probes (ready while the broker can
 // serve and not shutting down), CORS, the dev-mode endpoints and the static
 // web demo, on one port that speaks HTTP/1.1, h2c and, with a certificate,
 // HTTP/2 over TLS, with a per-source-address connection budget
-// (listener.go).
+// (listener.go). An application that embeds the service (the root
+// package) takes only the RPC routes ([Server.ServiceRoutes]) and the
+// interceptors ([Server.Interceptors]) and serves them on its own mux.
 //
 // Each Subscribe stream runs in its handler goroutine and waits on its
 // subscription, a heartbeat timer, the token's expiry and the server's

@@ -20,7 +20,7 @@ var errDraining = errors.New("server is shutting down")
 // source, so that they never disagree with Subscribe: the node is ready
 // while its broker can serve streams and it is not shutting down. Every
 // service of the server shares that answer; the node's job is streams, and
-// the shopping module's writes fail without the broker too.
+// a module's writes that emit (the shopping list's) fail without the broker too.
 type health struct {
 	broker   broker.Broker
 	services map[string]bool

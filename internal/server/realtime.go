@@ -137,7 +137,7 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 
 	sub, err := s.broker.Subscribe(ctx, broker.SubscribeOptions{UserID: p.UserID, Rooms: room.For(p), Since: since, QueueSize: s.cfg.QueueSize})
 	if err != nil {
-		return nil, rpcerr.Error(err)
+		return nil, s.brokerFailed(ctx, "subscribe", err)
 	}
 	defer func() {
 		if err != nil {
@@ -398,7 +398,7 @@ func (s *realtimeService) Publish(ctx context.Context, req *connect.Request[real
 	}
 	msg, err := s.broker.Publish(ctx, target, ev)
 	if err != nil {
-		return nil, rpcerr.Error(err)
+		return nil, s.brokerFailed(ctx, "publish", err)
 	}
 	if log := s.cfg.Logger; log.Enabled(ctx, slog.LevelDebug) {
 		attrs := append(svc.LogAttrs(), slog.String("room", string(target.Room)))
@@ -409,6 +409,16 @@ func (s *realtimeService) Publish(ctx context.Context, req *connect.Request[real
 		log.LogAttrs(ctx, slog.LevelDebug, "event published", attrs...)
 	}
 	return connect.NewResponse(&realtimev1.PublishResponse{EventId: msg.Event.GetId(), Cursor: msg.Position.Cursor()}), nil
+}
+
+// brokerFailed maps a broker error for the caller; an unexpected one, which
+// the caller sees only as "internal error", is logged first.
+func (s *realtimeService) brokerFailed(ctx context.Context, op string, err error) error {
+	cerr := rpcerr.Error(err)
+	if cerr.Code() == connect.CodeInternal {
+		s.cfg.Logger.LogAttrs(ctx, slog.LevelError, "broker "+op+" failed", slog.Any("error", err))
+	}
+	return cerr
 }
 
 func publishTarget(t *realtimev1.Target) (broker.Target, error) {
