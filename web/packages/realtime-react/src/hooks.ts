@@ -1,23 +1,9 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
-import { useCallback, useEffect, useLayoutEffect, useRef, useSyncExternalStore } from "react";
+import { useCallback, useEffect, useSyncExternalStore } from "react";
 import type { EventCase, EventHandler, RealtimeStatus, ResyncHandler } from "@honeydo/realtime";
 import { useRealtimeClient } from "./realtime-provider.js";
-
-// useLayoutEffect warns during server rendering; fall back to useEffect there.
-const useIsoLayoutEffect = typeof window === "undefined" ? useEffect : useLayoutEffect;
-
-/**
- * useLatest keeps a ref pointing at the latest value, so an effect
- * subscribed once always calls the handler of the latest render.
- */
-function useLatest<T>(value: T): { readonly current: T } {
-  const ref = useRef(value);
-  useIsoLayoutEffect(() => {
-    ref.current = value;
-  });
-  return ref;
-}
+import { useLatest } from "./use-latest.js";
 
 /**
  * useRealtimeStatus returns the connection status and re-renders when it
