@@ -1,8 +1,12 @@
-import { hashKey, useQueryClient } from "@tanstack/react-query";
-// The ESM declarations, also where the importer resolves this package's own
-// declarations as CommonJS (a bundler-resolution program referencing this
-// NodeNext project): two copies of QueryClient's types would not match.
-import type { dataTagSymbol, Query, QueryClient, QueryFilters, QueryKey } from "@tanstack/react-query" with { "resolution-mode": "import" };
+import {
+  hashKey,
+  useQueryClient,
+  type dataTagSymbol,
+  type Query,
+  type QueryClient,
+  type QueryFilters,
+  type QueryKey,
+} from "@tanstack/react-query";
 import type { EventCase, EventPayload, RealtimeClient } from "@honeydo/realtime";
 import type { Event } from "@honeydo/realtime/gen/honeydo/realtime/v1/realtime_pb";
 import { useCallback, useEffect, useRef } from "react";

@@ -11,7 +11,7 @@ import {
   type RefObject,
 } from "react";
 import { colorOf, displayNameOf } from "../session";
-import type { ItemView } from "./shopping-state";
+import type { ItemView } from "./shopping-cache";
 import { useShoppingList } from "./use-shopping-list";
 
 /** The controls of a row that can hold the focus (data-control). */

@@ -14,6 +14,7 @@ import { devTokenProvider, RealtimeClient } from "@honeydo/realtime";
 import { ShoppingService } from "@honeydo/realtime/gen/honeydo/shopping/v1/shopping_pb";
 import { RealtimeProvider } from "@honeydo/realtime-react";
 import { Realtimed, waitFor } from "@honeydo/realtime-testing";
+import { QuerySession } from "../query-session";
 import { ToastProvider } from "../toasts";
 import { ShoppingListView } from "./shopping-list";
 
@@ -74,9 +75,11 @@ test("the demo shows a list longer than one page, and an add at the cap is FAILE
   root = createRoot(container);
   root.render(
     <RealtimeProvider client={alice}>
-      <ToastProvider>
-        <ShoppingListView me="alice" />
-      </ToastProvider>
+      <QuerySession>
+        <ToastProvider>
+          <ShoppingListView me="alice" />
+        </ToastProvider>
+      </QuerySession>
     </RealtimeProvider>,
   );
   const rows = () => container.querySelectorAll('[data-testid="item"]');
@@ -93,8 +96,58 @@ test("the demo shows a list longer than one page, and an add at the cap is FAILE
   );
   expect(err?.code).toBe(Code.FailedPrecondition);
   expect(err?.rawMessage).toContain(`the list already holds ${ITEMS} items`);
+
+  // In the demo the same add is drawn, then rolled back with words for people.
+  await waitFor("the stream live", () => alice.getStatus().state === "connected", 15_000);
+  const input = typeAndSubmit(container, "one too many");
+  const toast = await waitFor("the toast", () => container.querySelector('[data-testid="toast"]') ?? undefined, 15_000);
+  expect(toast.textContent).toContain("Couldn't add “one too many”");
+  expect(toast.textContent).toContain("This list is full — remove some items to add more.");
+  await waitFor("the text back in the field", () => input.value === "one too many", 5000);
+  expect(rows().length).toBe(ITEMS);
+  expect(container.querySelector(".item--pending")).toBeNull();
   container.remove();
 }, 120_000);
+
+test("a change is drawn at once, and rolled back with a message when the server refuses it", async () => {
+  const household = `refused-${Math.random().toString(36).slice(2)}`;
+  await clientFor("bob", household).service(ShoppingService).addItem({ name: "Milk" });
+  let release = (): void => {};
+  const held = new Promise<void>((res) => (release = res));
+  const alice = clientFor("alice", household, async (input, init) => {
+    if (String(input instanceof Request ? input.url : input).endsWith("/UpdateItem")) await held;
+    return globalThis.fetch(input, init);
+  });
+  const container = document.createElement("div");
+  document.body.append(container);
+  root = createRoot(container);
+  root.render(
+    <RealtimeProvider client={alice}>
+      <QuerySession>
+        <ToastProvider>
+          <ShoppingListView me="alice" />
+        </ToastProvider>
+      </QuerySession>
+    </RealtimeProvider>,
+  );
+  const row = () => container.querySelector<HTMLElement>('[data-testid="item"]');
+  await waitFor("Milk shown", () => row()?.dataset.name === "Milk", 15_000);
+
+  // A name the server refuses (a bidi override): shown at once, as pending.
+  container.querySelector<HTMLButtonElement>('[data-control="rename"]')?.click();
+  const field = await waitFor("the rename field", () => container.querySelector<HTMLInputElement>('[data-control="name"]') ?? undefined, 5000);
+  Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value")?.set?.call(field, "Milk\u202e");
+  field.dispatchEvent(new Event("input", { bubbles: true }));
+  field.form?.dispatchEvent(new Event("submit", { bubbles: true, cancelable: true }));
+  await waitFor("the new name drawn", () => row()?.dataset.name === "Milk\u202e", 5000);
+  expect(row()?.classList.contains("item--pending")).toBe(true);
+
+  release();
+  const toast = await waitFor("the toast", () => container.querySelector('[data-testid="toast"]') ?? undefined, 15_000);
+  expect(toast.textContent).toContain("HoneyDo couldn't accept that. Check it and try again.");
+  await waitFor("the old name back", () => row()?.dataset.name === "Milk" && !row()?.classList.contains("item--pending"), 5000);
+  container.remove();
+}, 60_000);
 
 /** typeAndSubmit enters `text` into the add form the way a person does. */
 function typeAndSubmit(container: HTMLElement, text: string): HTMLInputElement {
@@ -146,9 +199,11 @@ describe("an add whose answer is lost after the server committed it", () => {
     root = createRoot(container);
     root.render(
       <RealtimeProvider client={alice}>
-        <ToastProvider>
-          <ShoppingListView me="alice" />
-        </ToastProvider>
+        <QuerySession>
+          <ToastProvider>
+            <ShoppingListView me="alice" />
+          </ToastProvider>
+        </QuerySession>
       </RealtimeProvider>,
     );
     await waitFor("the empty list", () => container.querySelector(".empty") !== null, 15_000);
