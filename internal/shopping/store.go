@@ -69,9 +69,10 @@ func ListID(householdID string) string { return "list_" + householdID }
 
 // Store keeps shopping lists in one SQLite database.
 //
-// A Store is safe for concurrent use. SQLite serializes writers; concurrent
-// writers wait on the busy timeout (5 s) instead of failing at once, and
-// readers never wait for writers (WAL mode).
+// A Store is safe for concurrent use. SQLite allows one writer at a time:
+// this process's writers queue in Go for their turn, writers of other
+// processes wait on the busy timeout (5 s), and readers never wait for
+// writers (WAL mode).
 type Store struct {
 	db *sql.DB
 	// now is the clock; tests replace it to control timestamps.
@@ -80,6 +81,11 @@ type Store struct {
 	maxItems int
 	// pageTokens seals and opens ListPage's page tokens.
 	pageTokens *pageTokenCodec
+	// writeSlot holds one token while a write transaction is open: see
+	// beginWrite.
+	writeSlot chan struct{}
+	// busyTimeout is the busy timeout of the store's connections.
+	busyTimeout time.Duration
 }
 
 // DefaultMaxItemsPerHousehold is the cap on one household's items unless
@@ -102,10 +108,16 @@ func WithMaxItemsPerHousehold(n int) StoreOption {
 	return func(s *Store) { s.maxItems = max(n, 0) }
 }
 
-// busyTimeout is how long a write waits for another writer before failing
-// with SQLITE_BUSY. Writes here take microseconds, so waiting this long only
-// happens under pathological contention.
+// busyTimeout is how long a write waits for another process's writer
+// before failing with SQLITE_BUSY. Writes here take microseconds, so
+// waiting this long only happens under pathological contention.
 const busyTimeout = 5 * time.Second
+
+// withBusyTimeout replaces [busyTimeout], for tests that would otherwise wait
+// it out.
+func withBusyTimeout(d time.Duration) StoreOption {
+	return func(s *Store) { s.busyTimeout = d }
+}
 
 // sqliteBusy is SQLITE_BUSY, the primary result code (the low byte of an
 // extended one) of a write that waited busyTimeout for the lock in vain.
@@ -141,16 +153,17 @@ func OpenStore(ctx context.Context, path string, opts ...StoreOption) (*Store, e
 	//   - _txlock=immediate: transactions take the write lock at BEGIN, so
 	//     two read-then-write transactions cannot deadlock on lock upgrade
 	//     (which busy_timeout does not resolve).
+	s := &Store{now: time.Now, maxItems: DefaultMaxItemsPerHousehold, writeSlot: make(chan struct{}, 1), busyTimeout: busyTimeout}
+	for _, o := range opts {
+		o(s)
+	}
 	dsn := path + fmt.Sprintf("?_busy_timeout=%d&_journal_mode=WAL&_foreign_keys=1&_synchronous=NORMAL&_txlock=immediate",
-		busyTimeout.Milliseconds())
+		s.busyTimeout.Milliseconds())
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("shopping: open store %s: %w", path, err)
 	}
-	s := &Store{db: db, now: time.Now, maxItems: DefaultMaxItemsPerHousehold}
-	for _, o := range opts {
-		o(s)
-	}
+	s.db = db
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("shopping: open store %s: %w", path, err)
@@ -165,6 +178,28 @@ func OpenStore(ctx context.Context, path string, opts ...StoreOption) (*Store, e
 		return nil, fmt.Errorf("shopping: open store %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// beginWrite waits for this process's turn to write, then begins a write
+// transaction. done rolls back whatever was not committed and passes the
+// turn on. Without the queue, every waiting writer polls SQLite's lock on
+// its busy handler, which is unfair: on a loaded machine, with a hundred
+// concurrent writers, one could lose every poll for the whole busy timeout
+// and fail with SQLITE_BUSY although the database was never stuck. The
+// queue honours ctx, so a caller that gives up stops waiting.
+func (s *Store) beginWrite(ctx context.Context) (tx *sql.Tx, done func(), err error) {
+	select {
+	case s.writeSlot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+	release := func() { <-s.writeSlot }
+	tx, err = s.db.BeginTx(ctx, nil)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return tx, func() { _ = tx.Rollback(); release() }, nil
 }
 
 // Close closes the database. Calls in flight may fail afterwards.
@@ -475,11 +510,11 @@ func (s *Store) add(ctx context.Context, householdID, userID string, in NewItem,
 	}
 	// The list row and the item go in one transaction so an item never
 	// points at a missing list.
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.beginWrite(ctx)
 	if err != nil {
 		return Item{}, fmt.Errorf("shopping: add item: %w", err)
 	}
-	defer tx.Rollback()
+	defer done()
 	if _, err := tx.ExecContext(ctx,
 		`INSERT INTO lists (id, household_id, create_time) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 		it.ListID, householdID, now.UnixNano()); err != nil {
@@ -581,11 +616,11 @@ func (s *Store) update(ctx context.Context, householdID, itemID string, p Patch,
 			return Item{}, err
 		}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.beginWrite(ctx)
 	if err != nil {
 		return Item{}, fmt.Errorf("shopping: update item: %w", err)
 	}
-	defer tx.Rollback()
+	defer done()
 	// One statement reads, modifies and returns the row: a NULL parameter
 	// (nil pointer) keeps the column. MAX keeps update_time from going
 	// backwards if the wall clock does. The transaction is there for hook.
@@ -629,11 +664,11 @@ func (s *Store) remove(ctx context.Context, householdID, itemID string, hook bef
 	if err := ValidateItemID(itemID); err != nil {
 		return Item{}, err
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.beginWrite(ctx)
 	if err != nil {
 		return Item{}, fmt.Errorf("shopping: remove item: %w", err)
 	}
-	defer tx.Rollback()
+	defer done()
 	row := tx.QueryRowContext(ctx,
 		`DELETE FROM items WHERE household_id = ? AND id = ? RETURNING `+itemColumns, householdID, itemID)
 	it, err := scanItem(row)

@@ -471,6 +471,78 @@ func TestRemove(t *testing.T) {
 // TestConcurrentWrites adds from many goroutines over several households
 // (the first Add of each household also creates its list, so list creation
 // races too) while others update and list, and checks nothing is lost.
+// TestWritersQueueBehindASlowWrite checks that this process's writers wait
+// for their turn however long a write takes (here, ten busy timeouts behind
+// a hook, as behind a stalled publish), instead of polling SQLite's lock
+// and failing with SQLITE_BUSY when they lose the race for it.
+func TestWritersQueueBehindASlowWrite(t *testing.T) {
+	t.Parallel()
+	const timeout = 100 * time.Millisecond
+	s, err := OpenStore(context.Background(), filepath.Join(t.TempDir(), "shopping.db"), withBusyTimeout(timeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+
+	holding := make(chan struct{})
+	slowDone := make(chan error, 1)
+	go func() {
+		_, err := s.add(ctx, "h", "alice", NewItem{Name: "slow"}, func(Item) error {
+			close(holding)
+			time.Sleep(10 * timeout) // holds the write lock
+			return nil
+		})
+		slowDone <- err
+	}()
+	<-holding
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 20 {
+		wg.Go(func() {
+			if _, err := s.Add(ctx, "h", "bob", NewItem{Name: fmt.Sprint("queued ", i)}); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("a writer behind the slow write: %v", err)
+	}
+	if err := <-slowDone; err != nil {
+		t.Fatalf("the slow write: %v", err)
+	}
+	if items, err := s.List(ctx, "h"); err != nil || len(items) != 21 {
+		t.Fatalf("List = %d items, %v; want 21", len(items), err)
+	}
+}
+
+// A writer waiting for its turn gives up when its caller does.
+func TestWriterWaitHonoursContext(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	holding, release, slowDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		_, err := s.add(context.Background(), "h", "alice", NewItem{Name: "slow"}, func(Item) error {
+			close(holding)
+			<-release
+			return nil
+		})
+		slowDone <- err
+	}()
+	<-holding
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Add(ctx, "h", "bob", NewItem{Name: "late"}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Add with a canceled context while another write holds the lock = %v, want context.Canceled", err)
+	}
+	close(release)
+	if err := <-slowDone; err != nil {
+		t.Fatalf("the slow write: %v", err)
+	}
+}
+
 func TestConcurrentWrites(t *testing.T) {
 	t.Parallel()
 	s := newTestStore(t)
