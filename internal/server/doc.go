@@ -3,10 +3,11 @@
 // Config.Modules, which it knows only as module.Module) behind the credential
 // gate (gate.go) and the auth and rate limit interceptors, gRPC reflection,
 // health and the /healthz and /readyz probes (ready while the broker can
-// serve and not shutting down), CORS, the dev-mode endpoints and the static
-// web demo, on one port that speaks HTTP/1.1, h2c and, with a certificate,
-// HTTP/2 over TLS, with a per-source-address connection budget
-// (listener.go). An application that embeds the service (the root
+// serve and not shutting down), CORS, the dev-mode endpoints (mounted from
+// packages devapi and benchapi, behind the Host guard of package devhost)
+// and the static web demo, on one port that speaks HTTP/1.1, h2c and, with
+// a certificate, HTTP/2 over TLS, with a per-source-address connection
+// budget (listener.go). An application that embeds the service (the root
 // package) takes only the RPC routes ([Server.ServiceRoutes]) and the
 // interceptors ([Server.Interceptors]) and serves them on its own mux.
 //

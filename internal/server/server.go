@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,9 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -25,7 +22,10 @@ import (
 
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
 	"github.com/honeydo/realtime/internal/auth"
+	"github.com/honeydo/realtime/internal/benchapi"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/devapi"
+	"github.com/honeydo/realtime/internal/devhost"
 	"github.com/honeydo/realtime/internal/metrics"
 	"github.com/honeydo/realtime/internal/module"
 )
@@ -101,16 +101,18 @@ type Config struct {
 	// CompressMinBytes is the smallest response message worth compressing.
 	// Zero means 1 KiB: gzip costs more CPU than it saves on small frames.
 	CompressMinBytes int
-	// Dev, when set, enables /dev/token and /dev/streams. Never set it in
+	// Dev, when set, enables /dev/token and /dev/streams (package devapi),
+	// which mint tokens with this key. Never set it in
 	// production. A dev server answers only requests whose Host is the
-	// loopback or one of DevAllowedHosts (devhost.go says why).
+	// loopback or one of DevAllowedHosts (package devhost says why).
 	Dev *auth.DevKey
 	// DevAllowedHosts are host names (ports ignored) a dev server answers
 	// besides localhost, 127.0.0.1 and ::1, e.g. the LAN name of a machine
 	// running with --dev-allow-remote.
 	DevAllowedHosts []string
 	// BenchAPI, when set, serves the benchmark control API (/bench/info,
-	// /bench/publish, /bench/gc) to loopback callers. Dev mode only.
+	// /bench/publish, /bench/gc, /bench/pprof; package benchapi) to
+	// loopback callers. Dev mode only.
 	BenchAPI bool
 	// WebDir, when set, is served at / (static.go): gzip, long caching of
 	// hashed assets, no source maps, index.html for client-side routes.
@@ -398,14 +400,13 @@ func (s *Server) routes() (http.Handler, error) {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	if s.cfg.Dev != nil {
-		mux.HandleFunc("GET /dev/token", s.devToken)
-		mux.HandleFunc("GET /dev/streams", s.devStreams)
+		devapi.Mount(mux, s.cfg.Dev, s.streams.snapshot)
 	}
 	if s.cfg.BenchAPI {
 		if s.cfg.Dev == nil {
 			return nil, errors.New("server: the bench API needs dev mode")
 		}
-		s.mountBench(mux)
+		benchapi.Mount(mux, s.cfg.Broker, s.OpenStreams)
 	}
 	if s.cfg.WebDir != "" {
 		if _, err := os.Stat(filepath.Join(s.cfg.WebDir, "index.html")); err != nil {
@@ -417,7 +418,7 @@ func (s *Server) routes() (http.Handler, error) {
 	}
 	handler := s.cors(withBodyDeadline(mux, s.cfg.RequestBodyTimeout))
 	if s.cfg.Dev != nil {
-		return devHostGuard(handler, normalizeHosts(s.cfg.DevAllowedHosts)), nil
+		return devhost.Guard(handler, s.cfg.DevAllowedHosts), nil
 	}
 	return handler, nil
 }
@@ -434,49 +435,4 @@ func (s *Server) cors(h http.Handler) http.Handler {
 		MaxAge:         7200,
 	})
 	return c.Handler(h)
-}
-
-var devIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-
-// devToken mints a dev token: GET /dev/token?user=alice&household=home&ttl=60s.
-func (s *Server) devToken(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	user, household := q.Get("user"), q.Get("household")
-	if household == "" {
-		household = "home"
-	}
-	if !devIDPattern.MatchString(user) || !devIDPattern.MatchString(household) {
-		http.Error(w, "user and household must be 1-64 characters of [A-Za-z0-9_.-]", http.StatusBadRequest)
-		return
-	}
-	ttl := 60 * time.Second
-	if v := q.Get("ttl"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 || d > 24*time.Hour {
-			http.Error(w, "ttl must be a duration between 1s and 24h, e.g. 60s", http.StatusBadRequest)
-			return
-		}
-		ttl = d
-	}
-	var rooms []string
-	if v := q.Get("rooms"); v != "" {
-		rooms = strings.Split(v, ",")
-	}
-	token, exp, err := s.cfg.Dev.Mint(auth.MintOptions{UserID: user, HouseholdID: household, TTL: ttl, ExtraRooms: rooms})
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	writeJSON(w, map[string]string{"token": token, "expireTime": exp.UTC().Format(time.RFC3339Nano), "userId": user, "householdId": household})
-}
-
-func (s *Server) devStreams(w http.ResponseWriter, _ *http.Request) {
-	total, byUser := s.streams.snapshot()
-	writeJSON(w, map[string]any{"open": total, "byUser": byUser})
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(v)
 }

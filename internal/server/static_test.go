@@ -3,13 +3,18 @@ package server_test
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"connectrpc.com/connect"
+
+	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/internal/server"
 )
 
@@ -177,5 +182,38 @@ func TestWebDirServing(t *testing.T) {
 	}
 	if got, _ := io.ReadAll(zr); string(got) != script2 {
 		t.Errorf("after a rebuild: %.40q, want the new file", got)
+	}
+}
+
+func TestWebDir(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "index.html"), []byte("<title>HoneyDo</title>"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "assets"), 0o755)
+	os.WriteFile(filepath.Join(dir, "assets", "app.js"), []byte("console.log(1)"), 0o644)
+	srv := newTestServer(t, func(c *server.Config) { c.WebDir = dir })
+	for path, want := range map[string]string{
+		"/":              "<title>HoneyDo</title>",
+		"/list/settings": "<title>HoneyDo</title>", // client-side route
+		"/assets/app.js": "console.log(1)",
+	} {
+		res, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(body) != want {
+			t.Errorf("GET %s = %d %q", path, res.StatusCode, body)
+		}
+	}
+	res, _ := http.Get(srv.URL + "/assets/missing.js")
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Errorf("missing asset: %d", res.StatusCode)
+	}
+	// The RPC routes still win over the static fallback.
+	c := srv.realtimeClient(t, clientKinds[0], srv.Token(t, "alice", "home", time.Minute))
+	if _, err := c.Ping(context.Background(), connect.NewRequest(&realtimev1.PingRequest{})); err != nil {
+		t.Fatal(err)
 	}
 }

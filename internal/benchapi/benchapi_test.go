@@ -1,4 +1,4 @@
-package server_test
+package benchapi_test
 
 import (
 	"bytes"
@@ -6,26 +6,68 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 
+	"github.com/honeydo/realtime/client"
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/server"
+	"github.com/honeydo/realtime/internal/testkit"
 )
 
+// stream is a Subscribe stream that a test reads event by event.
+type stream struct {
+	t       *testing.T
+	s       *connect.ServerStreamForClient[realtimev1.SubscribeResponse]
+	pending []*realtimev1.Event
+}
+
+// subscribe opens a stream with token and waits for its welcome frame; the
+// stream is closed when the test ends.
+func subscribe(t *testing.T, url, token string) *stream {
+	t.Helper()
+	c := realtimev1connect.NewRealtimeServiceClient(testkit.HTTPClient(t, false), url, client.BearerToken(token))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	s, err := c.Subscribe(ctx, connect.NewRequest(&realtimev1.SubscribeRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if !s.Receive() || s.Msg().GetWelcome() == nil {
+		t.Fatalf("no welcome: %v %v", s.Msg(), s.Err())
+	}
+	return &stream{t: t, s: s}
+}
+
+// next returns the stream's next event, skipping heartbeats. The server
+// ends an idle stream only at its token's expiry, so a missing event fails
+// the test then rather than hanging it.
+func (s *stream) next() *realtimev1.Event {
+	s.t.Helper()
+	for len(s.pending) == 0 {
+		if !s.s.Receive() {
+			s.t.Fatalf("stream ended: %v", s.s.Err())
+		}
+		s.pending = s.s.Msg().GetEvents().GetEvents()
+	}
+	ev := s.pending[0]
+	s.pending = s.pending[1:]
+	return ev
+}
+
 func TestBenchAPI(t *testing.T) {
-	srv := newTestServer(t, func(c *server.Config) { c.BenchAPI = true })
+	srv := testkit.StartServer(t, func(c *server.Config) { c.BenchAPI = true })
 	tok, _, err := srv.Key.Mint(auth.MintOptions{UserID: "0", HouseholdID: "0", TTL: time.Minute, ExtraRooms: []string{"room:bench"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := subscribe(t, srv.realtimeClient(t, clientKinds[0], tok), "")
+	s := subscribe(t, srv.URL, tok)
 	res, err := http.Get(srv.URL + "/bench/info")
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +98,7 @@ func TestBenchAPI(t *testing.T) {
 			t.Fatalf("%s: %+v", body, pub)
 		}
 		for i := range pub.Published {
-			ev := s.next(t)
+			ev := s.next()
 			p := ev.GetProbe()
 			if p == nil || p.GetSeq() != uint64(i) || len(ev.GetCursor()) == 0 {
 				t.Fatalf("event %d: %v", i, ev)
@@ -75,7 +117,7 @@ func TestBenchAPI(t *testing.T) {
 // 127.0.0.1 under its own host name; sizes that would exhaust memory are
 // refused before anything is allocated.
 func TestBenchAPIRefusesBrowsers(t *testing.T) {
-	srv := newTestServer(t, func(c *server.Config) { c.BenchAPI = true })
+	srv := testkit.StartServer(t, func(c *server.Config) { c.BenchAPI = true })
 	body := `{"mode":"room","room":"bench","rate":1000,"duration_ms":20,"size":200}`
 	for _, c := range []struct {
 		name, method, path, contentType, host, body string
@@ -108,38 +150,5 @@ func TestBenchAPIRefusesBrowsers(t *testing.T) {
 		if res.StatusCode != c.want {
 			t.Errorf("%s: status %d, want %d", c.name, res.StatusCode, c.want)
 		}
-	}
-}
-
-func TestWebDir(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "index.html"), []byte("<title>HoneyDo</title>"), 0o644)
-	os.MkdirAll(filepath.Join(dir, "assets"), 0o755)
-	os.WriteFile(filepath.Join(dir, "assets", "app.js"), []byte("console.log(1)"), 0o644)
-	srv := newTestServer(t, func(c *server.Config) { c.WebDir = dir })
-	for path, want := range map[string]string{
-		"/":              "<title>HoneyDo</title>",
-		"/list/settings": "<title>HoneyDo</title>", // client-side route
-		"/assets/app.js": "console.log(1)",
-	} {
-		res, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != 200 || string(body) != want {
-			t.Errorf("GET %s = %d %q", path, res.StatusCode, body)
-		}
-	}
-	res, _ := http.Get(srv.URL + "/assets/missing.js")
-	res.Body.Close()
-	if res.StatusCode != http.StatusNotFound {
-		t.Errorf("missing asset: %d", res.StatusCode)
-	}
-	// The RPC routes still win over the static fallback.
-	c := srv.realtimeClient(t, clientKinds[0], srv.Token(t, "alice", "home", time.Minute))
-	if _, err := c.Ping(context.Background(), connect.NewRequest(&realtimev1.PingRequest{})); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -1,4 +1,4 @@
-package server_test
+package devhost_test
 
 import (
 	"context"
@@ -32,6 +32,21 @@ func (h hostRewriter) RoundTrip(r *http.Request) (*http.Response, error) {
 	return h.next.RoundTrip(r)
 }
 
+// clientKinds are the ways a real client reaches the server: each protocol
+// over HTTP/1.1 and h2c.
+var clientKinds = []struct {
+	name     string
+	h2c      bool
+	protocol []connect.ClientOption
+}{
+	{name: "connect-http1"},
+	{name: "connect-h2c", h2c: true},
+	{name: "connect-json-http1", protocol: []connect.ClientOption{connect.WithProtoJSON()}},
+	{name: "grpc-h2c", h2c: true, protocol: []connect.ClientOption{connect.WithGRPC()}},
+	{name: "grpcweb-http1", protocol: []connect.ClientOption{connect.WithGRPCWeb()}},
+	{name: "grpcweb-h2c", h2c: true, protocol: []connect.ClientOption{connect.WithGRPCWeb()}},
+}
+
 func hostClient(t *testing.T, host string, h2c bool) *http.Client {
 	t.Helper()
 	c := testkit.HTTPClient(t, h2c)
@@ -51,12 +66,12 @@ func TestDevModeRefusesForeignHosts(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(web, "index.html"), []byte("<!doctype html>demo"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	dev := newTestServer(t, func(c *server.Config) {
+	dev := testkit.StartServer(t, func(c *server.Config) {
 		c.BenchAPI = true
 		c.WebDir = web
 		c.DevAllowedHosts = []string{"Realtime.LAN:8080"}
 	})
-	prod := newTestServer(t, func(c *server.Config) { c.Dev = nil })
+	prod := testkit.StartServer(t, func(c *server.Config) { c.Dev = nil })
 	token := dev.Token(t, "alice", "home", time.Minute)
 
 	routes := []string{"/dev/token?user=mallory&household=victims", "/dev/streams", "/bench/info", "/"}
