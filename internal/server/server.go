@@ -102,9 +102,9 @@ type Config struct {
 	// Zero means 1 KiB: gzip costs more CPU than it saves on small frames.
 	CompressMinBytes int
 	// Dev, when set, enables /dev/token and /dev/streams (package devapi),
-	// which mint tokens with this key. Never set it in
-	// production. A dev server answers only requests whose Host is the
-	// loopback or one of DevAllowedHosts (package devhost says why).
+	// which mint tokens with this key. Never set it in production. A dev
+	// server answers only requests whose Host is the loopback or one of
+	// DevAllowedHosts (package devhost says why).
 	Dev *auth.DevKey
 	// DevAllowedHosts are host names (ports ignored) a dev server answers
 	// besides localhost, 127.0.0.1 and ::1, e.g. the LAN name of a machine
