@@ -6,25 +6,26 @@ import (
 	"fmt"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/honeydo/realtime/internal/framewire"
 )
 
 // Wire layout read by hand. Connect streaming and gRPC share the envelope:
-// one flags byte, a big-endian uint32 length, then the message. Field
-// numbers come from proto/honeydo/realtime/v1/realtime.proto and
-// proto/honeydo/system/v1/events.proto; frame_test.go checks them against
-// the generated descriptors.
+// one flags byte, a big-endian uint32 length, then the message. The field
+// numbers come from internal/framewire, which the server's frame writer
+// shares and which is checked against the generated descriptors.
 const (
 	envelopeHeader = 5
 
 	flagCompressed = 0x01 // both protocols
 	flagEndStream  = 0x02 // Connect: the last message, JSON, with the error if any
 
-	fieldWelcome   protowire.Number = 1   // SubscribeResponse.welcome
-	fieldEvents    protowire.Number = 2   // SubscribeResponse.events (EventBatch)
-	fieldHeartbeat protowire.Number = 3   // SubscribeResponse.heartbeat
-	fieldBatch     protowire.Number = 1   // EventBatch.events (repeated Event)
-	fieldProbe     protowire.Number = 299 // Event.probe (system.v1.Probe)
-	fieldSendTime  protowire.Number = 1   // Probe.send_time_unix_micros
+	fieldWelcome   = framewire.SubscribeResponseWelcome
+	fieldEvents    = framewire.SubscribeResponseEvents
+	fieldHeartbeat = framewire.SubscribeResponseHeartbeat
+	fieldBatch     = framewire.EventBatchEvents
+	fieldProbe     = framewire.EventProbe
+	fieldSendTime  = framewire.ProbeSendTimeUnixMicros
 )
 
 // maxMessage bounds one message; the server caps a frame at 256 events.

@@ -4,28 +4,11 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
 )
-
-func TestFieldNumbers(t *testing.T) {
-	check := func(m proto.Message, name protoreflect.Name, want protoreflect.FieldNumber) {
-		t.Helper()
-		f := m.ProtoReflect().Descriptor().Fields().ByName(name)
-		if f == nil || f.Number() != want {
-			t.Errorf("%s.%s: got %v, want field %d", m.ProtoReflect().Descriptor().FullName(), name, f, want)
-		}
-	}
-	check(&realtimev1.SubscribeResponse{}, "welcome", protoreflect.FieldNumber(fieldWelcome))
-	check(&realtimev1.SubscribeResponse{}, "events", protoreflect.FieldNumber(fieldEvents))
-	check(&realtimev1.SubscribeResponse{}, "heartbeat", protoreflect.FieldNumber(fieldHeartbeat))
-	check(&realtimev1.EventBatch{}, "events", protoreflect.FieldNumber(fieldBatch))
-	check(&realtimev1.Event{}, "probe", protoreflect.FieldNumber(fieldProbe))
-	check(&systemv1.Probe{}, "send_time_unix_micros", protoreflect.FieldNumber(fieldSendTime))
-}
 
 // batchFrame is a SubscribeResponse carrying n probes, as realtimed sends it.
 func batchFrame(t testing.TB, n int) []byte {

@@ -13,13 +13,14 @@ import (
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/framewire"
 )
 
-// Field numbers of the frames we assemble by hand; frame_test.go checks
-// them against the generated descriptors.
+// Field numbers of the frames we assemble by hand, from the one source
+// that the load generator's reader shares.
 const (
-	subscribeResponseEventsField protowire.Number = 2 // SubscribeResponse.events
-	eventBatchEventsField        protowire.Number = 1 // EventBatch.events
+	subscribeResponseEventsField = framewire.SubscribeResponseEvents
+	eventBatchEventsField        = framewire.EventBatchEvents
 )
 
 // frameMode is how a stream's events frames are built; it follows the codec

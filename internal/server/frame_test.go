@@ -7,30 +7,12 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
 	"github.com/honeydo/realtime/internal/broker"
 )
-
-// TestFrameFieldNumbers checks the hand-assembled frame's field numbers
-// against the generated descriptors.
-func TestFrameFieldNumbers(t *testing.T) {
-	for _, c := range []struct {
-		got  protowire.Number
-		want protowire.Number
-		name string
-	}{
-		{subscribeResponseEventsField, (&realtimev1.SubscribeResponse{}).ProtoReflect().Descriptor().Fields().ByName("events").Number(), "SubscribeResponse.events"},
-		{eventBatchEventsField, (&realtimev1.EventBatch{}).ProtoReflect().Descriptor().Fields().ByName("events").Number(), "EventBatch.events"},
-	} {
-		if c.got != c.want {
-			t.Errorf("%s is field %d, frame.go says %d", c.name, c.want, c.got)
-		}
-	}
-}
 
 // TestCodecName covers the Content-Type spellings connect-go accepts for a
 // stream and some it does not: only the binary codec's may get the
