@@ -249,11 +249,10 @@ func (r *run) logf(format string, args ...any) {
 
 // execute follows the peers' sequence: tokens, connect, then W1's RSS
 // readings or publish-and-drain.
-func (r *run) execute(ctx context.Context) (map[string]any, error) {
+func (r *run) execute(ctx context.Context) (*result, error) {
 	cfg := r.cfg
-	spid, mypid := cfg.serverPid, os.Getpid()
-	out := map[string]any{"peer": cfg.label, "workload": cfg.name, "conns": cfg.conns, "size": cfg.size,
-		"rate": cfg.rate, "duration_ms": cfg.durationMs, "protocol": cfg.protocol, "h2c": cfg.h2c}
+	out := &result{Peer: cfg.label, Workload: cfg.name, Conns: cfg.conns, Size: cfg.size,
+		Rate: cfg.rate, DurationMs: cfg.durationMs, Protocol: cfg.protocol, H2C: cfg.h2c}
 
 	tokens, err := r.tokens(ctx)
 	if err != nil {
@@ -263,8 +262,8 @@ func (r *run) execute(ctx context.Context) (map[string]any, error) {
 		if err := r.dialH2C(ctx); err != nil {
 			return nil, err
 		}
-		out["streams_per_conn"] = cfg.streamsPerConn
-		out["h2c_conns"] = len(r.clients)
+		out.StreamsPerConn = cfg.streamsPerConn
+		out.H2CConns = len(r.clients)
 	}
 	var phase atomic.Value
 	phase.Store("connect")
@@ -276,16 +275,10 @@ func (r *run) execute(ctx context.Context) (map[string]any, error) {
 		_, _ = r.post(ctx, "/bench/gc", map[string]any{}, 30*time.Second)
 		sleep(ctx, 500*time.Millisecond)
 	}
-	rssBefore := rssBytes(spid)
+	rssBefore := rssBytes(cfg.serverPid)
 
-	// ---- connect: bounded concurrency, bounded total time ----
-	cs0, cm0 := cpuSeconds(spid), cpuSeconds(mypid)
-	t0 := time.Now()
-	connectCtx, connectCancel := context.WithTimeout(ctx, cfg.connectTimeout)
-	var next atomic.Int64
-	var mu sync.Mutex
-	streams := make([]*stream, 0, cfg.conns)
 	var loops sync.WaitGroup // one reader per stream; Main returns after all
+	var streams []*stream
 	defer func() {
 		for _, s := range streams {
 			s.shut()
@@ -295,6 +288,37 @@ func (r *run) execute(ctx context.Context) (map[string]any, error) {
 			c.CloseIdleConnections()
 		}
 	}()
+	streams = r.connect(ctx, tokens, out, &loops, &okN, &failN)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if cfg.workload == "w1" {
+		phase.Store("settle")
+		out.idleResult = r.measureIdle(ctx, rssBefore, out.Connected)
+		out.Disconnects = r.disconnects.Load()
+		return out, ctx.Err()
+	}
+	d, err := r.measureDelivery(ctx, &phase, out.Connected)
+	if err != nil {
+		return nil, err
+	}
+	out.deliveryResult = d
+	out.Disconnects = r.disconnects.Load()
+	return out, ctx.Err()
+}
+
+// connect opens cfg.conns streams with bounded concurrency within
+// --connect-timeout, starts each one's reader in loops, and fills in the
+// connect figures of out. It returns the streams that opened.
+func (r *run) connect(ctx context.Context, tokens []string, out *result, loops *sync.WaitGroup, okN, failN *atomic.Int64) []*stream {
+	cfg := r.cfg
+	cs0, cm0 := cpuSeconds(cfg.serverPid), cpuSeconds(os.Getpid())
+	t0 := time.Now()
+	connectCtx, connectCancel := context.WithTimeout(ctx, cfg.connectTimeout)
+	defer connectCancel()
+	var next atomic.Int64
+	var mu sync.Mutex
+	streams := make([]*stream, 0, cfg.conns)
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	for range min(cfg.concurrency, cfg.conns) {
@@ -326,39 +350,43 @@ func (r *run) execute(ctx context.Context) (map[string]any, error) {
 		})
 	}
 	wg.Wait()
-	connectCancel()
 	connectS := time.Since(t0).Seconds()
-	connected := okN.Load()
-	out["connected"] = connected
-	out["connect_failed"] = failN.Load() + int64(cfg.conns) - min(int64(cfg.conns), next.Load())
+	out.Connected = okN.Load()
+	out.ConnectFailed = failN.Load() + int64(cfg.conns) - min(int64(cfg.conns), next.Load())
 	if e := firstErr.Load(); e != nil {
-		out["connect_first_error"] = e
+		out.ConnectFirstError = e.(string)
 	}
-	out["connect_s"] = connectS
-	out["connect_server_cpu_pct"] = finite(100 * (cpuSeconds(spid) - cs0) / connectS)
-	out["connect_client_cpu_pct"] = finite(100 * (cpuSeconds(mypid) - cm0) / connectS)
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
+	out.ConnectS = connectS
+	out.ConnectServerCPUPct = measure(100 * (cpuSeconds(cfg.serverPid) - cs0) / connectS)
+	out.ConnectClientCPUPct = measure(100 * (cpuSeconds(os.Getpid()) - cm0) / connectS)
+	return streams
+}
 
-	if cfg.workload == "w1" {
-		phase.Store("settle")
-		sleep(ctx, cfg.settle)
-		rssAfter := rssBytes(spid)
-		_, _ = r.post(ctx, "/bench/gc", map[string]any{}, 30*time.Second)
-		sleep(ctx, time.Second)
-		rssAfterGC := rssBytes(spid)
-		n := math.Max(1, float64(connected))
-		out["rss_before"] = finite(rssBefore)
-		out["rss_after"] = finite(rssAfter)
-		out["rss_after_gc"] = finite(rssAfterGC)
-		out["bytes_per_conn"] = finite(math.Round((rssAfter - rssBefore) / n))
-		out["bytes_per_conn_gc"] = finite(math.Round((rssAfterGC - rssBefore) / n))
-		out["client_rss"] = finite(rssBytes(mypid))
-		out["disconnects"] = r.disconnects.Load()
-		return out, ctx.Err()
+// measureIdle is W1: the server's RSS once the connected streams have
+// settled, and again after a GC, against rssBefore.
+func (r *run) measureIdle(ctx context.Context, rssBefore float64, connected int64) *idleResult {
+	spid := r.cfg.serverPid
+	sleep(ctx, r.cfg.settle)
+	rssAfter := rssBytes(spid)
+	_, _ = r.post(ctx, "/bench/gc", map[string]any{}, 30*time.Second)
+	sleep(ctx, time.Second)
+	rssAfterGC := rssBytes(spid)
+	n := math.Max(1, float64(connected))
+	return &idleResult{
+		RSSBefore:      measure(rssBefore),
+		RSSAfter:       measure(rssAfter),
+		RSSAfterGC:     measure(rssAfterGC),
+		BytesPerConn:   measure(math.Round((rssAfter - rssBefore) / n)),
+		BytesPerConnGC: measure(math.Round((rssAfterGC - rssBefore) / n)),
+		ClientRSS:      measure(rssBytes(os.Getpid())),
 	}
+}
 
+// measureDelivery has the server publish (/bench/publish) and waits for
+// the deliveries, up to --drain or --idle without progress.
+func (r *run) measureDelivery(ctx context.Context, phase *atomic.Value, connected int64) (*deliveryResult, error) {
+	cfg := r.cfg
+	spid, mypid := cfg.serverPid, os.Getpid()
 	sleep(ctx, time.Second)
 	body := map[string]any{"mode": "room", "room": "bench", "rate": cfg.rate, "duration_ms": cfg.durationMs,
 		"size": cfg.size, "batch": cfg.batch}
@@ -372,27 +400,10 @@ func (r *run) execute(ctx context.Context) (map[string]any, error) {
 	phase.Store("publish")
 	s0, m0 := cpuSeconds(spid), cpuSeconds(mypid)
 	pubStart := time.Now().UnixMicro()
-	var rssPeak atomic.Int64
-	stopRSS := make(chan struct{})
-	rssDone := make(chan struct{})
-	go func() {
-		defer close(rssDone)
-		tk := time.NewTicker(200 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			select {
-			case <-stopRSS:
-				return
-			case <-tk.C:
-				if v := rssBytes(spid); !math.IsNaN(v) && int64(v) > rssPeak.Load() {
-					rssPeak.Store(int64(v))
-				}
-			}
-		}
-	}()
+	stopRSS := r.watchPeakRSS()
 	pub, err := r.post(ctx, "/bench/publish", body, time.Duration(cfg.durationMs)*time.Millisecond+2*time.Minute)
 	if err != nil {
-		close(stopRSS)
+		stopRSS()
 		return nil, fmt.Errorf("publish: %w", err)
 	}
 	pubEnd := time.Now().UnixMicro()
@@ -411,42 +422,67 @@ func (r *run) execute(ctx context.Context) (map[string]any, error) {
 			break
 		}
 	}
-	close(stopRSS)
-	<-rssDone
+	rssPeak := stopRSS()
 	s1, m1 := cpuSeconds(spid), cpuSeconds(mypid)
 	activeS := float64(max(pubEnd, r.lastRecvUs.Load())-pubStart) / 1e6
 	rcv := r.received.Load()
-	out["published"] = published
-	out["publish_errors"] = num(pub["errors"])
-	out["publish_s"] = num(pub["elapsed_ms"]) / 1000
-	out["publish_rate"] = finite(float64(published) / (num(pub["elapsed_ms"]) / 1000))
-	out["expected"] = expected
-	out["received"] = rcv
-	out["lost"] = expected - rcv
-	out["disconnects"] = r.disconnects.Load()
-	out["deliveries_per_s"] = finite(float64(rcv) / activeS)
-	out["active_s"] = activeS
-	out["p50_ms"] = finite(r.hist.quantile(0.5))
-	out["p99_ms"] = finite(r.hist.quantile(0.99))
-	out["max_ms"] = finite(r.hist.maxMs())
-	out["server_cpu_pct"] = finite(100 * (s1 - s0) / activeS)
-	out["client_cpu_pct"] = finite(100 * (m1 - m0) / activeS)
-	out["server_rss_peak"] = rssPeak.Load()
-	frames := r.frames.Load()
-	out["frames"] = frames
-	if frames > 0 {
-		out["events_per_frame"] = float64(r.events.Load()) / float64(frames)
+	d := &deliveryResult{
+		Published:      published,
+		PublishErrors:  num(pub["errors"]),
+		PublishS:       num(pub["elapsed_ms"]) / 1000,
+		PublishRate:    measure(float64(published) / (num(pub["elapsed_ms"]) / 1000)),
+		Expected:       expected,
+		Received:       rcv,
+		Lost:           expected - rcv,
+		DeliveriesPerS: measure(float64(rcv) / activeS),
+		ActiveS:        activeS,
+		P50Ms:          measure(r.hist.quantile(0.5)),
+		P99Ms:          measure(r.hist.quantile(0.99)),
+		MaxMs:          measure(r.hist.maxMs()),
+		ServerCPUPct:   measure(100 * (s1 - s0) / activeS),
+		ClientCPUPct:   measure(100 * (m1 - m0) / activeS),
+		ServerRSSPeak:  rssPeak,
+		Frames:         r.frames.Load(),
+	}
+	if d.Frames > 0 {
+		d.EventsPerFrame = float64(r.events.Load()) / float64(d.Frames)
 	}
 	if rcv > 0 {
-		out["server_us_per_delivery"] = finite(1e6 * (s1 - s0) / float64(rcv))
-		out["client_us_per_delivery"] = finite(1e6 * (m1 - m0) / float64(rcv))
+		d.ServerUsPerDelivery = measurePtr(1e6 * (s1 - s0) / float64(rcv))
+		d.ClientUsPerDelivery = measurePtr(1e6 * (m1 - m0) / float64(rcv))
 	}
 	r.errMu.Lock()
-	if r.lastErr != "" {
-		out["disconnect_last_error"] = r.lastErr
-	}
+	d.DisconnectLastError = r.lastErr
 	r.errMu.Unlock()
-	return out, ctx.Err()
+	return d, nil
+}
+
+// watchPeakRSS samples the server's RSS every 200 ms until the returned
+// stop, which returns the peak.
+func (r *run) watchPeakRSS() (stop func() int64) {
+	var peak atomic.Int64
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tk := time.NewTicker(200 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+				if v := rssBytes(r.cfg.serverPid); !math.IsNaN(v) && int64(v) > peak.Load() {
+					peak.Store(int64(v))
+				}
+			}
+		}
+	}()
+	return func() int64 {
+		close(done)
+		<-finished
+		return peak.Load()
+	}
 }
 
 // startProgress reports on stderr every cfg.progress until stopped.
@@ -637,14 +673,6 @@ func (r *run) post(ctx context.Context, path string, body any, timeout time.Dura
 
 func num(v any) float64 {
 	f, _ := v.(float64)
-	return f
-}
-
-// finite keeps the RESULT line valid JSON: NaN and ±Inf become null.
-func finite(f float64) any {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil
-	}
 	return f
 }
 
