@@ -29,7 +29,7 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		conn := connFrom(r.Context())
-		p, err := g.verifier.VerifyHeader(r.Context(), r.Header)
+		p, err := g.verify(r.Context(), r.Header)
 		if err != nil {
 			g.refuse(w, r, conn, err)
 			if g.refused != nil {
@@ -43,6 +43,13 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 		ctx = context.WithValue(ctx, responseControllerKey{}, rc)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// verify checks the credential in h off the handler's stack ([offStack]):
+// an RS256 verification grows a goroutine to 16 KiB, and a Subscribe
+// handler's goroutine would keep that for the life of its stream.
+func (g *gate) verify(ctx context.Context, h http.Header) (*auth.Principal, error) {
+	return offStack(func() (*auth.Principal, error) { return g.verifier.VerifyHeader(ctx, h) })
 }
 
 // withBodyDeadline gives every request, from any caller and to any route,
