@@ -88,18 +88,6 @@ func (s *Subscription) Len() int {
 	return len(s.queue)
 }
 
-// First returns the first queued message, or nil when none is, without
-// taking it. The owner compares its publish time with the previous
-// message's to tell a burst from a lone message.
-func (s *Subscription) First() *Message {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.queue) == 0 {
-		return nil
-	}
-	return s.queue[0]
-}
-
 // Next returns every queued message, in delivery order. Pass the previous
 // result back in, whole (not truncated), to reuse its memory: it becomes the
 // next queue, and the subscription keeps no other reference to it.

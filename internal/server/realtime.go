@@ -43,8 +43,6 @@ type realtimeService struct {
 	cfg     streamConfig
 	streams *streamRegistry
 	metrics *metrics.Metrics
-	// alarms wakes streams for heartbeats and token expiry.
-	alarms *alarmClock
 	// closing is closed when the server shuts down: every stream ends with
 	// Unavailable so that clients reconnect (to another node).
 	closing <-chan struct{}
@@ -86,20 +84,12 @@ type liveStream struct {
 	stream    *connect.ServerStream[realtimev1.SubscribeResponse]
 	sub       *broker.Subscription
 	release   func()
-	caller    *auth.Principal // for the stream's logs
+	log       *slog.Logger
 	started   time.Time
 	delivered int
 	reason    string // for the closing log and metrics
-	// wake rings at the next heartbeat or at expiry, whichever is first
-	// (times on the scale of s.alarms). A frame only sets lastSend.
-	wake     *alarm
-	lastSend int64
-	expire   int64 // 0 without an expiry
-	// lastEvent is the publish time of the latest event delivered and
-	// lastBatch how many events the stream took last time; see
-	// [liveStream.inBurst].
-	lastEvent time.Time
-	lastBatch int
+	heartbeat *time.Timer
+	expiry    *time.Timer // nil without an expiry
 	enc       *frameEncoder
 	batch     []*broker.Message
 	// rc sets write deadlines on the stream's connection: nil when the
@@ -167,16 +157,13 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 		stream:  stream,
 		sub:     sub,
 		release: release,
-		caller:  p,
+		log:     slog.New(s.cfg.Logger.Handler().WithAttrs(p.LogAttrs())),
 		started: time.Now(),
 		reason:  "client_gone",
 		enc:     newFrameEncoder(req.Peer().Protocol, req.Header().Get("Content-Type")),
 		rc:      responseController(ctx),
 	}
-	if log := s.cfg.Logger; log.Enabled(ctx, slog.LevelInfo) {
-		log.LogAttrs(ctx, slog.LevelInfo, "stream opened", append(p.LogAttrs(),
-			slog.String("resume", sub.Resume.String()), slog.String("cursor", sub.Start.Cursor()), slog.String("protocol", req.Peer().Protocol))...)
-	}
+	ls.log.Info("stream opened", "resume", sub.Resume.String(), "cursor", sub.Start.Cursor(), "protocol", req.Peer().Protocol)
 
 	welcome := &realtimev1.Welcome{
 		UserId:            p.UserID,
@@ -195,18 +182,20 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 		ls.finish()
 		return nil, err
 	}
+	ls.heartbeat = time.NewTimer(s.cfg.Heartbeat)
 	if !expire.IsZero() {
-		ls.expire = s.alarms.at(expire)
+		ls.expiry = time.NewTimer(time.Until(expire))
 	}
-	ls.wake = newAlarm()
-	ls.armWake()
 	return ls, nil
 }
 
 // finish releases what open took and records how the stream ended.
 func (ls *liveStream) finish() {
-	if ls.wake != nil {
-		ls.s.alarms.stop(ls.wake)
+	if ls.heartbeat != nil {
+		ls.heartbeat.Stop()
+	}
+	if ls.expiry != nil {
+		ls.expiry.Stop()
 	}
 	ls.sub.Close()
 	ls.release()
@@ -216,26 +205,29 @@ func (ls *liveStream) finish() {
 		m.Subscriptions.WithLabelValues(string(r.Kind())).Dec()
 	}
 	m.StreamsClosed.WithLabelValues(ls.reason).Inc()
-	if log := ls.s.cfg.Logger; log.Enabled(context.Background(), slog.LevelInfo) {
-		log.LogAttrs(context.Background(), slog.LevelInfo, "stream closed", append(ls.caller.LogAttrs(),
-			slog.String("reason", ls.reason), slog.Int("events", ls.delivered), slog.Duration("duration", time.Since(ls.started).Round(time.Millisecond)))...)
-	}
+	ls.log.Info("stream closed", "reason", ls.reason, "events", ls.delivered, "duration", time.Since(ls.started).Round(time.Millisecond))
 }
 
 // pump waits for events, heartbeats, expiry or shutdown until the stream
 // ends. Keep its frame small: this is where idle streams park.
 func (ls *liveStream) pump(ctx context.Context) error {
+	var expired <-chan time.Time
+	if ls.expiry != nil {
+		expired = ls.expiry.C
+	}
 	for {
 		select {
 		case <-ls.sub.Ready():
-			coalesce(ls.sub, ls.inBurst(), runtime.Gosched)
+			ls.coalesce()
 			if done, err := ls.deliver(); done {
 				return err
 			}
-		case <-ls.wake.C:
-			if err := ls.alarmRang(); err != nil {
+		case <-ls.heartbeat.C:
+			if err := ls.sendHeartbeat(); err != nil {
 				return err
 			}
+		case <-expired:
+			return ls.end("token_expired", connect.CodeUnauthenticated, "token expired: reconnect with a fresh token and your cursor")
 		case <-ls.s.closing:
 			return ls.end("shutdown", connect.CodeUnavailable, "server is shutting down: reconnect with your cursor")
 		case <-ctx.Done():
@@ -244,76 +236,25 @@ func (ls *liveStream) pump(ctx context.Context) error {
 	}
 }
 
-// armWake arms the stream's alarm for its next heartbeat or its expiry,
-// whichever comes first.
-func (ls *liveStream) armWake() {
-	at := ls.lastSend + int64(ls.s.cfg.Heartbeat)
-	if ls.expire != 0 {
-		at = min(at, ls.expire)
-	}
-	ls.s.alarms.arm(ls.wake, at)
-}
-
-// alarmRang ends the stream if its token has expired, sends a heartbeat if
-// it has been silent for the heartbeat interval, and arms the alarm again.
-func (ls *liveStream) alarmRang() error {
-	now := ls.s.alarms.now()
-	if ls.expire != 0 && now >= ls.expire {
-		return ls.end("token_expired", connect.CodeUnauthenticated, "token expired: reconnect with a fresh token and your cursor")
-	}
-	if now-ls.lastSend >= int64(ls.s.cfg.Heartbeat) {
-		if err := ls.sendHeartbeat(); err != nil {
-			return err
-		}
-	}
-	ls.armWake()
-	return nil
-}
-
-// inBurst says whether events are arriving faster than the stream writes
-// them: it took more than one last time, or the first queued event was
-// published less than [burstGap] after the last one delivered (the gap
-// between the events themselves, not how long ago the last one was
-// written, which a slow write or a busy CPU stretches).
-func (ls *liveStream) inBurst() bool {
-	if ls.lastBatch > 1 {
-		return true
-	}
-	first := ls.sub.First()
-	return first != nil && first.Time.Sub(ls.lastEvent) < burstGap
-}
-
 // maxCoalesceYields bounds how often a woken stream yields before writing.
 const maxCoalesceYields = 16
 
-// burstGap is how close together events must be published for a stream to
-// treat them as a burst that more events will join ([coalesce]): a few
-// writes' time. Under saturation (bench/peers' W2, W3) events are
-// microseconds apart; at light load (W2s: 20 ms, W4: about a second per
-// stream) they are far apart.
-const burstGap = 250 * time.Microsecond
-
-// coalesce lets events that are on their way join this frame, when there
-// are signs of more: more than one event queued already, or (burst) the
-// queued event was published less than [burstGap] after the previous one. A write costs far more
-// than the bytes in it (loopback write(2) is ~5-8 us here, the bytes ~0.3
-// ns each), so under load one write of many events is much cheaper than many
-// writes of one. In a burst the stream yields the processor for as long as
-// its queue keeps growing: publishers and the other streams run first and
-// this stream's batch grows. A lone event (light load: one queued, the
-// previous long ago) is written at once: a yield would make it wait behind
-// every other runnable goroutine for nothing.
-func coalesce(sub *broker.Subscription, burst bool, yield func()) {
-	n := sub.Len()
-	if n < 2 && !burst {
-		return
-	}
+// coalesce lets events that are on their way join this frame. A write costs
+// far more than the bytes in it (loopback write(2) is ~5-8 us here, the
+// bytes ~0.3 ns each), so under load one write of many events is much cheaper
+// than many writes of one. Before draining, the stream yields the processor
+// for as long as its queue keeps growing: when the server is idle nothing
+// else is runnable and the yield returns at once (about 0.2 us); when it is
+// busy, publishers and the other streams run first and this stream's batch
+// grows. Events wait at most one round of the run queue per yield.
+func (ls *liveStream) coalesce() {
+	n := ls.sub.Len()
 	for range maxCoalesceYields {
 		if n >= maxEventsPerFrame {
 			return
 		}
-		yield()
-		m := sub.Len()
+		runtime.Gosched()
+		m := ls.sub.Len()
 		if m == n {
 			return
 		}
@@ -342,10 +283,8 @@ func (ls *liveStream) deliver() (done bool, err error) {
 		ls.delivered += n
 		pending = pending[n:]
 	}
-	if n := len(ls.batch); n > 0 {
-		ls.lastEvent = ls.batch[n-1].Time
-		ls.lastBatch = n
-	}
+	// Since Go 1.23 Reset discards a pending tick: no drain needed.
+	ls.heartbeat.Reset(ls.s.cfg.Heartbeat)
 	select {
 	case <-ls.sub.Done():
 		err := ls.sub.Err()
@@ -370,6 +309,7 @@ func (ls *liveStream) sendHeartbeat() error {
 		ls.reason = "write_error"
 		return err
 	}
+	ls.heartbeat.Reset(ls.s.cfg.Heartbeat)
 	return nil
 }
 
@@ -383,12 +323,10 @@ func (ls *liveStream) sendHeartbeat() error {
 // frame is a *realtimev1.SubscribeResponse or what [frameEncoder.encode]
 // returns, which the stream's codec writes; hence the untyped connection.
 func (ls *liveStream) send(frame any) error {
-	now := time.Now() // one clock read for the heartbeat and the deadline
-	ls.lastSend = ls.s.alarms.at(now)
 	if ls.rc == nil || ls.s.cfg.WriteTimeout <= 0 {
 		return ls.stream.Conn().Send(frame)
 	}
-	_ = ls.rc.SetWriteDeadline(now.Add(ls.s.cfg.WriteTimeout))
+	_ = ls.rc.SetWriteDeadline(time.Now().Add(ls.s.cfg.WriteTimeout))
 	err := ls.stream.Conn().Send(frame)
 	_ = ls.rc.SetWriteDeadline(time.Time{})
 	return err

@@ -210,7 +210,6 @@ func New(cfg Config) (*Server, error) {
 		streams: s.streams,
 		closing: s.closing,
 		metrics: cfg.Metrics,
-		alarms:  newAlarmClock(),
 		cfg: streamConfig{
 			Heartbeat:    cfg.Heartbeat,
 			TokenGrace:   cfg.TokenGrace,
