@@ -147,6 +147,15 @@ func Code(err error) connect.Code {
 	return connect.CodeOf(err)
 }
 
+// IsAuthError reports whether err is one of this package's errors, the
+// ones [Code] and [Reason] know.
+func IsAuthError(err error) bool {
+	return err != nil && Reason(err) != reasonOther
+}
+
+// reasonOther is the [Reason] of an error this package does not know.
+const reasonOther = "other"
+
 // Reason returns a short, stable label for an authentication failure
 // ("expired", "bad_signature", "unknown_key", "wrong_azp", "pending",
 // "missing", "malformed", "no_exp", "no_sid", "keys_unavailable", …),
@@ -161,7 +170,7 @@ func Reason(err error) string {
 			return k.reason
 		}
 	}
-	return "other"
+	return reasonOther
 }
 
 // ConnectError turns err into a [*connect.Error] with the code [Code]

@@ -26,11 +26,7 @@ import (
 // lower-case host names without ports, as [Guard] keeps them. With allowed
 // nil only the loopback passes.
 func Allowed(hostport string, allowed []string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	host := canonHost(hostport)
 	if host == "localhost" {
 		return true
 	}
@@ -45,17 +41,22 @@ func Allowed(hostport string, allowed []string) bool {
 	return false
 }
 
+// canonHost is the one form in which a Host header and the configured
+// hosts are compared: port, brackets and trailing dot removed, lower-case.
+func canonHost(hostport string) string {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	return strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+}
+
 // normalize turns the configured allowed hosts into Allowed's form:
 // lower-case, port and trailing dot removed, blanks dropped.
 func normalize(hosts []string) []string {
 	var out []string
 	for _, h := range hosts {
-		h = strings.TrimSpace(h)
-		if hh, _, err := net.SplitHostPort(h); err == nil {
-			h = hh
-		}
-		h = strings.ToLower(strings.TrimSuffix(strings.Trim(h, "[]"), "."))
-		if h != "" {
+		if h = canonHost(strings.TrimSpace(h)); h != "" {
 			out = append(out, h)
 		}
 	}

@@ -59,7 +59,7 @@ func Error(err error, rules ...Rule) *connect.Error {
 			return connect.NewError(r.Code, err)
 		}
 	}
-	if auth.Reason(err) != "other" {
+	if auth.IsAuthError(err) {
 		return auth.ConnectError(err)
 	}
 	if pe, ok := errors.AsType[*PublishError](err); ok {

@@ -31,9 +31,10 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 		conn := connFrom(r.Context())
 		p, err := g.verify(r.Context(), r.Header)
 		if err != nil {
-			g.refuse(w, r, conn, err)
+			cerr := rpcerr.Error(err)
+			g.refuse(w, r, conn, cerr)
 			if g.refused != nil {
-				g.refused(r.URL.Path, auth.ConnectError(err), time.Since(start))
+				g.refused(r.URL.Path, cerr, time.Since(start))
 			}
 			return
 		}
@@ -92,14 +93,14 @@ const refusedBodyDrain = 500 * time.Millisecond
 // verified call is closed (gracefully, with GOAWAY): one that has, or one
 // from an address exempt from the connection budget (a proxy), carries
 // other callers' streams.
-func (g *gate) refuse(w http.ResponseWriter, r *http.Request, conn *trackedConn, err error) {
+func (g *gate) refuse(w http.ResponseWriter, r *http.Request, conn *trackedConn, err *connect.Error) {
 	if r.ProtoMajor < 2 {
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(refusedBodyDrain))
 		w.Header().Set("Connection", "close")
 	} else if !conn.isAuthenticated() {
 		w.Header().Set("Connection", "close")
 	}
-	_ = g.errors.Write(w, r, rpcerr.Error(err))
+	_ = g.errors.Write(w, r, err)
 }
 
 // The defaults of [Config.RequestBodyTimeout] and

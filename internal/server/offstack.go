@@ -1,11 +1,10 @@
 package server
 
-import "fmt"
-
 // offStack runs f on a goroutine of its own and returns its results; the
 // caller waits, so f may use what the caller owns (its ResponseWriter, say)
 // and never outlives the call. A panic in f is raised again in the caller,
-// where net/http recovers it as it would have.
+// with its value unchanged, where net/http recovers it as it would have
+// (http.ErrAbortHandler included).
 //
 // Why: the goroutine of a Subscribe handler lives as long as its stream and
 // keeps every stack page it ever grew to. Verifying an RS256 token and
@@ -26,9 +25,7 @@ func offStack[T any](f func() (T, error)) (T, error) {
 	go func() {
 		var r result
 		defer func() {
-			if p := recover(); p != nil {
-				r.panic = fmt.Sprintf("%v (in a goroutine started by offStack)", p)
-			}
+			r.panic = recover()
 			done <- r
 		}()
 		r.v, r.err = f()
