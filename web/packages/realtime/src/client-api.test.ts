@@ -1,4 +1,5 @@
 import { Realtimed, waitFor } from "@honeydo/realtime-testing";
+import { createConnectTransport } from "@connectrpc/connect-web";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import type { Event } from "./gen/honeydo/realtime/v1/realtime_pb.js";
 import { ShoppingService } from "./gen/honeydo/shopping/v1/shopping_pb.js";
@@ -43,6 +44,31 @@ describe("the listening API", () => {
   }
 
   const streamsOf = async (user: string): Promise<number> => (await srv.streams()).byUser[user] ?? 0;
+
+  test("a transport option gets the client's interceptors: calls carry the token and this tab's origin", async () => {
+    const home = newHousehold();
+    let origin: string | null = null;
+    const alice = new RealtimeClient({
+      baseUrl: srv.baseUrl,
+      getToken: devTokenProvider({ baseUrl: srv.baseUrl, user: "alice", household: home, ttl: "10m" }),
+      crossTab: false,
+      transport: (interceptors) =>
+        createConnectTransport({
+          baseUrl: srv.baseUrl,
+          interceptors: [
+            ...interceptors,
+            (next) => async (req) => {
+              origin = req.header.get("Realtime-Origin");
+              return next(req);
+            },
+          ],
+        }),
+    });
+    clients.push(alice);
+    const item = await alice.service(ShoppingService).addItem({ name: "Tea" });
+    expect(item.item?.addedByUserId).toBe("alice");
+    expect(origin).toBe(alice.origin);
+  });
 
   test("onStatusChange tells every change until its unsubscribe function is called", async () => {
     const home = newHousehold();

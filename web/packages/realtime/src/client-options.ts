@@ -1,4 +1,4 @@
-import type { Transport } from "@connectrpc/connect";
+import type { Interceptor, Transport } from "@connectrpc/connect";
 import type { TokenProvider } from "./auth.js";
 import type { CrossTabOptions } from "./cross-tab.js";
 import type { BrowserEnvironment } from "./environment.js";
@@ -58,11 +58,13 @@ export interface RealtimeClientOptions {
   /** The stream closes this long after the last listener left. Default 1000 ms. */
   readonly stopDelayMs?: number;
   /**
-   * transport overrides the default connect-web transport (binary format).
-   * Give it `originInterceptor(client.origin)`, or this tab's own changes
+   * transport builds the transport instead of the default connect-web one
+   * (binary format), e.g. for other transport options. It gets the
+   * client's interceptors, which attach the token and this tab's origin;
+   * pass them on, or calls go unauthenticated and this tab's own changes
    * come back to it as events.
    */
-  readonly transport?: Transport;
+  readonly transport?: (interceptors: Interceptor[]) => Transport;
   /** fetch for the default transport; default globalThis.fetch. */
   readonly fetch?: typeof globalThis.fetch;
   /** environment overrides online/visibility detection (tests). */

@@ -109,12 +109,13 @@ export class RealtimeClient {
     this.iterationEnds = new Listeners(this.onError);
     this.hub = new EventHub(this.onError);
     this.cursor = options.resumeCursor ?? "";
+    const interceptors = [authInterceptor(options.getToken), originInterceptor(this.tabId)];
     this.transport = withCallTimeout(
-      options.transport ??
+      options.transport?.(interceptors) ??
         createConnectTransport({
           baseUrl: options.baseUrl,
           useBinaryFormat: true,
-          interceptors: [authInterceptor(options.getToken), originInterceptor(this.tabId)],
+          interceptors,
           ...(options.fetch ? { fetch: options.fetch } : {}),
         }),
       options.callTimeoutMs ?? RECONNECT.callTimeoutMs,
