@@ -152,6 +152,27 @@ describe("connectRealtimeQueries", () => {
     expect(list.fetches).toBe(before + 1);
   });
 
+  test('a case marked "invalidate" starts a first fetch in flight again: its read may predate the change', async () => {
+    const p = people();
+    const alice = clientFor(srv, p.alice, p.home);
+    const bob = clientFor(srv, p.bob, p.home).service(ShoppingService);
+    const qc = newQueryClient();
+    const list = listQuery(alice, p.home);
+    const binding = connectRealtimeQueries(alice, qc, { queryKey: list.options.queryKey, events: { itemAdded: "invalidate" } });
+    cleanups.push(() => binding.close());
+    await waitFor("the stream live", () => alice.getStatus().state === "connected", 15_000);
+    // A query mounted while the stream is live: its first answer is held back.
+    let release = (): void => {};
+    list.hold = new Promise((res) => (release = res));
+    observe(qc, list.options);
+    await waitFor("the first read", () => list.reads === 1, 15_000);
+    await bob.addItem({ name: "Tea" });
+    await waitFor("a fetch after the event", () => list.fetches === 2, 15_000);
+    list.hold = undefined;
+    release();
+    await waitFor("Tea fetched", () => names(qc.getQueryData(list.options.queryKey))?.includes("Tea"), 15_000);
+  });
+
   test("a change that a fetch in flight missed is applied again to the fetch's result", async () => {
     const p = people();
     const alice = clientFor(srv, p.alice, p.home);
@@ -201,6 +222,29 @@ describe("connectRealtimeQueries", () => {
 });
 
 describe("resyncs", () => {
+  test("a fetch in flight at the first stream is fetched again: its read may predate the stream", async () => {
+    const p = people();
+    const alice = clientFor(srv, p.alice, p.home);
+    const bob = clientFor(srv, p.bob, p.home).service(ShoppingService);
+    const qc = newQueryClient();
+    const list = listQuery(alice, p.home);
+    let release = (): void => {};
+    list.hold = new Promise((res) => (release = res));
+    observe(qc, list.options);
+    await waitFor("the first read", () => list.reads === 1, 15_000);
+    // A change after that read and before any stream: no event will carry it.
+    await bob.addItem({ name: "Between" });
+    const binding = connectRealtimeQueries(alice, qc, { queryKey: list.options.queryKey, events: listEvents });
+    cleanups.push(() => binding.close());
+    const reasons: ResyncReason[] = [];
+    cleanups.push(alice.onResync((r) => reasons.push(r)));
+    await waitFor("the initial resync", () => reasons.length === 1, 15_000);
+    list.hold = undefined;
+    release();
+    await waitFor("the list with the change", () => names(qc.getQueryData(list.options.queryKey))?.includes("Between"), 15_000);
+    expect(qc.getQueryState(list.options.queryKey)?.fetchStatus).toBe("idle");
+  });
+
   test("the first stream and a failed resume (restarted server) invalidate the selected queries", { timeout: 60_000 }, async () => {
     const server = await Realtimed.launch();
     cleanups.unshift(() => server.dispose()); // after the clients are gone

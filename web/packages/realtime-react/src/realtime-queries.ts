@@ -74,7 +74,8 @@ type StoredPatch<TData> = (data: TData, payload: never, event: Event) => TData;
  * - a patch made while a query fetches is applied again to the fetch's
  *   result, so a response that was read before the change cannot undo it;
  * - a resync (the first stream, a failed resume: events may be missing)
- *   invalidates the selected queries; `identity-changed` resets them
+ *   invalidates the selected queries, and a fetch in flight then is
+ *   started again, since it may have read before the gap; `identity-changed` resets them
  *   instead, so the data of the previous user or household is never shown
  *   as the new one's.
  *
@@ -96,6 +97,15 @@ export function connectRealtimeQueries<TData>(
       if (query.state.fetchStatus !== "idle") replays.set(query, [...(replays.get(query) ?? []), update]);
       queryClient.setQueryData<TData>(query.queryKey, (data) => (data === undefined ? undefined : update(data)));
     }
+  };
+
+  // A fetch in flight may have read before the change or gap at hand, and
+  // invalidating alone joins it when its query has no data yet. So the
+  // fetches that invalidating refetches (the active queries') are cancelled
+  // first: silently, back to the data they had, patches included.
+  const refetchAnew = (): void => {
+    void queryClient.cancelQueries({ ...filters, type: "active" }, { silent: true });
+    void queryClient.invalidateQueries(filters);
   };
 
   const offCache = cache.subscribe((e) => {
@@ -123,13 +133,17 @@ export function connectRealtimeQueries<TData>(
   const offs = (Object.keys(options.events) as EventCase[]).map((c) =>
     client.on(c, (payload, event) => {
       const how = options.events[c] as StoredPatch<TData> | "invalidate" | undefined;
-      if (how === "invalidate") void queryClient.invalidateQueries(filters);
+      if (how === "invalidate") refetchAnew();
       else if (how !== undefined) patch((data) => how(data, payload as never, event));
     }),
   );
   offs.push(
     client.onResync((reason) => {
-      void (reason === "identity-changed" ? queryClient.resetQueries(filters) : queryClient.invalidateQueries(filters));
+      if (reason === "identity-changed") {
+        void queryClient.resetQueries(filters);
+        return;
+      }
+      refetchAnew();
     }),
   );
 
