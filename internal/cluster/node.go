@@ -12,6 +12,7 @@ import (
 
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/metrics"
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/testkit"
 	"github.com/honeydo/realtime/internal/testkit/poll"
@@ -34,6 +35,12 @@ type NodeConfig struct {
 	// Heartbeat is the streams' idle heartbeat; zero means the server's
 	// default.
 	Heartbeat time.Duration
+	// BenchAPI serves the benchmark control API, as realtimed --bench-api
+	// does, so that `realtimectl bench` (package loadgen) can drive the node.
+	BenchAPI bool
+	// Metrics, when set, receives the node's metrics, its broker's
+	// publishes included, as realtimed's; nil: a private set.
+	Metrics *metrics.Metrics
 }
 
 // Node is a running realtimed: the real server on the JetStream broker,
@@ -97,9 +104,15 @@ func (n *Node) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var served broker.Broker = b
+	if n.cfg.Metrics != nil {
+		served = metrics.InstrumentBroker(b, n.cfg.Metrics)
+	}
 	srv, err := server.New(server.Config{
-		Broker:    b,
+		Broker:    served,
 		Verifier:  verifier,
+		BenchAPI:  n.cfg.BenchAPI,
+		Metrics:   n.cfg.Metrics,
 		Dev:       n.cfg.Key,
 		Logger:    logger,
 		Heartbeat: n.cfg.Heartbeat,

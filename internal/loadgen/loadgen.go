@@ -65,12 +65,16 @@ type config struct {
 	connectTimeout, settle, drain, idle          time.Duration
 	hardLimit                                    time.Duration
 	// Ours.
-	protocol       string
-	h2c            bool
-	streamsPerConn int
-	dataDir        string
-	tokenTTL       time.Duration
-	progress       time.Duration
+	// publishURL is the server that publishes (--publish-addr, default
+	// --addr); publishServerPid is its process when it is not serverPid.
+	publishURL       string
+	publishServerPid int
+	protocol         string
+	h2c              bool
+	streamsPerConn   int
+	dataDir          string
+	tokenTTL         time.Duration
+	progress         time.Duration
 }
 
 // synopsis heads `realtimectl bench --help`.
@@ -85,6 +89,10 @@ server's address, which is --addr as in every realtimectl command (their
 so run.sh can tabulate it beside Socket.io and Centrifuge (see
 docs/PERFORMANCE.md). Progress goes to stderr. Plain http:// only: the
 subscribers speak HTTP/1.1 or h2c by hand.
+
+Across nodes (scripts/bench-cluster.sh): subscribers on --addr, publisher
+on --publish-addr, another realtimed of the same NATS JetStream cluster;
+--publish-server-pid adds that node's CPU and RSS to the RESULT.
 `
 
 // envPrefix names the environment variables of the bench flags: the one
@@ -106,7 +114,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.durationMs, "duration-ms", -1, "publish duration in ms (default per workload)")
 	fs.IntVar(&c.size, "size", 200, "event size in bytes")
 	fs.IntVar(&c.householdSize, "household-size", 4, "users per household (0 = none: the server's default household)")
-	fs.IntVar(&c.serverPid, "server-pid", 0, "server `pid`, for RSS and CPU from /proc")
+	fs.IntVar(&c.serverPid, "server-pid", 0, "server `pid` (of --addr, the subscribers' server), for RSS and CPU from /proc")
+	fs.StringVar(&c.publishURL, "publish-addr", "", "the publishing server's base `URL` (W2-W4: /bench/publish goes there while subscribers stay on --addr, e.g. another node of a cluster; default --addr)")
+	fs.IntVar(&c.publishServerPid, "publish-server-pid", 0, "the --publish-addr server's `pid`, when it is another process than --server-pid: its RSS and CPU are reported beside the subscribers' server's, and their sum per delivery")
 	fs.IntVar(&c.concurrency, "concurrency", 500, "connects in flight")
 	fs.DurationVar(&c.connectTimeout, "connect-timeout", 180*time.Second, "deadline for the whole connect phase")
 	fs.DurationVar(&c.settle, "settle", 3*time.Second, "W1: wait after connecting before reading RSS")
@@ -170,6 +180,12 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 			c.label = "realtimed-h2c"
 		}
 	}
+	if c.publishURL == "" {
+		c.publishURL = c.url
+	}
+	if c.publishServerPid == c.serverPid {
+		c.publishServerPid = 0 // one process: its figures are the server's
+	}
 	if c.concurrency < 1 || c.streamsPerConn < 1 || c.batch < 1 {
 		return nil, errors.New("--concurrency, --streams-per-conn and --batch must be at least 1")
 	}
@@ -180,8 +196,11 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 type run struct {
 	cfg      *config
 	stderr   io.Writer
-	baseURL  string
+	baseURL  string // the subscribers' server
 	hostport string
+	// publishURL is the server /bench/publish goes to: baseURL, or another
+	// node with --publish-addr.
+	publishURL string
 	// http1Head is the HTTP/1.1 request up to the token.
 	http1Head string
 	clients   []*http.Client // h2c: one per connection
@@ -212,15 +231,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.hardLimit)
 	defer cancel()
-	base, err := flagenv.ServerURL(cfg.url)
+	u, err := benchURL("--addr", cfg.url)
 	if err != nil {
 		return err
 	}
-	u, err := url.Parse(base)
-	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return fmt.Errorf("--addr %q: want http://host:port (bench does not speak TLS)", cfg.url)
+	pu, err := benchURL("--publish-addr", cfg.publishURL)
+	if err != nil {
+		return err
 	}
-	r := &run{cfg: cfg, stderr: stderr, baseURL: u.Scheme + "://" + u.Host, hostport: u.Host, hist: new(hist)}
+	r := &run{cfg: cfg, stderr: stderr, baseURL: u.Scheme + "://" + u.Host, hostport: u.Host, hist: new(hist),
+		publishURL: pu.Scheme + "://" + pu.Host}
 	if _, _, err := net.SplitHostPort(r.hostport); err != nil {
 		r.hostport = net.JoinHostPort(r.hostport, "80")
 	}
@@ -243,6 +263,20 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
+// benchURL parses a server address flag: http:// only, the scheme assumed
+// when missing.
+func benchURL(flagName, addr string) (*url.URL, error) {
+	base, err := flagenv.ServerURL(addr)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return nil, fmt.Errorf("%s %q: want http://host:port (bench does not speak TLS)", flagName, addr)
+	}
+	return u, nil
+}
+
 func (r *run) logf(format string, args ...any) {
 	fmt.Fprintf(r.stderr, "bench: "+format+"\n", args...)
 }
@@ -252,7 +286,8 @@ func (r *run) logf(format string, args ...any) {
 func (r *run) execute(ctx context.Context) (*result, error) {
 	cfg := r.cfg
 	out := &result{Peer: cfg.label, Workload: cfg.name, Conns: cfg.conns, Size: cfg.size,
-		Rate: cfg.rate, DurationMs: cfg.durationMs, Protocol: cfg.protocol, H2C: cfg.h2c}
+		Rate: cfg.rate, DurationMs: cfg.durationMs, Protocol: cfg.protocol, H2C: cfg.h2c,
+		Addr: r.baseURL, PublishAddr: r.publishURL, CrossNode: r.publishURL != r.baseURL}
 
 	tokens, err := r.tokens(ctx)
 	if err != nil {
@@ -272,7 +307,7 @@ func (r *run) execute(ctx context.Context) (*result, error) {
 	defer stopProgress()
 
 	if cfg.workload == "w1" {
-		_, _ = r.post(ctx, "/bench/gc", map[string]any{}, 30*time.Second)
+		_, _ = r.post(ctx, r.baseURL, "/bench/gc", map[string]any{}, 30*time.Second)
 		sleep(ctx, 500*time.Millisecond)
 	}
 	rssBefore := rssBytes(cfg.serverPid)
@@ -368,7 +403,7 @@ func (r *run) measureIdle(ctx context.Context, rssBefore float64, connected int6
 	spid := r.cfg.serverPid
 	sleep(ctx, r.cfg.settle)
 	rssAfter := rssBytes(spid)
-	_, _ = r.post(ctx, "/bench/gc", map[string]any{}, 30*time.Second)
+	_, _ = r.post(ctx, r.baseURL, "/bench/gc", map[string]any{}, 30*time.Second)
 	sleep(ctx, time.Second)
 	rssAfterGC := rssBytes(spid)
 	n := math.Max(1, float64(connected))
@@ -386,7 +421,7 @@ func (r *run) measureIdle(ctx context.Context, rssBefore float64, connected int6
 // the deliveries, up to --drain or --idle without progress.
 func (r *run) measureDelivery(ctx context.Context, phase *atomic.Value, connected int64) (*deliveryResult, error) {
 	cfg := r.cfg
-	spid, mypid := cfg.serverPid, os.Getpid()
+	spid, ppid, mypid := cfg.serverPid, cfg.publishServerPid, os.Getpid()
 	sleep(ctx, time.Second)
 	body := map[string]any{"mode": "room", "room": "bench", "rate": cfg.rate, "duration_ms": cfg.durationMs,
 		"size": cfg.size, "batch": cfg.batch}
@@ -398,12 +433,13 @@ func (r *run) measureDelivery(ctx context.Context, phase *atomic.Value, connecte
 	r.events.Store(0)
 	r.frames.Store(0)
 	phase.Store("publish")
-	s0, m0 := cpuSeconds(spid), cpuSeconds(mypid)
+	s0, p0, m0 := cpuSeconds(spid), cpuSeconds(ppid), cpuSeconds(mypid)
 	pubStart := time.Now().UnixMicro()
-	stopRSS := r.watchPeakRSS()
-	pub, err := r.post(ctx, "/bench/publish", body, time.Duration(cfg.durationMs)*time.Millisecond+2*time.Minute)
+	stopRSS, stopPubRSS := r.watchPeakRSS(spid), r.watchPeakRSS(ppid)
+	pub, err := r.post(ctx, r.publishURL, "/bench/publish", body, time.Duration(cfg.durationMs)*time.Millisecond+2*time.Minute)
 	if err != nil {
 		stopRSS()
+		stopPubRSS()
 		return nil, fmt.Errorf("publish: %w", err)
 	}
 	pubEnd := time.Now().UnixMicro()
@@ -422,8 +458,8 @@ func (r *run) measureDelivery(ctx context.Context, phase *atomic.Value, connecte
 			break
 		}
 	}
-	rssPeak := stopRSS()
-	s1, m1 := cpuSeconds(spid), cpuSeconds(mypid)
+	rssPeak, pubRSSPeak := stopRSS(), stopPubRSS()
+	s1, p1, m1 := cpuSeconds(spid), cpuSeconds(ppid), cpuSeconds(mypid)
 	activeS := float64(max(pubEnd, r.lastRecvUs.Load())-pubStart) / 1e6
 	rcv := r.received.Load()
 	d := &deliveryResult{
@@ -451,16 +487,30 @@ func (r *run) measureDelivery(ctx context.Context, phase *atomic.Value, connecte
 		d.ServerUsPerDelivery = measurePtr(1e6 * (s1 - s0) / float64(rcv))
 		d.ClientUsPerDelivery = measurePtr(1e6 * (m1 - m0) / float64(rcv))
 	}
+	if ppid > 0 {
+		// Publisher and subscribers on two processes (two nodes of a
+		// cluster): each one's share, and their sum, which is what one
+		// node alone spends on the same deliveries.
+		p := &publishServerResult{PublishServerCPUPct: measure(100 * (p1 - p0) / activeS), PublishServerRSSPeak: pubRSSPeak}
+		if rcv > 0 {
+			p.PublishServerUsPerDelivery = measurePtr(1e6 * (p1 - p0) / float64(rcv))
+			p.ServersUsPerDelivery = measurePtr(1e6 * (s1 - s0 + p1 - p0) / float64(rcv))
+		}
+		d.publishServerResult = p
+	}
 	r.errMu.Lock()
 	d.DisconnectLastError = r.lastErr
 	r.errMu.Unlock()
 	return d, nil
 }
 
-// watchPeakRSS samples the server's RSS every 200 ms until the returned
-// stop, which returns the peak.
-func (r *run) watchPeakRSS() (stop func() int64) {
+// watchPeakRSS samples pid's RSS every 200 ms until the returned stop,
+// which returns the peak (0 for no pid).
+func (r *run) watchPeakRSS(pid int) (stop func() int64) {
 	var peak atomic.Int64
+	if pid <= 0 {
+		return peak.Load
+	}
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -472,7 +522,7 @@ func (r *run) watchPeakRSS() (stop func() int64) {
 			case <-done:
 				return
 			case <-tk.C:
-				if v := rssBytes(r.cfg.serverPid); !math.IsNaN(v) && int64(v) > peak.Load() {
+				if v := rssBytes(pid); !math.IsNaN(v) && int64(v) > peak.Load() {
 					peak.Store(int64(v))
 				}
 			}
@@ -644,11 +694,12 @@ func (r *run) devToken(ctx context.Context, client *http.Client, user, household
 	return tok.Token, nil
 }
 
-func (r *run) post(ctx context.Context, path string, body any, timeout time.Duration) (map[string]any, error) {
+// post sends body as JSON to base+path (base: baseURL or publishURL).
+func (r *run) post(ctx context.Context, base, path string, body any, timeout time.Duration) (map[string]any, error) {
 	b, _ := json.Marshal(body)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.baseURL+path, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(b))
 	if err != nil {
 		return nil, err
 	}

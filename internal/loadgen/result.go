@@ -18,6 +18,12 @@ type result struct {
 	DurationMs int     `json:"duration_ms"`
 	Protocol   string  `json:"protocol"`
 	H2C        bool    `json:"h2c"`
+	// Addr is the subscribers' server (--addr), PublishAddr the one
+	// /bench/publish went to (--publish-addr); CrossNode says they differ,
+	// i.e. every delivery crossed from one node to the other (over NATS).
+	Addr        string `json:"addr"`
+	PublishAddr string `json:"publish_addr"`
+	CrossNode   bool   `json:"cross_node"`
 	// With --h2c only.
 	StreamsPerConn int `json:"streams_per_conn,omitempty"`
 	H2CConns       int `json:"h2c_conns,omitempty"`
@@ -69,6 +75,21 @@ type deliveryResult struct {
 	ServerUsPerDelivery *measure `json:"server_us_per_delivery,omitempty"`
 	ClientUsPerDelivery *measure `json:"client_us_per_delivery,omitempty"`
 	DisconnectLastError string   `json:"disconnect_last_error,omitempty"`
+
+	// With --publish-server-pid only.
+	*publishServerResult
+}
+
+// publishServerResult is the publishing server's share when it is another
+// process than the subscribers' (--publish-server-pid). The server_* keys
+// are then the subscribers' server alone, and servers_us_per_delivery is
+// both together: the figure to set beside one node's server_us_per_delivery.
+type publishServerResult struct {
+	PublishServerCPUPct  measure `json:"publish_server_cpu_pct"`
+	PublishServerRSSPeak int64   `json:"publish_server_rss_peak"`
+	// Only when any event arrived.
+	PublishServerUsPerDelivery *measure `json:"publish_server_us_per_delivery,omitempty"`
+	ServersUsPerDelivery       *measure `json:"servers_us_per_delivery,omitempty"`
 }
 
 // measure is a figure that may be unknown: NaN or ±Inf (no --server-pid,

@@ -6,11 +6,13 @@ import (
 	"testing"
 )
 
-// TestResultKeys: the typed RESULT has exactly the keys the map it replaced
-// had, run by run, so bench/peers' run.sh and report.js read it as before;
-// unknown figures are null, not NaN (which is not JSON).
+// TestResultKeys: the typed RESULT has exactly these keys, run by run: the
+// ones the map it replaced had, so bench/peers' run.sh and report.js read
+// it as before, plus the addresses and, with --publish-server-pid, the
+// publishing node's figures (scripts/bench-cluster.sh reads them); unknown
+// figures are null, not NaN (which is not JSON).
 func TestResultKeys(t *testing.T) {
-	common := []string{"peer", "workload", "conns", "size", "rate", "duration_ms", "protocol", "h2c",
+	common := []string{"peer", "workload", "conns", "size", "rate", "duration_ms", "protocol", "h2c", "addr", "publish_addr", "cross_node",
 		"connected", "connect_failed", "connect_s", "connect_server_cpu_pct", "connect_client_cpu_pct", "disconnects"}
 	idle := []string{"rss_before", "rss_after", "rss_after_gc", "bytes_per_conn", "bytes_per_conn_gc", "client_rss"}
 	delivery := []string{"published", "publish_errors", "publish_s", "publish_rate", "expected", "received", "lost",
@@ -29,6 +31,14 @@ func TestResultKeys(t *testing.T) {
 			DisconnectLastError: "y"}},
 			[][]string{common, delivery, {"streams_per_conn", "h2c_conns", "connect_first_error", "events_per_frame",
 				"server_us_per_delivery", "client_us_per_delivery", "disconnect_last_error"}}},
+		{"w4 cross-node nothing received", result{CrossNode: true, deliveryResult: &deliveryResult{
+			publishServerResult: &publishServerResult{PublishServerCPUPct: nan}}},
+			[][]string{common, delivery, {"publish_server_cpu_pct", "publish_server_rss_peak"}}},
+		{"w4 cross-node", result{CrossNode: true, deliveryResult: &deliveryResult{
+			ServerUsPerDelivery: measurePtr(1), ClientUsPerDelivery: measurePtr(1),
+			publishServerResult: &publishServerResult{PublishServerUsPerDelivery: measurePtr(1), ServersUsPerDelivery: measurePtr(2)}}},
+			[][]string{common, delivery, {"server_us_per_delivery", "client_us_per_delivery", "publish_server_cpu_pct",
+				"publish_server_rss_peak", "publish_server_us_per_delivery", "servers_us_per_delivery"}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b, err := json.Marshal(c.res)
