@@ -112,6 +112,10 @@ bench: ## Go micro-benchmarks
 bench-peers: build ## run realtimed beside Socket.io and Centrifuge in bench/peers/run.sh (see docs/PERFORMANCE.md)
 	scripts/bench-peers.sh
 
+.PHONY: bench-cluster
+bench-cluster: build ## publisher on node 1, subscribers on node 2 over NATS JetStream, beside one node (see docs/PERFORMANCE.md)
+	scripts/bench-cluster.sh
+
 .PHONY: run-cluster
 run-cluster: build web ## a local NATS server and three realtimed --dev nodes on :8081-8083 (see docs/CLUSTER.md)
 	scripts/run-cluster.sh
