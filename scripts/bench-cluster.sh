@@ -42,7 +42,7 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 # report FILE... prints the table of raw RESULT lines (one JSON object a
 # line, with "mode" and "rep" added): per workload and mode, the median of
-# the reps (lost: their sum).
+# the reps (the lower middle one for an even count; lost: their sum).
 report() {
   jq -rs '
     def med: sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
@@ -136,10 +136,15 @@ stop_all() {
   done
   pids=()
 }
+LOADGEN_PID=
 cleanup() {
   trap - EXIT INT TERM
+  if [[ -n "$LOADGEN_PID" ]]; then # timeout passes the signal on to the generator
+    kill -TERM "$LOADGEN_PID" 2>/dev/null || true
+    wait "$LOADGEN_PID" 2>/dev/null || true
+  fi
   stop_all
-  rm -rf "$DATA"
+  rm -rf "$DATA" "$WORK/nats-store.$$"
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
@@ -221,16 +226,20 @@ for wl in $WORKLOADS; do
           --publish-addr "http://127.0.0.1:$NODE1_PORT" --publish-server-pid "$NODE1_PID")
       fi
       log "[$tag] nodes :$NODE1_PORT (pid $NODE1_PID) and :$NODE2_PORT (pid $NODE2_PID); bench $args"
-      set +e
+      # In the background and waited for, so that Ctrl-C reaches the
+      # trap at once. The RESULT line goes straight to a file; progress
+      # (stderr) to the log and, prefixed, to the terminal.
       # shellcheck disable=SC2086
       (pin "$CLIENT_CPU" timeout -k 10 "$RUN_TIMEOUT" "$BIN/realtimectl" bench --workload "$base" --name "$wl" \
-        --data-dir "$DATA" --progress 2s "${where[@]}" $COMMON_ARGS $args $OURS_ARGS) 2>&1 \
-        | tee "$OUT/logs/$tag.loadgen.log" | grep --line-buffered '^bench:' | sed -u 's/^/    /' >&2
-      rc=${PIPESTATUS[0]}
-      set -e
+        --data-dir "$DATA" --progress 2s "${where[@]}" $COMMON_ARGS $args $OURS_ARGS) \
+        > "$OUT/logs/$tag.result" 2> >(tee "$OUT/logs/$tag.loadgen.log" | sed -u 's/^/    /' >&2) &
+      LOADGEN_PID=$!
+      rc=0
+      wait "$LOADGEN_PID" || rc=$?
+      LOADGEN_PID=
       stop_all
       rm -rf "$WORK/nats-store.$$"
-      line=$(grep -m1 '^RESULT ' "$OUT/logs/$tag.loadgen.log" | sed 's/^RESULT //' || true)
+      line=$(grep -m1 '^RESULT ' "$OUT/logs/$tag.result" | sed 's/^RESULT //' || true)
       if [[ -z "$line" ]]; then
         log "[$tag] no RESULT (rc=$rc); tail of $OUT/logs/$tag.loadgen.log:"; tail -5 "$OUT/logs/$tag.loadgen.log" >&2
         continue
