@@ -489,8 +489,8 @@ func (r *run) measureDelivery(ctx context.Context, phase *atomic.Value, connecte
 	}
 	if ppid > 0 {
 		// Publisher and subscribers on two processes (two nodes of a
-		// cluster): each one's share, and their sum, which is what one
-		// node alone spends on the same deliveries.
+		// cluster): the publishing node's share, and both nodes' sum, to
+		// set beside one node's server_us_per_delivery.
 		p := &publishServerResult{PublishServerCPUPct: measure(100 * (p1 - p0) / activeS), PublishServerRSSPeak: pubRSSPeak}
 		if rcv > 0 {
 			p.PublishServerUsPerDelivery = measurePtr(1e6 * (p1 - p0) / float64(rcv))
