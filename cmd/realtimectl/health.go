@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/honeydo/realtime/internal/clienttls"
 )
 
 const healthSynopsis = `realtimectl health — probe realtimed's /healthz (or /readyz) and exit 0 if it answers 200.
@@ -52,7 +54,7 @@ func runHealth(ctx context.Context, std *stdio, args []string) error {
 	}
 	res, err := hc.Do(req)
 	if err != nil {
-		return explainTLS(err)
+		return clienttls.Explain(err)
 	}
 	defer res.Body.Close()
 	// The probes answer a word or a short reason; read no more than that.

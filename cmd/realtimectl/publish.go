@@ -13,6 +13,7 @@ import (
 	"github.com/honeydo/realtime/client"
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	systemv1 "github.com/honeydo/realtime/gen/honeydo/system/v1"
+	"github.com/honeydo/realtime/internal/clienttls"
 )
 
 const publishSynopsis = `realtimectl publish — publish an event with a service key.
@@ -122,7 +123,7 @@ func runPublish(ctx context.Context, std *stdio, args []string) error {
 	defer cancel()
 	res, err := rt.Publish(ctx, connect.NewRequest(&realtimev1.PublishRequest{Target: target, Event: ev}))
 	if err != nil {
-		return explainTLS(err)
+		return clienttls.Explain(err)
 	}
 	line, err := jsonLine(res.Msg)
 	if err != nil {

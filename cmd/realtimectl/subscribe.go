@@ -15,6 +15,7 @@ import (
 
 	"github.com/honeydo/realtime/client"
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	"github.com/honeydo/realtime/internal/clienttls"
 )
 
 const subscribeSynopsis = `realtimectl subscribe — follow the event stream as JSON lines.
@@ -68,8 +69,8 @@ func runSubscribe(ctx context.Context, std *stdio, args []string) error {
 	defer stopOnCert(nil)
 	r := &subscribeReporter{std: std, cursor: cursor, staticToken: creds.user == ""}
 	opts.OnStatus = func(st client.Status) {
-		if st.State == client.StateReconnecting && isCertificateError(st.Err) {
-			stopOnCert(explainTLS(st.Err))
+		if st.State == client.StateReconnecting && clienttls.IsCertificateError(st.Err) {
+			stopOnCert(clienttls.Explain(st.Err))
 			return
 		}
 		r.status(st)
@@ -108,7 +109,7 @@ func runSubscribe(ctx context.Context, std *stdio, args []string) error {
 	if connect.CodeOf(err) == connect.CodeUnauthenticated && creds.user == "" {
 		return fmt.Errorf("%w\n(a --token is reused on every reconnection: once it expires, get a fresh one, or use --user in dev mode)", err)
 	}
-	return explainTLS(err)
+	return clienttls.Explain(err)
 }
 
 // subscribeReporter tells the person at the terminal what the stream is

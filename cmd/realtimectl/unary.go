@@ -13,6 +13,7 @@ import (
 	"github.com/honeydo/realtime/client"
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
+	"github.com/honeydo/realtime/internal/clienttls"
 )
 
 const pingSynopsis = `realtimectl ping — check that the server answers an authenticated call.
@@ -89,7 +90,7 @@ func runPing(ctx context.Context, std *stdio, args []string) error {
 	began := time.Now()
 	res, err := rt.Ping(ctx, connect.NewRequest(&realtimev1.PingRequest{}))
 	if err != nil {
-		return explainTLS(err)
+		return clienttls.Explain(err)
 	}
 	rtt := time.Since(began)
 	_, err = fmt.Fprintf(std.stdout, "pong from %s: server time %s, round trip %v\n",
@@ -106,7 +107,7 @@ func runWhoAmI(ctx context.Context, std *stdio, args []string) error {
 	defer cancel()
 	res, err := rt.WhoAmI(ctx, connect.NewRequest(&realtimev1.WhoAmIRequest{}))
 	if err != nil {
-		return explainTLS(err)
+		return clienttls.Explain(err)
 	}
 	b, err := protojson.Marshal(res.Msg)
 	if err != nil {

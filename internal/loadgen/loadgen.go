@@ -12,7 +12,10 @@
 // default every subscriber has its own HTTP/1.1 connection, like a browser
 // without HTTP/2 (the request is written and the response read by hand);
 // --h2c multiplexes streams over a few cleartext HTTP/2 connections, and
-// --protocol grpc speaks gRPC, which needs them.
+// --protocol grpc speaks gRPC, which needs HTTP/2. Against an https://
+// --addr every subscriber has a TLS connection of its own that negotiates
+// HTTP/2 by ALPN and carries its one stream: a browser tab talking straight
+// to realtimed.
 //
 // Concurrency: [Main] owns its run; every stream's goroutine adds to the
 // run's counters and histogram with atomics only.
@@ -38,6 +41,7 @@ import (
 	"time"
 
 	"github.com/honeydo/realtime/internal/auth"
+	"github.com/honeydo/realtime/internal/clienttls"
 	flagenv "github.com/honeydo/realtime/internal/config"
 	"github.com/honeydo/realtime/internal/room"
 )
@@ -72,9 +76,14 @@ type config struct {
 	protocol         string
 	h2c              bool
 	streamsPerConn   int
-	dataDir          string
-	tokenTTL         time.Duration
-	progress         time.Duration
+	tls              clienttls.Flags
+	// The server, from --addr: baseURL is scheme://host:port, hostport
+	// has the port even when --addr left it out; https says which.
+	baseURL, hostport string
+	https             bool
+	dataDir           string
+	tokenTTL          time.Duration
+	progress          time.Duration
 }
 
 // synopsis heads `realtimectl bench --help`.
@@ -82,13 +91,19 @@ const synopsis = `realtimectl bench — load generator for realtimed --dev --ben
 
 Usage:
   realtimectl bench --workload w1|w2|w3|w4 --addr http://127.0.0.1:8080 [flags]
+  realtimectl bench --workload w1|w2|w3|w4 --addr https://127.0.0.1:8443 --ca-file cert.pem [flags]
 
 It takes the flags of the peers' generators in bench/peers, but for the
 server's address, which is --addr as in every realtimectl command (their
 --url still works, with a warning), and prints the same RESULT {json} line,
 so run.sh can tabulate it beside Socket.io and Centrifuge (see
-docs/PERFORMANCE.md). Progress goes to stderr. Plain http:// only: the
-subscribers speak HTTP/1.1 or h2c by hand.
+docs/PERFORMANCE.md). Progress goes to stderr.
+
+Over http:// every subscriber has an HTTP/1.1 connection of its own, or
+with --h2c shares a cleartext HTTP/2 connection with --streams-per-conn
+others. Over https:// every subscriber has a TLS connection of its own that
+negotiates HTTP/2 by ALPN, as a browser tab does (RESULT tls_conns counts
+them); --ca-file or --insecure-skip-verify trust a self-signed server.
 
 Across nodes (scripts/bench-cluster.sh): subscribers on --addr, publisher
 on --publish-addr, another realtimed of the same NATS JetStream cluster;
@@ -104,11 +119,11 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("realtimectl bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are returned; --help is printed below
 	fs.StringVar(&c.transport, "transport", "realtimed", "accepted for compatibility with the peers' generator; ignored")
-	fs.StringVar(&c.url, "addr", "http://127.0.0.1:8080", "the server's base `URL`, http:// only (http:// is assumed when no scheme is given)")
+	fs.StringVar(&c.url, "addr", "http://127.0.0.1:8080", "the server's base `URL`, http:// or https:// (http:// is assumed when no scheme is given)")
 	fs.StringVar(&c.proto, "proto", "protobuf", "message encoding: only protobuf (the lean reader scans binary frames)")
 	fs.StringVar(&c.workload, "workload", "w2", "w1 | w2 | w3 | w4")
 	fs.StringVar(&c.name, "name", "", "workload label in the RESULT line (default: --workload)")
-	fs.StringVar(&c.label, "label", "", "peer label in the RESULT line (default: realtimed, realtimed-h2c or realtimed-grpc)")
+	fs.StringVar(&c.label, "label", "", "peer label in the RESULT line (default: realtimed, realtimed-h2c, realtimed-grpc,\nrealtimed-tls or realtimed-tls-grpc)")
 	fs.IntVar(&c.conns, "conns", -1, "subscribers (default per workload: w1 10000, w2 1000, w3 100, w4 5000)")
 	fs.Float64Var(&c.rate, "rate", -1, "publish rate in msgs/s, 0 = as fast as the server accepts (default per workload)")
 	fs.IntVar(&c.durationMs, "duration-ms", -1, "publish duration in ms (default per workload)")
@@ -124,9 +139,10 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.idle, "idle", 3*time.Second, "stop draining after this long without progress")
 	fs.IntVar(&c.batch, "batch", 1, "max-rate publisher: publishes per scheduler yield")
 	fs.DurationVar(&c.hardLimit, "hard-limit", 10*time.Minute, "give up after this long, whatever happens")
-	fs.StringVar(&c.protocol, "protocol", "connect", "connect | grpc (gRPC implies --h2c)")
-	fs.BoolVar(&c.h2c, "h2c", false, "multiplex streams over cleartext HTTP/2 connections (default: one HTTP/1.1 connection per subscriber)")
+	fs.StringVar(&c.protocol, "protocol", "connect", "connect | grpc (gRPC implies --h2c over http://)")
+	fs.BoolVar(&c.h2c, "h2c", false, "http:// only: multiplex streams over cleartext HTTP/2 connections (default: one HTTP/1.1\nconnection per subscriber)")
 	fs.IntVar(&c.streamsPerConn, "streams-per-conn", 100, "with --h2c: streams per HTTP/2 connection (realtimed allows 100 unless --max-concurrent-streams says otherwise)")
+	c.tls.Register(fs)
 	fs.StringVar(&c.dataDir, "data-dir", "", "the server's --data-dir: mint tokens locally with its dev key (default: ask GET /dev/token)")
 	fs.DurationVar(&c.tokenTTL, "ttl", time.Hour, "lifetime of the subscribers' tokens")
 	fs.DurationVar(&c.progress, "progress", time.Second, "progress report interval on stderr (0: none)")
@@ -161,10 +177,22 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 	if c.name == "" {
 		c.name = c.workload
 	}
+	if err := c.parseAddr(); err != nil {
+		return nil, err
+	}
+	given := flagenv.Given(fs) // after ApplyEnv: the environment's count too
+	if c.https {
+		switch {
+		case c.h2c:
+			return nil, errors.New("--h2c is cleartext HTTP/2, for http:// only: over https:// every subscriber negotiates HTTP/2 by ALPN on a TLS connection of its own")
+		case given["streams-per-conn"]:
+			return nil, errors.New("--streams-per-conn is for --h2c only: over https:// every subscriber has a TLS connection of its own, with one stream")
+		}
+	}
 	switch c.protocol {
 	case "connect":
 	case "grpc":
-		c.h2c = true // gRPC needs HTTP/2
+		c.h2c = !c.https // gRPC needs HTTP/2: h2c over http://, ALPN over https://
 	default:
 		return nil, fmt.Errorf("--protocol must be connect or grpc, not %q", c.protocol)
 	}
@@ -174,14 +202,15 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 	if c.label == "" {
 		c.label = "realtimed"
 		switch {
+		case c.https && c.protocol == "grpc":
+			c.label = "realtimed-tls-grpc"
+		case c.https:
+			c.label = "realtimed-tls"
 		case c.protocol == "grpc":
 			c.label = "realtimed-grpc"
 		case c.h2c:
 			c.label = "realtimed-h2c"
 		}
-	}
-	if c.publishURL == "" {
-		c.publishURL = c.url
 	}
 	if c.publishServerPid == c.serverPid {
 		c.publishServerPid = 0 // one process: its figures are the server's
@@ -190,6 +219,39 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 		return nil, errors.New("--concurrency, --streams-per-conn and --batch must be at least 1")
 	}
 	return c, nil
+}
+
+// parseAddr fills in baseURL, hostport and https from --addr, and
+// publishURL from --publish-addr (default: --addr), and checks the TLS
+// flags against them.
+func (c *config) parseAddr() error {
+	u, err := serverURL("--addr", c.url)
+	if err != nil {
+		return err
+	}
+	c.https = u.Scheme == "https"
+	c.baseURL = u.Scheme + "://" + u.Host
+	c.hostport = u.Host
+	if u.Port() == "" {
+		port := "80"
+		if c.https {
+			port = "443"
+		}
+		c.hostport = net.JoinHostPort(u.Hostname(), port)
+	}
+	if c.publishURL == "" {
+		c.publishURL = c.baseURL
+	} else {
+		pu, err := serverURL("--publish-addr", c.publishURL)
+		if err != nil {
+			return err
+		}
+		if pu.Scheme != u.Scheme {
+			return fmt.Errorf("--publish-addr %s and --addr %s: use one scheme for both (the TLS flags apply to both)", c.publishURL, c.url)
+		}
+		c.publishURL = pu.Scheme + "://" + pu.Host
+	}
+	return c.tls.Check(c.baseURL)
 }
 
 // run is one execution of a workload.
@@ -204,6 +266,15 @@ type run struct {
 	// http1Head is the HTTP/1.1 request up to the token.
 	http1Head string
 	clients   []*http.Client // h2c: one per connection
+	// control makes the calls that are not subscribers' streams: tokens
+	// and the bench API. Over TLS it pools its connections apart from the
+	// subscribers'.
+	control *http.Client
+	// tlsTransport opens the subscribers' TLS connections, one per
+	// NewClientConn; it never pools them. tlsConns counts the handshakes
+	// that negotiated HTTP/2.
+	tlsTransport *http.Transport
+	tlsConns     atomic.Int64
 
 	hist        *hist
 	received    atomic.Int64 // probe events
@@ -231,20 +302,15 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.hardLimit)
 	defer cancel()
-	u, err := benchURL("--addr", cfg.url)
-	if err != nil {
-		return err
+	r := &run{cfg: cfg, stderr: stderr, baseURL: cfg.baseURL, hostport: cfg.hostport, hist: new(hist),
+		publishURL: cfg.publishURL, control: http.DefaultClient}
+	if cfg.https {
+		if err := r.setupTLS(); err != nil {
+			return err
+		}
+		defer r.control.CloseIdleConnections()
 	}
-	pu, err := benchURL("--publish-addr", cfg.publishURL)
-	if err != nil {
-		return err
-	}
-	r := &run{cfg: cfg, stderr: stderr, baseURL: u.Scheme + "://" + u.Host, hostport: u.Host, hist: new(hist),
-		publishURL: pu.Scheme + "://" + pu.Host}
-	if _, _, err := net.SplitHostPort(r.hostport); err != nil {
-		r.hostport = net.JoinHostPort(r.hostport, "80")
-	}
-	r.http1Head = "POST " + subscribePath + " HTTP/1.1\r\nHost: " + u.Host +
+	r.http1Head = "POST " + subscribePath + " HTTP/1.1\r\nHost: " + cfg.hostport +
 		"\r\nUser-Agent: " + userAgent +
 		"\r\nContent-Type: application/connect+proto\r\nConnect-Protocol-Version: 1\r\nContent-Length: " +
 		strconv.Itoa(len(emptyRequest)) + "\r\nAuthorization: Bearer "
@@ -253,7 +319,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("hard time limit (%s) hit: %w", cfg.hardLimit, err)
 		}
-		return err
+		return clienttls.Explain(err)
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
@@ -263,16 +329,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-// benchURL parses a server address flag: http:// only, the scheme assumed
-// when missing.
-func benchURL(flagName, addr string) (*url.URL, error) {
+// serverURL parses a server address flag: http:// or https://, the scheme
+// assumed http:// when absent, no path.
+func serverURL(flagName, addr string) (*url.URL, error) {
 	base, err := flagenv.ServerURL(addr)
 	if err != nil {
 		return nil, err
 	}
 	u, err := url.Parse(base)
-	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return nil, fmt.Errorf("%s %q: want http://host:port (bench does not speak TLS)", flagName, addr)
+	if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return nil, fmt.Errorf("%s %q: want http://host:port or https://host:port", flagName, addr)
 	}
 	return u, nil
 }
@@ -365,10 +431,14 @@ func (r *run) connect(ctx context.Context, tokens []string, out *result, loops *
 				}
 				var s *stream
 				var err error
-				if cfg.h2c {
-					// The stream outlives the connect phase: it takes the run's context.
-					s, err = r.openH2(ctx, r.clients[i/cfg.streamsPerConn], tokens[i], 20*time.Second)
-				} else {
+				// An HTTP/2 stream outlives the connect phase: it takes the
+				// run's context.
+				switch {
+				case cfg.h2c:
+					s, err = r.openH2(ctx, r.clients[i/cfg.streamsPerConn].Transport, tokens[i], 20*time.Second, nil)
+				case cfg.https:
+					s, err = r.openTLS(ctx, tokens[i], 20*time.Second)
+				default:
 					s, err = r.openHTTP1(connectCtx, tokens[i], 20*time.Second)
 				}
 				if err != nil {
@@ -392,6 +462,9 @@ func (r *run) connect(ctx context.Context, tokens []string, out *result, loops *
 		out.ConnectFirstError = e.(string)
 	}
 	out.ConnectS = connectS
+	if cfg.https {
+		out.TLSConns = new(r.tlsConns.Load())
+	}
 	out.ConnectServerCPUPct = measure(100 * (cpuSeconds(cfg.serverPid) - cs0) / connectS)
 	out.ConnectClientCPUPct = measure(100 * (cpuSeconds(os.Getpid()) - cm0) / connectS)
 	return streams
@@ -631,7 +704,7 @@ func (r *run) tokens(ctx context.Context) ([]string, error) {
 	if key != nil {
 		workers = 2
 	}
-	client := &http.Client{Timeout: 30 * time.Second}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: r.control.Transport}
 	for range min(workers, cfg.conns) {
 		wg.Go(func() {
 			for ctx.Err() == nil && firstErr.Load() == nil {
@@ -704,7 +777,7 @@ func (r *run) post(ctx context.Context, base, path string, body any, timeout tim
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
+	res, err := r.control.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -158,6 +160,107 @@ func TestMain_AddrSpellings(t *testing.T) {
 			}
 			if tc.warning == "" && strings.Contains(stderr.String(), "deprecated") {
 				t.Fatalf("stderr warns:\n%s", stderr.String())
+			}
+		})
+	}
+}
+
+// TestMain_TLS: against an https:// server every subscriber has a TLS
+// connection of its own that negotiated HTTP/2 by ALPN (tls_conns ==
+// connected == conns), and W1 and W4 lose nothing, as over HTTP/1.1.
+func TestMain_TLS(t *testing.T) {
+	srv := testkit.StartTLSServer(t, benchAPI)
+	pid := strconv.Itoa(os.Getpid()) // the server runs in this process
+	common := []string{"--addr", srv.URL, "--server-pid", pid, "--progress", "0", "--idle", "1s"}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		label string
+		conns float64
+		want  int64 // expected deliveries; -1 for W1
+	}{
+		{"w1", []string{"--ca-file", srv.CAFile, "--data-dir", srv.DataDir, "--workload", "w1", "--conns", "40", "--settle", "10ms"}, "realtimed-tls", 40, -1},
+		{"w4", []string{"--ca-file", srv.CAFile, "--data-dir", srv.DataDir, "--workload", "w4", "--conns", "40", "--rate", "400", "--duration-ms", "250"}, "realtimed-tls", 40, 100},
+		{"w2-grpc", []string{"--ca-file", srv.CAFile, "--data-dir", srv.DataDir, "--workload", "w2", "--conns", "12", "--rate", "400", "--duration-ms", "250", "--protocol", "grpc"}, "realtimed-tls-grpc", 12, 12 * 100},
+		// Tokens from /dev/token over TLS, and no certificate check.
+		{"w4-dev-token-insecure", []string{"--insecure-skip-verify", "--workload", "w4", "--conns", "8", "--rate", "400", "--duration-ms", "250"}, "realtimed-tls", 8, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := runBench(t, append(common, tc.args...)...)
+			if res["peer"] != tc.label || res["h2c"] != false {
+				t.Errorf("peer %v, h2c %v; want %s, false", res["peer"], res["h2c"], tc.label)
+			}
+			if res["connected"] != tc.conns || res["connect_failed"] != 0.0 {
+				t.Fatalf("connected %v of %v, failed %v (%v)", res["connected"], tc.conns, res["connect_failed"], res["connect_first_error"])
+			}
+			if res["tls_conns"] != tc.conns {
+				t.Fatalf("tls_conns %v, want %v: one TLS connection per subscriber", res["tls_conns"], tc.conns)
+			}
+			if res["disconnects"] != 0.0 {
+				t.Fatalf("disconnects %v: %v", res["disconnects"], res["disconnect_last_error"])
+			}
+			if tc.want < 0 {
+				if res["bytes_per_conn"] == nil {
+					t.Fatalf("W1 without bytes_per_conn: %v", res)
+				}
+				return
+			}
+			if res["received"] != float64(tc.want) || res["lost"] != 0.0 || res["expected"] != float64(tc.want) {
+				t.Fatalf("expected %v, received %v, lost %v; want %d each", res["expected"], res["received"], res["lost"], tc.want)
+			}
+		})
+	}
+
+	// The server sees them as separate connections too: with a budget of
+	// 10 connections per address, loopback included, 20 subscribers do not
+	// all get in.
+	limited := testkit.StartTLSServer(t, benchAPI, func(c *server.Config) {
+		c.ConnLimits = server.ConnLimits{PerAddr: 10, Exempt: []netip.Prefix{}}
+	})
+	res := runBench(t, "--addr", limited.URL, "--ca-file", limited.CAFile, "--data-dir", limited.DataDir,
+		"--workload", "w1", "--conns", "20", "--settle", "0s", "--progress", "0")
+	if c, f := res["connected"].(float64), res["connect_failed"].(float64); c > 10 || f < 10 || res["tls_conns"] != c {
+		t.Fatalf("under a budget of 10: connected %v, failed %v, tls_conns %v (%v)", c, f, res["tls_conns"], res["connect_first_error"])
+	}
+}
+
+// TestMain_TLSFlags: combinations that make no sense over TLS, or without
+// it, are refused with a message that says why, before any traffic; a
+// server whose certificate is not trusted is refused with what to do.
+func TestMain_TLSFlags(t *testing.T) {
+	srv := testkit.StartTLSServer(t, benchAPI)
+	noCA := filepath.Join(t.TempDir(), "none.pem")
+	for _, tc := range []struct {
+		name string
+		env  string // REALTIMECTL_STREAMS_PER_CONN
+		args []string
+		want string
+	}{
+		{"h2c over https", "", []string{"--addr", "https://127.0.0.1:1", "--h2c"}, "--h2c is cleartext HTTP/2, for http:// only"},
+		{"grpc h2c over https", "", []string{"--addr", "https://127.0.0.1:1", "--protocol", "grpc", "--h2c"}, "--h2c is cleartext HTTP/2"},
+		{"streams-per-conn over https", "", []string{"--addr", "https://127.0.0.1:1", "--streams-per-conn", "10"}, "--streams-per-conn is for --h2c only"},
+		{"streams-per-conn from env over https", "10", []string{"--addr", "https://127.0.0.1:1"}, "--streams-per-conn is for --h2c only"},
+		{"ca-file over http", "", []string{"--addr", "http://127.0.0.1:1", "--ca-file", srv.CAFile}, "need an https:// --addr"},
+		{"insecure over http", "", []string{"--addr", "127.0.0.1:1", "--insecure-skip-verify"}, "need an https:// --addr"},
+		{"ca-file and insecure", "", []string{"--addr", "https://127.0.0.1:1", "--ca-file", srv.CAFile, "--insecure-skip-verify"}, "exclude each other"},
+		{"no such ca-file", "", []string{"--addr", "https://127.0.0.1:1", "--ca-file", noCA}, "--ca-file: open " + noCA},
+		{"publish-addr in another scheme", "", []string{"--addr", "https://127.0.0.1:1", "--publish-addr", "http://127.0.0.1:2"}, "use one scheme for both"},
+		{"path in addr", "", []string{"--addr", "https://127.0.0.1:1/x"}, "want http://host:port or https://host:port"},
+		{"untrusted certificate", "", []string{"--addr", srv.URL, "--workload", "w4", "--conns", "1"}, "pass its CA certificate with --ca-file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv("REALTIMECTL_STREAMS_PER_CONN", tc.env)
+			}
+			var stdout, stderr bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			err := loadgen.Main(ctx, append(tc.args, "--progress", "0"), &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v; want one containing %q", err, tc.want)
+			}
+			if stdout.Len() != 0 {
+				t.Fatalf("stdout: %s", stdout.String())
 			}
 		})
 	}

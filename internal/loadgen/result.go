@@ -27,6 +27,9 @@ type result struct {
 	// With --h2c only.
 	StreamsPerConn int `json:"streams_per_conn,omitempty"`
 	H2CConns       int `json:"h2c_conns,omitempty"`
+	// Over https:// only: the TLS connections the subscribers opened, each
+	// with HTTP/2 negotiated by ALPN; one per connected subscriber.
+	TLSConns *int64 `json:"tls_conns,omitempty"`
 
 	Connected           int64   `json:"connected"`
 	ConnectFailed       int64   `json:"connect_failed"`

@@ -39,6 +39,7 @@ func TestResultKeys(t *testing.T) {
 			publishServerResult: &publishServerResult{PublishServerUsPerDelivery: measurePtr(1), ServersUsPerDelivery: measurePtr(2)}}},
 			[][]string{common, delivery, {"server_us_per_delivery", "client_us_per_delivery", "publish_server_cpu_pct",
 				"publish_server_rss_peak", "publish_server_us_per_delivery", "servers_us_per_delivery"}}},
+		{"w1 tls none connected", result{TLSConns: new(int64(0)), idleResult: &idleResult{}}, [][]string{common, idle, {"tls_conns"}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b, err := json.Marshal(c.res)

@@ -233,9 +233,11 @@ func (r *run) openHTTP1(ctx context.Context, token string, timeout time.Duration
 	return s, nil
 }
 
-// openH2 opens a stream on one of the run's h2c clients, multiplexed with
-// the other streams of that client's connection.
-func (r *run) openH2(ctx context.Context, client *http.Client, token string, timeout time.Duration) (*stream, error) {
+// openH2 opens a stream over HTTP/2 through rt: one of the run's h2c
+// transports, where it shares a connection with other streams, or a TLS
+// connection of its own (openTLS). release, if not nil, runs when the
+// stream closes.
+func (r *run) openH2(ctx context.Context, rt http.RoundTripper, token string, timeout time.Duration, release func()) (*stream, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.baseURL+subscribePath, bytes.NewReader(emptyRequest))
 	if err != nil {
@@ -253,7 +255,7 @@ func (r *run) openH2(ctx context.Context, client *http.Client, token string, tim
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("User-Agent", userAgent)
 	timer := time.AfterFunc(timeout, cancel)
-	resp, err := client.Do(req)
+	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		timer.Stop()
 		cancel()
@@ -265,7 +267,19 @@ func (r *run) openH2(ctx context.Context, client *http.Client, token string, tim
 		resp.Body.Close()
 		return nil, err
 	}
-	s := &stream{r: r, body: resp.Body, grpc: r.cfg.protocol == "grpc", close: func() { cancel(); resp.Body.Close() }, t: tally{h: r.hist}}
+	if resp.ProtoMajor != 2 {
+		timer.Stop()
+		cancel()
+		resp.Body.Close()
+		return nil, fmt.Errorf("subscribe: the server answered with %s, not HTTP/2", resp.Proto)
+	}
+	s := &stream{r: r, body: resp.Body, grpc: r.cfg.protocol == "grpc", t: tally{h: r.hist}, close: func() {
+		cancel()
+		resp.Body.Close()
+		if release != nil {
+			release()
+		}
+	}}
 	err = s.awaitWelcome()
 	if !timer.Stop() && err == nil {
 		err = errors.New("connect timeout")

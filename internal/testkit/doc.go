@@ -1,7 +1,8 @@
 // Package testkit holds the helpers that the test suites of several
 // packages share: a real realtimed server on a loopback port
-// ([StartServer]), dev tokens ([Server.Token]), HTTP/1.1 and h2c clients
-// ([HTTPClient]) and a logger that writes to the test ([Logger]).
+// ([StartServer]; over HTTPS, [StartTLSServer]), dev tokens
+// ([Server.Token]), HTTP/1.1 and h2c clients ([HTTPClient]) and a logger
+// that writes to the test ([Logger]).
 //
 // It is for tests only. Everything takes a [testing.TB], fails the test on
 // error and registers its own cleanup on it; production code must not

@@ -12,6 +12,7 @@ import (
 
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/devcert"
 	"github.com/honeydo/realtime/internal/module"
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/shopping"
@@ -22,10 +23,14 @@ import (
 // realtimed --dev is: a dev key in DataDir, an in-memory broker, and the
 // shopping module on a SQLite store in DataDir.
 type Server struct {
-	// URL is the base URL, "http://" + Addr.
+	// URL is the base URL, "http://" + Addr, or "https://" + Addr from
+	// [StartTLSServer].
 	URL string
 	// Addr is the host:port the server listens on; Restart keeps it.
 	Addr string
+	// CAFile, from [StartTLSServer] only, is the PEM file a client trusts
+	// the server's certificate with (realtimectl --ca-file).
+	CAFile string
 	// DataDir is the temporary directory holding the dev key (key files as
 	// realtimed and realtimectl expect them) and the shopping store.
 	DataDir string
@@ -46,7 +51,8 @@ type Server struct {
 	verifier *auth.Verifier
 	store    *shopping.Store
 	logger   *slog.Logger
-	done     chan error // Serve's result; nil when stopped
+	tls      devcert.Files // the certificate to serve HTTPS with, if any
+	done     chan error    // Serve's result; nil when stopped
 }
 
 // Option adjusts the server's Config after StartServer has filled it in
@@ -59,6 +65,25 @@ type Option func(*server.Config)
 // StartServer starts a server on a random loopback port. It is stopped, and
 // its broker and store closed, when the test ends.
 func StartServer(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	return startServer(t, devcert.Files{}, opts)
+}
+
+// StartTLSServer is [StartServer] serving HTTPS, as realtimed --tls-cert
+// does: HTTP/2 by ALPN, HTTP/1.1 otherwise. Its certificate, made for
+// 127.0.0.1 by package devcert, is in [Server.CAFile].
+func StartTLSServer(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	cert, err := devcert.Write(t.TempDir(), []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, cert, opts)
+	s.CAFile = cert.Cert
+	return s
+}
+
+func startServer(t testing.TB, cert devcert.Files, opts []Option) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	key, err := auth.LoadOrCreateDevKey(dir)
@@ -74,7 +99,7 @@ func StartServer(t testing.TB, opts ...Option) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	s := &Server{Addr: "127.0.0.1:0", DataDir: dir, Key: key, t: t, opts: opts, verifier: verifier, store: store, logger: Logger(t)}
+	s := &Server{Addr: "127.0.0.1:0", DataDir: dir, Key: key, t: t, opts: opts, verifier: verifier, store: store, logger: Logger(t), tls: cert}
 	s.start(broker.NewMemory(broker.MemoryConfig{}))
 	t.Cleanup(func() {
 		s.Stop()
@@ -114,10 +139,13 @@ func (s *Server) start(b *broker.Memory) {
 		return err
 	})
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln, "", "") }()
+	go func() { done <- srv.Serve(ln, s.tls.Cert, s.tls.Key) }()
 	if s.URL == "" {
 		s.Addr = ln.Addr().String()
 		s.URL = "http://" + s.Addr
+		if s.tls.Cert != "" {
+			s.URL = "https://" + s.Addr
+		}
 	}
 	if b != s.Broker {
 		s.Broker, s.Emitter = b, emitter
