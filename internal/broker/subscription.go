@@ -88,6 +88,18 @@ func (s *Subscription) Len() int {
 	return len(s.queue)
 }
 
+// Head returns how many messages are queued and the first of them (nil
+// when none is), without taking it. The owner compares its publish time with
+// the previous message's to tell a burst from a lone message.
+func (s *Subscription) Head() (n int, first *Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 {
+		return 0, nil
+	}
+	return len(s.queue), s.queue[0]
+}
+
 // Next returns every queued message, in delivery order. Pass the previous
 // result back in, whole (not truncated), to reuse its memory: it becomes the
 // next queue, and the subscription keeps no other reference to it.

@@ -370,3 +370,55 @@ func TestMaxConcurrentStreamsIsAdvertised(t *testing.T) {
 		<-c.closed
 	}
 }
+
+// TestIdleStreamsOutliveTheWriteTimeout: the write timeout bounds one
+// frame's write, not the quiet between frames. With heartbeats further apart
+// than the timeout, every protocol's stream sits idle past it and goes on
+// (an HTTP/2 stream whose write deadline passes is reset even while idle),
+// then delivers an event and ends with the token's expiry code, which
+// connect writes after the stream's last frame.
+func TestIdleStreamsOutliveTheWriteTimeout(t *testing.T) {
+	const writeTimeout = 50 * time.Millisecond
+	srv := newTestServer(t, func(c *server.Config) {
+		c.StreamWriteTimeout = writeTimeout
+		c.Heartbeat = 300 * time.Millisecond
+		c.TokenGrace = time.Millisecond
+	})
+	for i, kind := range clientKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			t.Parallel()
+			user := fmt.Sprintf("idle-%d", i)
+			c := srv.realtimeClient(t, kind, srv.Token(t, user, "home", 6*time.Second))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			rs, err := c.Subscribe(ctx, connect.NewRequest(&realtimev1.SubscribeRequest{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rs.Close()
+			for beats := 0; beats < 3; {
+				if !rs.Receive() {
+					t.Fatalf("stream ended after %d heartbeats: %v", beats, rs.Err())
+				}
+				if rs.Msg().GetHeartbeat() != nil {
+					beats++
+				}
+			}
+			srv.Emitter.ToUser(ctx, user, notification("after the quiet"))
+			for {
+				if !rs.Receive() {
+					t.Fatalf("stream ended before the event: %v", rs.Err())
+				}
+				if evs := rs.Msg().GetEvents().GetEvents(); len(evs) > 0 {
+					if got := evs[0].GetNotification().GetMessage(); len(evs) != 1 || got != "after the quiet" {
+						t.Fatalf("%d events, the first %q", len(evs), got)
+					}
+					break
+				}
+			}
+			for rs.Receive() {
+			}
+			wantCode(t, rs.Err(), connect.CodeUnauthenticated)
+		})
+	}
+}

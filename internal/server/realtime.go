@@ -37,6 +37,14 @@ type streamConfig struct {
 	WriteTimeout time.Duration
 }
 
+// writeAllowance is the least time a frame's write gets before its
+// deadline ([liveStream.send]): the write timeout, and never less than a
+// heartbeat interval and a quarter of the timeout, because an HTTP/2
+// stream whose deadline passes is reset even while it is idle.
+func (c *streamConfig) writeAllowance() time.Duration {
+	return max(c.WriteTimeout, c.Heartbeat+c.WriteTimeout/4)
+}
+
 // realtimeService implements RealtimeService.
 type realtimeService struct {
 	broker  broker.Broker
@@ -92,6 +100,14 @@ type liveStream struct {
 	expiry    *time.Timer // nil without an expiry
 	enc       *frameEncoder
 	batch     []*broker.Message
+	// lastBatch and lastEvent (the size of the last batch written and the
+	// publish time of its last event) tell [coalesce] a burst from a lone
+	// event.
+	lastBatch int
+	lastEvent time.Time
+	// deadline is the write deadline set on the connection; [send] renews
+	// it only when a quarter of the timeout has passed.
+	deadline time.Time
 	// rc sets write deadlines on the stream's connection: nil when the
 	// handler runs without the gate (it always does in the server).
 	rc *http.ResponseController
@@ -191,6 +207,9 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 
 // finish releases what open took and records how the stream ended.
 func (ls *liveStream) finish() {
+	if ls.rc != nil && ls.s.cfg.WriteTimeout > 0 {
+		ls.renewDeadline(time.Now())
+	}
 	if ls.heartbeat != nil {
 		ls.heartbeat.Stop()
 	}
@@ -218,7 +237,7 @@ func (ls *liveStream) pump(ctx context.Context) error {
 	for {
 		select {
 		case <-ls.sub.Ready():
-			ls.coalesce()
+			coalesce(ls.sub, ls.inBurst(), runtime.Gosched)
 			if done, err := ls.deliver(); done {
 				return err
 			}
@@ -239,22 +258,49 @@ func (ls *liveStream) pump(ctx context.Context) error {
 // maxCoalesceYields bounds how often a woken stream yields before writing.
 const maxCoalesceYields = 16
 
-// coalesce lets events that are on their way join this frame. A write costs
-// far more than the bytes in it (loopback write(2) is ~5-8 us here, the
-// bytes ~0.3 ns each), so under load one write of many events is much cheaper
-// than many writes of one. Before draining, the stream yields the processor
-// for as long as its queue keeps growing: when the server is idle nothing
-// else is runnable and the yield returns at once (about 0.2 us); when it is
-// busy, publishers and the other streams run first and this stream's batch
-// grows. Events wait at most one round of the run queue per yield.
-func (ls *liveStream) coalesce() {
-	n := ls.sub.Len()
+// burstGap is how close together events must be published for a stream to
+// treat them as a burst that more events will join: a few writes' time.
+// Under saturation events are microseconds apart; at light load (a few
+// events a second to each stream) they are milliseconds to seconds apart.
+const burstGap = 250 * time.Microsecond
+
+// inBurst says whether events are arriving faster than the stream writes
+// them: more than one is queued, it wrote more than one last time, or the
+// first queued event was published less than [burstGap] after the last one
+// written (the gap between the events themselves, which a slow write or a
+// busy CPU does not stretch).
+func (ls *liveStream) inBurst() bool {
+	n, first := ls.sub.Head()
+	return inBurst(n, first, ls.lastBatch, ls.lastEvent)
+}
+
+func inBurst(queued int, first *broker.Message, lastBatch int, lastEvent time.Time) bool {
+	if queued > 1 || lastBatch > 1 {
+		return true
+	}
+	return first != nil && first.Time.Sub(lastEvent) < burstGap
+}
+
+// coalesce lets events that are on their way join this frame when the
+// stream is in a burst. A write costs far more than the bytes in it
+// (loopback write(2) is ~5-8 us here, the bytes ~0.3 ns each), so under
+// load one write of many events is much cheaper than many writes of one:
+// the stream yields the processor for as long as its queue keeps growing,
+// so that publishers and the other streams run first and this stream's
+// batch grows. Events wait at most one round of the run queue per yield. A
+// lone event is written at once: a yield would only make it wait behind
+// every other runnable goroutine.
+func coalesce(sub *broker.Subscription, burst bool, yield func()) {
+	if !burst {
+		return
+	}
+	n := sub.Len()
 	for range maxCoalesceYields {
 		if n >= maxEventsPerFrame {
 			return
 		}
-		runtime.Gosched()
-		m := ls.sub.Len()
+		yield()
+		m := sub.Len()
 		if m == n {
 			return
 		}
@@ -268,6 +314,9 @@ func (ls *liveStream) coalesce() {
 func (ls *liveStream) deliver() (done bool, err error) {
 	m := ls.s.metrics
 	ls.batch = ls.sub.Next(ls.batch)
+	if n := len(ls.batch); n > 0 {
+		ls.lastBatch, ls.lastEvent = n, ls.batch[n-1].Time
+	}
 	for pending := ls.batch; len(pending) > 0; {
 		n := min(len(pending), maxEventsPerFrame)
 		if err := ls.send(ls.enc.encode(pending[:n])); err != nil {
@@ -316,20 +365,31 @@ func (ls *liveStream) sendHeartbeat() error {
 // send writes one frame. A write that the peer does not accept within the
 // write timeout fails: otherwise a client that stops reading (or vanishes
 // without a FIN) would pin this goroutine and its connection until TCP gives
-// up, long after its subscription was cut as a slow consumer. The deadline
-// is cleared after the write so that connect's final trailers are not caught
-// by a deadline that passed while the stream sat idle.
+// up, long after its subscription was cut as a slow consumer.
+//
+// Setting a deadline around every write cost a tenth of a light-load frame's
+// CPU over HTTP/1.1 (two runtime timer updates), and over HTTP/2 two
+// messages to the connection's serve goroutine. So the deadline is renewed
+// only when less than [streamConfig.writeAllowance] is left, by a quarter
+// of the timeout more than that: a frame gets at least the allowance and at
+// most a quarter of the timeout beyond it. As a stream writes at least once
+// a heartbeat interval, the deadline never passes while it sits idle.
+// [liveStream.finish] renews it for connect's final frame.
 //
 // frame is a *realtimev1.SubscribeResponse or what [frameEncoder.encode]
 // returns, which the stream's codec writes; hence the untyped connection.
 func (ls *liveStream) send(frame any) error {
-	if ls.rc == nil || ls.s.cfg.WriteTimeout <= 0 {
-		return ls.stream.Conn().Send(frame)
+	if ls.rc != nil && ls.s.cfg.WriteTimeout > 0 {
+		if now := time.Now(); ls.deadline.Sub(now) < ls.s.cfg.writeAllowance() {
+			ls.renewDeadline(now)
+		}
 	}
-	_ = ls.rc.SetWriteDeadline(time.Now().Add(ls.s.cfg.WriteTimeout))
-	err := ls.stream.Conn().Send(frame)
-	_ = ls.rc.SetWriteDeadline(time.Time{})
-	return err
+	return ls.stream.Conn().Send(frame)
+}
+
+func (ls *liveStream) renewDeadline(now time.Time) {
+	ls.deadline = now.Add(ls.s.cfg.writeAllowance() + ls.s.cfg.WriteTimeout/4)
+	_ = ls.rc.SetWriteDeadline(ls.deadline)
 }
 
 type responseControllerKey struct{}

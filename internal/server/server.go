@@ -64,7 +64,8 @@ type Config struct {
 	// ends the stream with ResourceExhausted. Zero means 1024.
 	QueueSize int
 	// StreamWriteTimeout is how long one frame's write may wait for the
-	// client to accept it before the stream is dropped. Zero means 30s.
+	// client to accept it before the stream is dropped: at least this long
+	// (and a heartbeat interval), at most a quarter longer. Zero means 30s.
 	StreamWriteTimeout time.Duration
 	// MaxStreamsPerUser limits concurrent Subscribe streams per user. Zero
 	// means 16; negative means unlimited.
