@@ -21,11 +21,13 @@
 #   cross   --addr node2 --publish-addr node1   (publisher node 1, subscribers node 2)
 #
 # Both nodes run in both modes, so the only difference is where the
-# subscribers are. Server CPU per delivery is node 1's in "single" and node 1
+# subscribers are. The server publishes with PUBLISHERS (4) concurrent
+# publishers sharing the rate: a JetStream publish waits for its ack, and one
+# publisher alone offers only a few thousand events/s (see "published/s"). Server CPU per delivery is node 1's in "single" and node 1
 # plus node 2 in "cross" (servers_us_per_delivery; the publishing node's
 # share beside it); the nats-server's CPU is in neither.
 #
-# Environment: WORKLOADS ("w4 w2s"), MODES ("single cross"), REPS (1),
+# Environment: WORKLOADS ("w4 w2s"), MODES ("single cross"), REPS (1), PUBLISHERS (4),
 # W4_ARGS, W2S_ARGS and COMMON_ARGS (defaults as bench/peers/run.sh),
 # OURS_ARGS (extra generator flags, e.g. --h2c), SERVER_ARGS (extra realtimed
 # flags), SERVER_CPU (0: taskset list for nats-server and both nodes),
@@ -74,6 +76,7 @@ REPS="${REPS:-1}"
 COMMON_ARGS="${COMMON_ARGS:---size 200 --household-size 4}"
 W2S_ARGS="${W2S_ARGS:---conns 1000 --rate 50 --duration-ms 10000}"
 W4_ARGS="${W4_ARGS:---conns 5000 --rate 5000 --duration-ms 10000}"
+PUBLISHERS="${PUBLISHERS:-4}"
 OURS_ARGS="${OURS_ARGS:-}"
 SERVER_ARGS="${SERVER_ARGS:-}"
 SERVER_CPU="${SERVER_CPU-0}"
@@ -119,7 +122,7 @@ go build -o "$BIN/nats-server" github.com/nats-io/nats-server/v2
   echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "nats-server: $("$BIN/nats-server" --version)"
   echo "pinning: servers [$SERVER_CPU] generator [$CLIENT_CPU]"
-  echo "args: COMMON=[$COMMON_ARGS] W2S=[$W2S_ARGS] W4=[$W4_ARGS] OURS=[$OURS_ARGS] SERVER=[$SERVER_ARGS]"
+  echo "args: PUBLISHERS=$PUBLISHERS COMMON=[$COMMON_ARGS] W2S=[$W2S_ARGS] W4=[$W4_ARGS] OURS=[$OURS_ARGS] SERVER=[$SERVER_ARGS]"
 } > "$OUT/env.txt"
 
 # ---- one run's processes ----
@@ -231,7 +234,7 @@ for wl in $WORKLOADS; do
       # (stderr) to the log and, prefixed, to the terminal.
       # shellcheck disable=SC2086
       (pin "$CLIENT_CPU" timeout -k 10 "$RUN_TIMEOUT" "$BIN/realtimectl" bench --workload "$base" --name "$wl" \
-        --data-dir "$DATA" --progress 2s "${where[@]}" $COMMON_ARGS $args $OURS_ARGS) \
+        --data-dir "$DATA" --progress 2s --publishers "$PUBLISHERS" "${where[@]}" $COMMON_ARGS $args $OURS_ARGS) \
         > "$OUT/logs/$tag.result" 2> >(tee "$OUT/logs/$tag.loadgen.log" | sed -u 's/^/    /' >&2) &
       LOADGEN_PID=$!
       rc=0

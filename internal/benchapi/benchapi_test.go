@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
 	"github.com/honeydo/realtime/internal/auth"
+	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/testkit"
 )
@@ -129,6 +132,7 @@ func TestBenchAPIRefusesBrowsers(t *testing.T) {
 		{"rebound host publish", "POST", "/bench/publish", "application/json", "evil.example", body, http.StatusForbidden},
 		{"huge size", "POST", "/bench/publish", "application/json", "", `{"rate":1,"duration_ms":1,"size":67108864}`, http.StatusBadRequest},
 		{"huge users", "POST", "/bench/publish", "application/json", "", `{"mode":"users","users":100000000,"rate":1,"duration_ms":1}`, http.StatusBadRequest},
+		{"too many publishers", "POST", "/bench/publish", "application/json", "", `{"rate":1,"duration_ms":1,"publishers":100000}`, http.StatusBadRequest},
 		{"localhost host", "GET", "/bench/info", "", "localhost", "", http.StatusOK},
 	} {
 		req, err := http.NewRequest(c.method, srv.URL+c.path, strings.NewReader(c.body))
@@ -149,6 +153,76 @@ func TestBenchAPIRefusesBrowsers(t *testing.T) {
 		res.Body.Close()
 		if res.StatusCode != c.want {
 			t.Errorf("%s: status %d, want %d", c.name, res.StatusCode, c.want)
+		}
+	}
+}
+
+// overlapBroker passes publishes on to the server's broker and records
+// how many were in flight at once and the probes' Seq. Until two overlap
+// (or 10 s have passed) each Publish waits, so that publishers that run
+// concurrently are seen to, however fast the broker.
+type overlapBroker struct {
+	broker.Broker
+	inFlight, maxInFlight atomic.Int64
+	overlapped            chan struct{}
+	once                  sync.Once
+	mu                    sync.Mutex
+	seqs                  map[uint64]int
+}
+
+func (b *overlapBroker) Publish(ctx context.Context, target broker.Target, ev *realtimev1.Event) (*broker.Message, error) {
+	n := b.inFlight.Add(1)
+	defer b.inFlight.Add(-1)
+	for m := b.maxInFlight.Load(); n > m && !b.maxInFlight.CompareAndSwap(m, n); m = b.maxInFlight.Load() {
+	}
+	if n >= 2 {
+		b.once.Do(func() { close(b.overlapped) })
+	}
+	select {
+	case <-b.overlapped:
+	case <-time.After(10 * time.Second):
+		b.once.Do(func() { close(b.overlapped) }) // a lone publisher: stop holding it up
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	b.seqs[ev.GetProbe().GetSeq()]++
+	b.mu.Unlock()
+	return b.Broker.Publish(ctx, target, ev)
+}
+
+// TestBenchAPIPublishers: "publishers" shares the rate between concurrent
+// publishers (a JetStream publish waits for its ack, so one publisher
+// cannot offer W4's rate); together they publish what one would, with
+// distinct Seq.
+func TestBenchAPIPublishers(t *testing.T) {
+	ob := &overlapBroker{overlapped: make(chan struct{}), seqs: map[uint64]int{}}
+	srv := testkit.StartServer(t, func(c *server.Config) {
+		c.BenchAPI = true
+		ob.Broker = c.Broker
+		c.Broker = ob
+	})
+	body := `{"mode":"users","users":4,"rate":400,"duration_ms":250,"size":200,"publishers":4}`
+	res, err := http.Post(srv.URL+"/bench/publish", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pub struct {
+		Published, Errors int64
+	}
+	json.NewDecoder(res.Body).Decode(&pub)
+	res.Body.Close()
+	if pub.Published != 100 || pub.Errors != 0 {
+		t.Fatalf("published %d, errors %d; want 100, 0", pub.Published, pub.Errors)
+	}
+	if m := ob.maxInFlight.Load(); m < 2 {
+		t.Fatalf("at most %d publish in flight at once: the publishers did not run concurrently", m)
+	}
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	for i := range uint64(100) {
+		if ob.seqs[i] != 1 {
+			t.Errorf("seq %d published %d times, want once (seqs: %v)", i, ob.seqs[i], ob.seqs)
+			break
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
@@ -24,6 +25,11 @@ type publishRequest struct {
 	Size       int     `json:"size"`
 	Batch      int     `json:"batch"`
 	MaxCount   int64   `json:"max_count"`
+	// Publishers share Rate (and MaxCount) between that many concurrent
+	// publishers; 0 or 1: one. A broker whose Publish waits for a store's
+	// ack (JetStream) publishes one event per round trip, which bounds one
+	// publisher's rate below what W4 asks for.
+	Publishers int `json:"publishers"`
 }
 
 // publishResponse is the answer of POST /bench/publish.
@@ -33,10 +39,40 @@ type publishResponse struct {
 	ElapsedMs float64 `json:"elapsed_ms"`
 }
 
-// publish runs the publisher, bounded by count and deadline, with the
-// peers' loops: paced publishers wake every 1 ms and send what they owe;
-// rate 0 publishes batch events, then yields the processor, repeatedly.
+// publish runs p.Publishers publishers (at least one) concurrently, each
+// with its share of the rate and count, and adds up what they did. Their
+// events' Probe.Seq are disjoint: publisher i of n sends i, i+n, i+2n, ….
 func publish(ctx context.Context, b broker.Broker, p publishRequest) publishResponse {
+	n := max(p.Publishers, 1)
+	if n == 1 {
+		return publishOne(ctx, b, p, 0, 1)
+	}
+	share := p
+	share.Rate = p.Rate / float64(n)
+	if p.MaxCount > 0 {
+		share.MaxCount = (p.MaxCount + int64(n) - 1) / int64(n)
+	}
+	start := time.Now()
+	results := make([]publishResponse, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { results[i] = publishOne(ctx, b, share, uint64(i), uint64(n)) })
+	}
+	wg.Wait()
+	var out publishResponse
+	for _, r := range results {
+		out.Published += r.Published
+		out.Errors += r.Errors
+	}
+	out.ElapsedMs = float64(time.Since(start).Microseconds()) / 1000
+	return out
+}
+
+// publishOne runs one publisher, bounded by count and deadline, with the
+// peers' loops: paced publishers wake every 1 ms and send what they owe;
+// rate 0 publishes batch events, then yields the processor, repeatedly. Its
+// k-th event has Probe.Seq first + k*step.
+func publishOne(ctx context.Context, b broker.Broker, p publishRequest, first, step uint64) publishResponse {
 	if p.DurationMs <= 0 {
 		p.DurationMs = 1000
 	}
@@ -78,7 +114,7 @@ func publish(ctx context.Context, b broker.Broker, p publishRequest) publishResp
 		}
 		ev := &realtimev1.Event{Payload: &realtimev1.Event_Probe{Probe: &systemv1.Probe{
 			SendTimeUnixMicros: time.Now().UnixMicro(),
-			Seq:                uint64(seq),
+			Seq:                first + uint64(seq)*step,
 			Target:             string(target),
 			Padding:            padding,
 		}}}

@@ -32,20 +32,21 @@ func Mount(mux *http.ServeMux, b broker.Broker, openStreams func() int) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		if req.Size > maxSize || req.Users > maxUsers {
-			http.Error(w, fmt.Sprintf("size is at most %d and users at most %d", maxSize, maxUsers), http.StatusBadRequest)
+		if req.Size > maxSize || req.Users > maxUsers || req.Publishers > maxPublishers {
+			http.Error(w, fmt.Sprintf("size is at most %d, users at most %d and publishers at most %d", maxSize, maxUsers, maxPublishers), http.StatusBadRequest)
 			return
 		}
 		writeJSON(w, publish(r.Context(), b, req))
 	})))
 }
 
-// Bounds of a bench publish: the request's size, and both size allocations
-// up front.
+// Bounds of a bench publish: the request's size, both size allocations up
+// front, and the publishers' goroutines.
 const (
 	maxRequestBytes = 1 << 16
 	maxSize         = 1 << 20
 	maxUsers        = 1_000_000
+	maxPublishers   = 64
 )
 
 // loopbackOnly refuses callers that are not on this machine: the bench API

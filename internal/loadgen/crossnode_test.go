@@ -34,15 +34,15 @@ func TestMain_CrossNode(t *testing.T) {
 	// node: it is given as the publishing node's, to see its keys.
 	res := runBench(t, "--addr", subNode.URL(), "--publish-addr", pubNode.URL(), "--data-dir", dir,
 		"--publish-server-pid", strconv.Itoa(os.Getpid()), "--progress", "0", "--idle", "1s",
-		"--workload", "w4", "--conns", "50", "--rate", "400", "--duration-ms", "250")
+		"--workload", "w4", "--conns", "50", "--rate", "400", "--duration-ms", "250", "--publishers", "2")
 
-	const want = 100.0 // 400/s for 250 ms, one delivery each
+	const want = 100.0 // 2 publishers x 200/s for 250 ms, one delivery each
 	if res["published"] != want || res["expected"] != want || res["received"] != want || res["lost"] != 0.0 {
 		t.Fatalf("published %v, expected %v, received %v, lost %v; want %v, %v, %v, 0",
 			res["published"], res["expected"], res["received"], res["lost"], want, want, want)
 	}
-	if res["addr"] != subNode.URL() || res["publish_addr"] != pubNode.URL() || res["cross_node"] != true {
-		t.Fatalf("addr %v, publish_addr %v, cross_node %v", res["addr"], res["publish_addr"], res["cross_node"])
+	if res["addr"] != subNode.URL() || res["publish_addr"] != pubNode.URL() || res["cross_node"] != true || res["publishers"] != 2.0 {
+		t.Fatalf("addr %v, publish_addr %v, cross_node %v, publishers %v", res["addr"], res["publish_addr"], res["cross_node"], res["publishers"])
 	}
 	if v, ok := res["publish_server_us_per_delivery"].(float64); !ok || v <= 0 {
 		t.Errorf("publish_server_us_per_delivery = %v", res["publish_server_us_per_delivery"])

@@ -73,6 +73,7 @@ type config struct {
 	// --addr); publishServerPid is its process when it is not serverPid.
 	publishURL       string
 	publishServerPid int
+	publishers       int
 	protocol         string
 	h2c              bool
 	streamsPerConn   int
@@ -131,6 +132,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.householdSize, "household-size", 4, "users per household (0 = none: the server's default household)")
 	fs.IntVar(&c.serverPid, "server-pid", 0, "server `pid` (of --addr, the subscribers' server), for RSS and CPU from /proc")
 	fs.StringVar(&c.publishURL, "publish-addr", "", "the publishing server's base `URL` (W2-W4: /bench/publish goes there while subscribers stay on --addr, e.g. another node of a cluster; default --addr)")
+	fs.IntVar(&c.publishers, "publishers", 1, "concurrent publishers in the server sharing --rate (on NATS JetStream one publisher waits for each ack, which caps its rate)")
 	fs.IntVar(&c.publishServerPid, "publish-server-pid", 0, "the --publish-addr server's `pid`, when it is another process than --server-pid: its RSS and CPU are reported beside the subscribers' server's, and their sum per delivery")
 	fs.IntVar(&c.concurrency, "concurrency", 500, "connects in flight")
 	fs.DurationVar(&c.connectTimeout, "connect-timeout", 180*time.Second, "deadline for the whole connect phase")
@@ -215,8 +217,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 	if c.publishServerPid == c.serverPid {
 		c.publishServerPid = 0 // one process: its figures are the server's
 	}
-	if c.concurrency < 1 || c.streamsPerConn < 1 || c.batch < 1 {
-		return nil, errors.New("--concurrency, --streams-per-conn and --batch must be at least 1")
+	if c.concurrency < 1 || c.streamsPerConn < 1 || c.batch < 1 || c.publishers < 1 {
+		return nil, errors.New("--concurrency, --streams-per-conn, --batch and --publishers must be at least 1")
 	}
 	return c, nil
 }
@@ -501,6 +503,9 @@ func (r *run) measureDelivery(ctx context.Context, phase *atomic.Value, connecte
 	if cfg.workload == "w4" {
 		body = map[string]any{"mode": "users", "users": cfg.conns, "rate": cfg.rate, "duration_ms": cfg.durationMs, "size": cfg.size}
 	}
+	if cfg.publishers > 1 {
+		body["publishers"] = cfg.publishers
+	}
 	r.disconnects.Store(0)
 	r.received.Store(0)
 	r.events.Store(0)
@@ -552,6 +557,9 @@ func (r *run) measureDelivery(ctx context.Context, phase *atomic.Value, connecte
 		ClientCPUPct:   measure(100 * (m1 - m0) / activeS),
 		ServerRSSPeak:  rssPeak,
 		Frames:         r.frames.Load(),
+	}
+	if cfg.publishers > 1 {
+		d.Publishers = cfg.publishers
 	}
 	if d.Frames > 0 {
 		d.EventsPerFrame = float64(r.events.Load()) / float64(d.Frames)

@@ -107,6 +107,7 @@ func TestMain_Errors(t *testing.T) {
 		{"--workload", "w9"},
 		{"--protocol", "websocket"},
 		{"--proto", "json"},
+		{"--publishers", "0"},
 		{"--addr", url, "--data-dir", t.TempDir(), "--conns", "1"}, // no dev key there
 	} {
 		var stdout, stderr bytes.Buffer

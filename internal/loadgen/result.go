@@ -78,6 +78,8 @@ type deliveryResult struct {
 	ServerUsPerDelivery *measure `json:"server_us_per_delivery,omitempty"`
 	ClientUsPerDelivery *measure `json:"client_us_per_delivery,omitempty"`
 	DisconnectLastError string   `json:"disconnect_last_error,omitempty"`
+	// With --publishers above 1 only.
+	Publishers int `json:"publishers,omitempty"`
 
 	// With --publish-server-pid only.
 	*publishServerResult

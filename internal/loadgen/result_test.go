@@ -35,9 +35,9 @@ func TestResultKeys(t *testing.T) {
 			publishServerResult: &publishServerResult{PublishServerCPUPct: nan}}},
 			[][]string{common, delivery, {"publish_server_cpu_pct", "publish_server_rss_peak"}}},
 		{"w4 cross-node", result{CrossNode: true, deliveryResult: &deliveryResult{
-			ServerUsPerDelivery: measurePtr(1), ClientUsPerDelivery: measurePtr(1),
+			ServerUsPerDelivery: measurePtr(1), ClientUsPerDelivery: measurePtr(1), Publishers: 4,
 			publishServerResult: &publishServerResult{PublishServerUsPerDelivery: measurePtr(1), ServersUsPerDelivery: measurePtr(2)}}},
-			[][]string{common, delivery, {"server_us_per_delivery", "client_us_per_delivery", "publish_server_cpu_pct",
+			[][]string{common, delivery, {"server_us_per_delivery", "client_us_per_delivery", "publishers", "publish_server_cpu_pct",
 				"publish_server_rss_peak", "publish_server_us_per_delivery", "servers_us_per_delivery"}}},
 		{"w1 tls none connected", result{TLSConns: new(int64(0)), idleResult: &idleResult{}}, [][]string{common, idle, {"tls_conns"}}},
 	} {
