@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -54,6 +55,9 @@ type realtimeService struct {
 	// closing is closed when the server shuts down: every stream ends with
 	// Unavailable so that clients reconnect (to another node).
 	closing <-chan struct{}
+	// awake counts the streams between a wake-up and their write: more than
+	// one means the server has other work, and a woken stream coalesces.
+	awake atomic.Int32
 }
 
 var _ realtimev1connect.RealtimeServiceHandler = (*realtimeService)(nil)
@@ -237,8 +241,7 @@ func (ls *liveStream) pump(ctx context.Context) error {
 	for {
 		select {
 		case <-ls.sub.Ready():
-			coalesce(ls.sub, ls.inBurst(), runtime.Gosched)
-			if done, err := ls.deliver(); done {
+			if done, err := ls.wake(); done {
 				return err
 			}
 		case <-ls.heartbeat.C:
@@ -253,6 +256,17 @@ func (ls *liveStream) pump(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// wake delivers what woke the stream, after letting a burst's events join
+// the frame ([coalesce]). A burst is this stream's ([liveStream.inBurst]) or
+// the server's: other streams awake at the same moment, as when one event
+// goes to a room of many.
+func (ls *liveStream) wake() (done bool, err error) {
+	others := ls.s.awake.Add(1) > 1
+	defer ls.s.awake.Add(-1)
+	coalesce(ls.sub, others || ls.inBurst(), runtime.Gosched)
+	return ls.deliver()
 }
 
 // maxCoalesceYields bounds how often a woken stream yields before writing.
