@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -29,8 +31,9 @@ const idleStreams = 1000
 
 // Environment of the client process of BenchmarkIdleStreamMemory.
 const (
-	idleClientEnv   = "REALTIME_IDLE_CLIENT" // "http1" or "h2c"
+	idleClientEnv   = "REALTIME_IDLE_CLIENT" // "http1", "h2c" or "tls"
 	idleURLEnv      = "REALTIME_IDLE_URL"
+	idleCAEnv       = "REALTIME_IDLE_CA" // tls: the server's certificate
 	idleTokensEnv   = "REALTIME_IDLE_TOKENS" // file: one token a line
 	idleSubscribe   = "/honeydo.realtime.v1.RealtimeService/Subscribe"
 	idleStreamsConn = 100 // h2c streams per connection: the server's default limit
@@ -38,7 +41,9 @@ const (
 
 // BenchmarkIdleStreamMemory is bench/peers' W1 in-process: the server's
 // memory per idle Subscribe stream, over one HTTP/1.1 connection per stream
-// (a browser without HTTP/2) and over h2c (100 streams per connection).
+// (a browser without HTTP/2), over h2c (100 streams per connection) and
+// over TLS with HTTP/2, one connection per stream (a browser tab talking to
+// realtimed directly).
 // The streams are opened by a child process (this test binary, running
 // TestIdleStreamClientProcess), so the runtime.MemStats of this process are
 // the server's alone: heap in use plus goroutine stacks, after two GCs (the
@@ -49,9 +54,13 @@ const (
 //
 // Run with -benchtime=1x; every iteration opens and measures 1,000 streams.
 func BenchmarkIdleStreamMemory(b *testing.B) {
-	for _, kind := range []string{"http1", "h2c"} {
+	for _, kind := range []string{"http1", "h2c", "tls"} {
 		b.Run("transport="+kind, func(b *testing.B) {
-			srv := testkit.StartServer(b)
+			start := testkit.StartServer
+			if kind == "tls" {
+				start = testkit.StartTLSServer
+			}
+			srv := start(b)
 			tokens := mintIdleTokens(b, srv)
 			var heap, stack, raw, goroutines float64
 			for b.Loop() {
@@ -97,7 +106,7 @@ func measureIdleStreams(b *testing.B, srv *testkit.Server, kind, tokens string) 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestIdleStreamClientProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), idleClientEnv+"="+kind, idleURLEnv+"="+srv.URL, idleTokensEnv+"="+tokens)
+	cmd.Env = append(os.Environ(), idleClientEnv+"="+kind, idleURLEnv+"="+srv.URL, idleTokensEnv+"="+tokens, idleCAEnv+"="+srv.CAFile)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -169,9 +178,22 @@ func TestIdleStreamClientProcess(t *testing.T) {
 		closers []io.Closer
 		clients []*http.Client
 	)
-	if kind == "h2c" {
+	switch kind {
+	case "h2c":
 		for range (len(tokens) + idleStreamsConn - 1) / idleStreamsConn {
 			clients = append(clients, testkit.NewSharedH2C(t, base).Client)
+		}
+	case "tls":
+		pem, err := os.ReadFile(os.Getenv(idleCAEnv))
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(pem)
+		p := new(http.Protocols)
+		p.SetHTTP2(true)
+		for range tokens { // a connection each: a transport each
+			clients = append(clients, &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, Protocols: p}})
 		}
 	}
 	var wg sync.WaitGroup
@@ -182,9 +204,12 @@ func TestIdleStreamClientProcess(t *testing.T) {
 			defer func() { <-sem }()
 			var c io.Closer
 			var err error
-			if kind == "h2c" {
+			switch kind {
+			case "h2c":
 				c, err = openIdleH2C(clients[i/idleStreamsConn], base, tok)
-			} else {
+			case "tls":
+				c, err = openIdleH2C(clients[i], base, tok)
+			default:
 				c, err = openIdleHTTP1(strings.TrimPrefix(base, "http://"), tok)
 			}
 			if err != nil {
@@ -239,8 +264,8 @@ func dialHTTP1Stream(addr, token string) (conn net.Conn, body io.Reader, err err
 	return conn, res.Body, nil
 }
 
-// openIdleH2C opens a stream on c's shared h2c connection and reads its
-// welcome frame.
+// openIdleH2C opens a stream on c's HTTP/2 connection (shared h2c, or TLS)
+// and reads its welcome frame.
 func openIdleH2C(c *http.Client, base, token string) (io.Closer, error) {
 	req, err := http.NewRequest(http.MethodPost, base+idleSubscribe, bytes.NewReader(make([]byte, 5)))
 	if err != nil {

@@ -272,10 +272,38 @@ func (s *Server) Serve(ln net.Listener, certFile, keyFile string) error {
 	s.http.RegisterOnShutdown(budget.closeUnauthenticated)
 	ln = budget
 	if certFile != "" || keyFile != "" {
-		s.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		return s.http.ServeTLS(ln, certFile, keyFile)
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return err
+		}
+		// As ServeTLS configures it; ServeTLS would hide the *tls.Conn that
+		// handshakeListener needs.
+		s.http.TLSConfig = &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{cert},
+			NextProtos:   []string{"h2", "http/1.1"},
+		}
+		return s.http.Serve(handshakeListener{tls.NewListener(ln, s.http.TLSConfig)})
 	}
 	return s.http.Serve(ln)
+}
+
+// handshakeListener starts each TLS handshake on a goroutine of its own.
+// net/http handshakes on the connection's goroutine, which with HTTP/2
+// then serves the connection for its whole life: the handshake's deep
+// crypto frames grew that stack to 16-32 KiB, and the GC shrinks a stack
+// only while less than a quarter of it is used, so an idle browser
+// connection kept it. net/http's own HandshakeContext call waits for this
+// one (under the connection's handshake lock) and applies its handshake
+// deadline to it, so the goroutine ends with the handshake.
+type handshakeListener struct{ net.Listener }
+
+func (l handshakeListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*tls.Conn); ok {
+		go func() { _ = tc.HandshakeContext(context.Background()) }()
+	}
+	return c, err
 }
 
 // Shutdown marks the node not ready (/readyz 503, health NOT_SERVING) and

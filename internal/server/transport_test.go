@@ -77,6 +77,35 @@ func TestTLSServesHTTP2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+
+	// A connection that never sends its ClientHello holds up no one: the
+	// handshakes run beside the accept loop.
+	stalled, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	// A client without HTTP/2 gets HTTP/1.1 by ALPN.
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	tr1 := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, Protocols: p}
+	defer tr1.CloseIdleConnections()
+	c1 := realtimev1connect.NewRealtimeServiceClient(&http.Client{Transport: tr1}, "https://"+ln.Addr().String(), client.BearerToken(tok))
+	s1 := subscribe(t, c1, "")
+	if _, err := broker.NewEmitter(b).ToUser(context.Background(), "alice", notification("over http/1.1")); err != nil {
+		t.Fatal(err)
+	}
+	if got := s1.next(t).GetNotification().GetMessage(); got != "over http/1.1" {
+		t.Fatalf("got %q", got)
+	}
+	res, err = (&http.Client{Transport: tr1}).Get("https://" + ln.Addr().String() + "/grpc.health.v1.Health/Check")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.ProtoMajor != 1 {
+		t.Fatalf("negotiated %s, want HTTP/1.1", res.Proto)
+	}
 }
 
 func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
