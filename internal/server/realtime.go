@@ -96,7 +96,7 @@ type liveStream struct {
 	stream    *connect.ServerStream[realtimev1.SubscribeResponse]
 	sub       *broker.Subscription
 	release   func()
-	log       *slog.Logger
+	who       *auth.Principal // for the stream's two log lines
 	started   time.Time
 	delivered int
 	reason    string // for the closing log and metrics
@@ -177,13 +177,13 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 		stream:  stream,
 		sub:     sub,
 		release: release,
-		log:     slog.New(s.cfg.Logger.Handler().WithAttrs(p.LogAttrs())),
+		who:     p,
 		started: time.Now(),
 		reason:  "client_gone",
 		enc:     newFrameEncoder(req.Peer().Protocol, req.Header().Get("Content-Type")),
 		rc:      responseController(ctx),
 	}
-	ls.log.Info("stream opened", "resume", sub.Resume.String(), "cursor", sub.Start.Cursor(), "protocol", req.Peer().Protocol)
+	ls.logInfo("stream opened", slog.String("resume", sub.Resume.String()), slog.String("cursor", sub.Start.Cursor()), slog.String("protocol", req.Peer().Protocol))
 
 	welcome := &realtimev1.Welcome{
 		UserId:            p.UserID,
@@ -228,7 +228,18 @@ func (ls *liveStream) finish() {
 		m.Subscriptions.WithLabelValues(string(r.Kind())).Dec()
 	}
 	m.StreamsClosed.WithLabelValues(ls.reason).Inc()
-	ls.log.Info("stream closed", "reason", ls.reason, "events", ls.delivered, "duration", time.Since(ls.started).Round(time.Millisecond))
+	ls.logInfo("stream closed", slog.String("reason", ls.reason), slog.Int("events", ls.delivered), slog.Duration("duration", time.Since(ls.started).Round(time.Millisecond)))
+}
+
+// logInfo logs with the caller's attributes first. A child logger per
+// stream would keep its preformatted attributes for the stream's whole
+// life, for two lines.
+func (ls *liveStream) logInfo(msg string, attrs ...slog.Attr) {
+	l := ls.s.cfg.Logger
+	if !l.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	l.LogAttrs(context.Background(), slog.LevelInfo, msg, append(ls.who.LogAttrs(), attrs...)...)
 }
 
 // pump waits for events, heartbeats, expiry or shutdown until the stream
