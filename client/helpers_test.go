@@ -49,11 +49,11 @@ func (s *testServer) publish(t *testing.T, household, message string) string {
 // tryPublish is publish for goroutines that publish while the test
 // restarts the server: Restart(false) leaves Emitter as it is.
 func (s *testServer) tryPublish(household, message string) (string, error) {
-	msg, err := s.Emitter.ToHousehold(context.Background(), household, notification(message))
+	sent, err := s.Emitter.ToHousehold(context.Background(), household, notification(message))
 	if err != nil {
 		return "", err
 	}
-	return msg.Event.GetId(), nil
+	return sent.ID, nil
 }
 
 func notification(message string) *realtimev1.Event {

@@ -163,9 +163,11 @@ func testExceptUser(t *testing.T, b Broker) {
 	assertQuiet(t, bob)
 }
 
-// testToOthers checks the emitter's ToOthers: every stream of the
-// household gets the event, the actor's two devices included, tagged with
-// the origin of the acting call (live and replayed alike), so that only the
+// testToOthers checks what the module emitter's ToOthers publishes (the
+// household room, no ExceptUserID, the event tagged with the acting call's
+// origin; package module tests that it takes the origin from the context):
+// every stream of the household gets the event, the actor's two devices
+// included, with its origin kept live and replayed alike, so that only the
 // acting client can tell it apart; another household gets nothing.
 func testToOthers(t *testing.T, b Broker) {
 	rooms := func(user, household string) []room.Name {
@@ -178,21 +180,19 @@ func testToOthers(t *testing.T, b Broker) {
 		"bob":          subscribe(t, b, "bob", rooms("bob", "home"), nil),
 	}
 	carol := subscribe(t, b, "carol", rooms("carol", "elsewhere"), &start)
-	emit := NewEmitter(b)
-	ctx := WithOrigin(context.Background(), "tab-1")
+	toOthers := Target{Room: room.Household("home")}
 	ev := note("oat milk")
 	ev.SenderUserId = "alice"
-	msg, err := emit.ToOthers(ctx, "home", ev)
+	ev.Origin = "tab-1"
+	msg, err := b.Publish(context.Background(), toOthers, ev)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := msg.Event.GetOrigin(); got != "tab-1" {
 		t.Fatalf("published origin = %q, want tab-1", got)
 	}
-	// No origin in the context: the event carries none.
-	if _, err := emit.ToOthers(context.Background(), "home", note("system")); err != nil {
-		t.Fatal(err)
-	}
+	// No origin (a background job): the event carries none.
+	publish(t, b, toOthers, "system")
 	for name, s := range subs {
 		got := collectEvents(t, s, 2, 5*time.Second)
 		if len(got) != 2 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/honeydo/realtime/internal/broker"
 	"github.com/honeydo/realtime/internal/metrics"
+	"github.com/honeydo/realtime/internal/module"
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/testkit/poll"
 )
@@ -23,7 +24,7 @@ func TestMetrics(t *testing.T) {
 		b = metrics.InstrumentBroker(c.Broker, m)
 		c.Broker = b
 	})
-	emit := broker.NewEmitter(b)
+	emit := module.NewEmitter(b)
 	s := subscribe(t, srv.realtimeClient(t, clientKinds[0], srv.Token(t, "alice", "home", time.Minute)), "")
 	for i := range 3 {
 		if _, err := emit.ToHousehold(context.Background(), "home", notification(fmt.Sprint(i))); err != nil {

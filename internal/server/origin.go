@@ -18,10 +18,10 @@ import (
 const OriginHeader = "Realtime-Origin"
 
 // originInterceptor puts the Realtime-Origin header of each call into the
-// handler's context ([broker.WithOrigin]), where [broker.Emitter.ToOthers]
-// finds it. A malformed header fails the call with InvalidArgument rather
-// than being dropped, since a client whose origin went missing would apply
-// its own changes twice.
+// handler's context ([broker.WithOrigin]), where the module emitter's
+// ToOthers (module.Emitter) finds it. A malformed header fails the call
+// with InvalidArgument rather than being dropped, since a client whose
+// origin went missing would apply its own changes twice.
 type originInterceptor struct{}
 
 func (originInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {

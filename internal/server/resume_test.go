@@ -15,6 +15,7 @@ import (
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/module"
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/testkit"
 	"github.com/honeydo/realtime/internal/testkit/poll"
@@ -29,7 +30,7 @@ func TestOfflineWithinWindow(t *testing.T) {
 	clock := newFakeClock()
 	b := broker.NewMemory(broker.MemoryConfig{Now: clock.Now})
 	srv := newTestServer(t, func(c *server.Config) { c.Broker = b })
-	emit := broker.NewEmitter(b)
+	emit := module.NewEmitter(b)
 	ctx := context.Background()
 	c := srv.realtimeClient(t, clientKinds[0], srv.Token(t, "bob", "home", 5*time.Minute))
 	s := subscribe(t, c, "")
@@ -63,7 +64,7 @@ func TestOfflinePastWindow(t *testing.T) {
 		Now:     clock.Now,
 	})
 	srv := newTestServer(t, func(c *server.Config) { c.Broker = b })
-	emit := broker.NewEmitter(b)
+	emit := module.NewEmitter(b)
 	ctx := context.Background()
 	c := srv.realtimeClient(t, clientKinds[0], srv.Token(t, "bob", "home", time.Minute))
 	s := subscribe(t, c, "")

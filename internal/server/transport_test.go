@@ -25,6 +25,7 @@ import (
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/module"
 	"github.com/honeydo/realtime/internal/server"
 )
 
@@ -59,7 +60,7 @@ func TestTLSServesHTTP2(t *testing.T) {
 	tok, _, _ := key.Mint(auth.MintOptions{UserID: "alice", TTL: time.Minute})
 	c := realtimev1connect.NewRealtimeServiceClient(hc, "https://"+ln.Addr().String(), client.BearerToken(tok))
 	s := subscribe(t, c, "")
-	if _, err := broker.NewEmitter(b).ToUser(context.Background(), "alice", notification("over tls")); err != nil {
+	if _, err := module.NewEmitter(b).ToUser(context.Background(), "alice", notification("over tls")); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.next(t).GetNotification().GetMessage(); got != "over tls" {
@@ -92,7 +93,7 @@ func TestTLSServesHTTP2(t *testing.T) {
 	defer tr1.CloseIdleConnections()
 	c1 := realtimev1connect.NewRealtimeServiceClient(&http.Client{Transport: tr1}, "https://"+ln.Addr().String(), client.BearerToken(tok))
 	s1 := subscribe(t, c1, "")
-	if _, err := broker.NewEmitter(b).ToUser(context.Background(), "alice", notification("over http/1.1")); err != nil {
+	if _, err := module.NewEmitter(b).ToUser(context.Background(), "alice", notification("over http/1.1")); err != nil {
 		t.Fatal(err)
 	}
 	if got := s1.next(t).GetNotification().GetMessage(); got != "over http/1.1" {

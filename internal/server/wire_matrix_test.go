@@ -125,11 +125,13 @@ func runWireCell(t *testing.T, srv *testServer, cell wireCell, user string) {
 	publish := func(n int) {
 		t.Helper()
 		for range n {
-			msg, err := srv.Emitter.ToUser(ctx, user, wireEvent(len(want)))
-			if err != nil {
+			// Publish stamps ev (id, cursor, time): it is the event
+			// every wire must deliver.
+			ev := wireEvent(len(want))
+			if _, err := srv.Emitter.ToUser(ctx, user, ev); err != nil {
 				t.Fatal(err)
 			}
-			want = append(want, msg.Event)
+			want = append(want, ev)
 		}
 	}
 	receive := func(s *stream, from, to int) {

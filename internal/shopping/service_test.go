@@ -32,7 +32,7 @@ type testEnv struct {
 	broker *broker.Memory
 	// emit publishes straight to broker (the tests' fences), bypassing any
 	// wrapper the service publishes through.
-	emit *broker.Emitter
+	emit *module.Emitter
 	logs *syncbuf.Buffer
 }
 
@@ -48,7 +48,7 @@ func newTestEnvWith(t *testing.T, wrap func(broker.Broker) broker.Broker) *testE
 	b := broker.NewMemory(broker.MemoryConfig{})
 	t.Cleanup(func() { b.Close() })
 	logs := &syncbuf.Buffer{}
-	emit := broker.NewEmitter(b)
+	emit := module.NewEmitter(b)
 	svcEmit := module.NewEmitter(b)
 	if wrap != nil {
 		svcEmit = module.NewEmitter(wrap(b))

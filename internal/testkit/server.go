@@ -40,8 +40,9 @@ type Server struct {
 	// service and Emitter publish to it. An [Option] may give the server
 	// another broker or wrap this one.
 	Broker *broker.Memory
-	// Emitter publishes to Broker.
-	Emitter *broker.Emitter
+	// Emitter publishes to Broker, as the emitter modules get does (a
+	// sender from an authenticated context, the origin for ToOthers).
+	Emitter *module.Emitter
 	// Server is the running server (after Stop, the stopped one); its
 	// methods, such as OpenStreams, are promoted.
 	*server.Server
@@ -114,7 +115,7 @@ func (s *Server) start(b *broker.Memory) {
 	t.Helper()
 	emitter := s.Emitter
 	if b != s.Broker {
-		emitter = broker.NewEmitter(b)
+		emitter = module.NewEmitter(b)
 	}
 	cfg := server.Config{
 		Broker:    b,
