@@ -33,7 +33,7 @@ const idleStreams = 1000
 const (
 	idleClientEnv   = "REALTIME_IDLE_CLIENT" // "http1", "h2c" or "tls"
 	idleURLEnv      = "REALTIME_IDLE_URL"
-	idleCAEnv       = "REALTIME_IDLE_CA" // tls: the server's certificate
+	idleCAEnv       = "REALTIME_IDLE_CA"     // tls: the server's certificate
 	idleTokensEnv   = "REALTIME_IDLE_TOKENS" // file: one token a line
 	idleSubscribe   = "/honeydo.realtime.v1.RealtimeService/Subscribe"
 	idleStreamsConn = 100 // h2c streams per connection: the server's default limit
