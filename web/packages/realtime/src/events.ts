@@ -1,4 +1,5 @@
 import type { Event } from "./gen/honeydo/realtime/v1/realtime_pb.js";
+import { Listeners } from "./listeners.js";
 
 /** EventCase is the name of one case of Event.payload, e.g. "itemAdded". */
 export type EventCase = NonNullable<Event["payload"]["case"]>;
@@ -37,33 +38,30 @@ type Untyped = (payload: unknown, event: Event) => void;
 /**
  * EventHub keeps the handlers of each payload case and calls them in the
  * order they were added. A handler that throws is reported to `onError` and
- * does not stop the others. Handlers may unsubscribe during dispatch.
+ * does not stop the others. Handlers may unsubscribe during dispatch. That
+ * calling convention is Listeners'; EventHub only picks which of them an
+ * event goes to.
  */
 export class EventHub {
-  private readonly byCase = new Map<EventCase, Set<Untyped>>();
-  private readonly anyHandlers = new Set<AnyEventHandler>();
+  private readonly byCase = new Map<EventCase, Listeners<[unknown, Event]>>();
+  private readonly anyHandlers: Listeners<[Event]>;
 
-  constructor(private readonly onError: (err: unknown) => void) {}
+  constructor(private readonly onError: (err: unknown) => void) {
+    this.anyHandlers = new Listeners(onError);
+  }
 
   on<C extends EventCase>(c: C, handler: EventHandler<C>): () => void {
-    // Stored under its case and only ever called with that case's payload.
-    const h = handler as Untyped;
-    let set = this.byCase.get(c);
-    if (set === undefined) {
-      set = new Set();
-      this.byCase.set(c, set);
+    let listeners = this.byCase.get(c);
+    if (listeners === undefined) {
+      listeners = new Listeners(this.onError);
+      this.byCase.set(c, listeners);
     }
-    set.add(h);
-    return () => {
-      set.delete(h);
-    };
+    // Stored under its case and only ever called with that case's payload.
+    return listeners.add(handler as Untyped);
   }
 
   onAny(handler: AnyEventHandler): () => void {
-    this.anyHandlers.add(handler);
-    return () => {
-      this.anyHandlers.delete(handler);
-    };
+    return this.anyHandlers.add(handler);
   }
 
   /** clear removes every handler. */
@@ -74,24 +72,7 @@ export class EventHub {
 
   dispatch(event: Event): void {
     const { case: c, value } = event.payload;
-    if (c !== undefined) {
-      const set = this.byCase.get(c);
-      if (set !== undefined) {
-        for (const h of [...set]) {
-          try {
-            h(value, event);
-          } catch (err) {
-            this.onError(err);
-          }
-        }
-      }
-    }
-    for (const h of [...this.anyHandlers]) {
-      try {
-        h(event);
-      } catch (err) {
-        this.onError(err);
-      }
-    }
+    if (c !== undefined) this.byCase.get(c)?.emit(value, event);
+    this.anyHandlers.emit(event);
   }
 }

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, test } from "vitest";
 import { ListItemsResponseSchema, ShoppingItemSchema, type ShoppingItem } from "@honeydo/realtime/gen/honeydo/shopping/v1/shopping_pb";
-import { itemsOf, shoppingRows, withItem, withoutItem, type PendingChange, type ShoppingPages } from "./shopping-cache";
+import { itemsOf, pendingChangeOf, shoppingRows, withItem, withoutItem, type PendingChange, type ShoppingPages } from "./shopping-cache";
 
 const item = (id: string, name: string, version: number, extra: { checked?: boolean } = {}): ShoppingItem =>
   create(ShoppingItemSchema, {
@@ -71,5 +71,31 @@ describe("shoppingRows", () => {
   test("a change that is no longer pending is rolled back (failed) or shown from the cache (answered)", () => {
     const items = [item("i1", "Milk", 1)];
     expect(shoppingRows(items, [], "me").map((r) => [r.name, r.checked, r.pending])).toEqual([["Milk", false, false]]);
+  });
+});
+
+describe("pendingChangeOf", () => {
+  test("reads the list's changes by the kind in their mutation key", () => {
+    expect(pendingChangeOf(1, 5, ["shopping-change", "add"], { name: "Bread" })).toEqual({ id: 1, at: 5, kind: "add", input: { name: "Bread" } });
+    expect(pendingChangeOf(2, 5, ["shopping-change", "update"], { itemId: "i1", checked: true })).toEqual({
+      id: 2,
+      at: 5,
+      kind: "update",
+      input: { itemId: "i1", name: undefined, checked: true },
+    });
+    expect(pendingChangeOf(3, 5, ["shopping-change", "remove"], { itemId: "i1" })).toEqual({ id: 3, at: 5, kind: "remove", input: { itemId: "i1" } });
+  });
+
+  test.each([
+    { name: "another kind", key: ["shopping-change", "archive"], variables: { itemId: "i1" } },
+    { name: "no kind", key: ["shopping-change"], variables: { itemId: "i1" } },
+    { name: "no key", key: undefined, variables: { itemId: "i1" } },
+    { name: "an add without a name", key: ["shopping-change", "add"], variables: { itemId: "i1" } },
+    { name: "an update without an item", key: ["shopping-change", "update"], variables: { name: "Tea" } },
+    { name: "an update with a checked that is no boolean", key: ["shopping-change", "update"], variables: { itemId: "i1", checked: "yes" } },
+    { name: "a remove without an item", key: ["shopping-change", "remove"], variables: {} },
+    { name: "no variables", key: ["shopping-change", "remove"], variables: undefined },
+  ])("ignores $name", ({ key, variables }) => {
+    expect(pendingChangeOf(1, 5, key, variables)).toBeUndefined();
   });
 });

@@ -50,6 +50,37 @@ export type PendingChange = { readonly id: number; readonly at: number } & (
   | { readonly kind: "remove"; readonly input: Pick<RemoveItemRequest, "itemId"> }
 );
 
+/**
+ * pendingChangeOf reads a pending mutation of the list as a PendingChange:
+ * the kind is the second part of its mutation key, the input its variables.
+ * It is undefined for any other kind, or for variables not of that kind's
+ * shape, so that no mutation is ever drawn as a change it is not.
+ */
+export function pendingChangeOf(id: number, at: number, key: readonly unknown[] | undefined, variables: unknown): PendingChange | undefined {
+  const kind = key?.[1];
+  if (!isChangeKind(kind) || typeof variables !== "object" || variables === null) return undefined;
+  const input: { readonly itemId?: unknown; readonly name?: unknown; readonly checked?: unknown } = variables;
+  switch (kind) {
+    case "add":
+      return typeof input.name === "string" ? { id, at, kind, input: { name: input.name } } : undefined;
+    case "remove":
+      return typeof input.itemId === "string" ? { id, at, kind, input: { itemId: input.itemId } } : undefined;
+    case "update": {
+      const { itemId, name, checked } = input;
+      if (typeof itemId !== "string") return undefined;
+      if (name !== undefined && typeof name !== "string") return undefined;
+      if (checked !== undefined && typeof checked !== "boolean") return undefined;
+      return { id, at, kind, input: { itemId, name, checked } };
+    }
+  }
+}
+
+const CHANGE_KINDS: readonly unknown[] = ["add", "update", "remove"] satisfies PendingChange["kind"][];
+
+function isChangeKind(kind: unknown): kind is PendingChange["kind"] {
+  return CHANGE_KINDS.includes(kind);
+}
+
 /** ItemView is one row as shown: the server's item with pending changes applied. */
 export interface ItemView {
   readonly id: string;

@@ -8,6 +8,7 @@
 // lost after the server committed it still shows in the acting tab, whose
 // own event is skipped.
 import { Code, ConnectError } from "@connectrpc/connect";
+import { useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { createRoot, type Root } from "react-dom/client";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { devTokenProvider, RealtimeClient } from "@honeydo/realtime";
@@ -148,6 +149,61 @@ test("a change is drawn at once, and rolled back with a message when the server 
   await waitFor("the old name back", () => row()?.dataset.name === "Milk" && !row()?.classList.contains("item--pending"), 5000);
   container.remove();
 }, 60_000);
+
+test("a pending mutation under the list's key prefix but of another kind is not drawn as a change", async () => {
+  const household = `foreign-${Math.random().toString(36).slice(2)}`;
+  const bob = clientFor("bob", household).service(ShoppingService);
+  await bob.addItem({ name: "Milk" });
+  const eggs = (await bob.addItem({ name: "Eggs" })).item ?? expect.unreachable();
+  let release = (): void => {};
+  const held = new Promise<void>((res) => (release = res));
+  const alice = clientFor("alice", household, async (input, init) => {
+    if (String(input instanceof Request ? input.url : input).endsWith("/UpdateItem")) await held;
+    return globalThis.fetch(input, init);
+  });
+  let queryClient: QueryClient | undefined;
+  const container = document.createElement("div");
+  document.body.append(container);
+  root = createRoot(container);
+  root.render(
+    <RealtimeProvider client={alice}>
+      <QuerySession>
+        <GrabQueryClient onClient={(c) => (queryClient = c)} />
+        <ToastProvider>
+          <ShoppingListView me="alice" />
+        </ToastProvider>
+      </QuerySession>
+    </RealtimeProvider>,
+  );
+  const rowOf = (name: string) =>
+    [...container.querySelectorAll<HTMLElement>('[data-testid="item"]')].find((r) => r.dataset.name === name);
+  await waitFor("Milk and Eggs shown", () => rowOf("Milk") !== undefined && rowOf("Eggs") !== undefined, 15_000);
+
+  // Some other code's mutation under the same key prefix, held pending,
+  // whose variables name Eggs: read as a change it would mark Eggs pending.
+  const qc = queryClient ?? expect.unreachable();
+  const foreign = qc
+    .getMutationCache()
+    .build(qc, { mutationKey: ["shopping-change", "archive"], mutationFn: () => held })
+    .execute({ itemId: eggs.id });
+
+  // A real change after it: once it is drawn, the pending set has been read with the foreign one in it.
+  rowOf("Milk")?.querySelector<HTMLButtonElement>('[data-control="check"]')?.click();
+  await waitFor("the check drawn", () => rowOf("Milk")?.classList.contains("item--pending") === true, 5000);
+  expect(rowOf("Eggs")?.classList.contains("item--pending")).toBe(false);
+  expect(container.querySelectorAll('[data-testid="item"]')).toHaveLength(2);
+
+  release();
+  await foreign;
+  await waitFor("the check answered", () => rowOf("Milk")?.classList.contains("item--pending") === false, 15_000);
+  container.remove();
+}, 60_000);
+
+/** GrabQueryClient hands the test the QuerySession's cache. */
+function GrabQueryClient({ onClient }: { onClient: (c: QueryClient) => void }): null {
+  onClient(useQueryClient());
+  return null;
+}
 
 /** typeAndSubmit enters `text` into the add form the way a person does. */
 function typeAndSubmit(container: HTMLElement, text: string): HTMLInputElement {

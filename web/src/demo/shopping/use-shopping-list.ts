@@ -7,7 +7,7 @@ import { useRealtimeResync, useRealtimeStatus } from "@honeydo/realtime-react";
 import { useRealtimeQueries } from "@honeydo/realtime-react/query";
 import { humanError, outcomeUnknown } from "../errors";
 import { useToasts } from "../toasts";
-import { itemsOf, shoppingRows, withItem, withoutItem, type ItemView, type PendingChange } from "./shopping-cache";
+import { itemsOf, pendingChangeOf, shoppingRows, withItem, withoutItem, type ItemView } from "./shopping-cache";
 
 /** LIST_INPUT asks for ListItems' largest page (500): the fewest round trips for a long list. */
 const LIST_INPUT = { pageSize: 500, pageToken: "" };
@@ -109,8 +109,7 @@ export function useShoppingList(me: string): ShoppingList {
   });
   const pending = useMutationState({
     filters: { mutationKey: [CHANGE], status: "pending" },
-    select: (m) =>
-      ({ id: m.mutationId, at: m.state.submittedAt, kind: m.options.mutationKey?.[1], input: m.state.variables }) as PendingChange,
+    select: (m) => pendingChangeOf(m.mutationId, m.state.submittedAt, m.options.mutationKey, m.state.variables),
   });
 
   const change = async (send: () => Promise<unknown>, failure: string, landed: (items: ShoppingItem[]) => boolean) => {
@@ -146,7 +145,10 @@ export function useShoppingList(me: string): ShoppingList {
       );
     });
 
-  const rows = useMemo(() => shoppingRows(itemsOf(list.data), pending, me), [list.data, pending, me]);
+  const rows = useMemo(
+    () => shoppingRows(itemsOf(list.data), pending.filter((c) => c !== undefined), me),
+    [list.data, pending, me],
+  );
   return {
     rows,
     loaded: list.data !== undefined && !hasNextPage,
