@@ -17,7 +17,9 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/honeydo/realtime/client"
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
+	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/metrics"
 	"github.com/honeydo/realtime/internal/server"
@@ -420,5 +422,38 @@ func TestIdleStreamsOutliveTheWriteTimeout(t *testing.T) {
 			}
 			wantCode(t, rs.Err(), connect.CodeUnauthenticated)
 		})
+	}
+}
+
+// TestKeptAliveConnectionOutlivesTheStreamDeadline: a stream's write
+// deadline is the connection's over HTTP/1.1, the stream leaves one set for
+// its final frame, and the connection goes back to the client's pool when
+// the stream ends. A call that reuses it after that deadline has passed
+// must still be answered: net/http clears the deadline after each
+// response, which the stream relies on.
+func TestKeptAliveConnectionOutlivesTheStreamDeadline(t *testing.T) {
+	const writeTimeout = 100 * time.Millisecond
+	srv := newTestServer(t, func(c *server.Config) {
+		c.StreamWriteTimeout = writeTimeout
+		c.Heartbeat = 50 * time.Millisecond
+		c.TokenGrace = time.Millisecond
+	})
+	hc := testkit.HTTPClient(t, false)
+	c := realtimev1connect.NewRealtimeServiceClient(hc, srv.URL, client.BearerToken(srv.Token(t, "alice", "home", 2*time.Second)))
+	s := subscribe(t, c, "")
+	wantCode(t, s.end(t, 30*time.Second), connect.CodeUnauthenticated)
+	ended := time.Now()
+	// Longest possible deadline: the allowance (here the timeout) and a quarter.
+	for time.Since(ended) < 4*writeTimeout {
+		time.Sleep(writeTimeout / 2)
+	}
+	var reused bool
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }})
+	pc := realtimev1connect.NewRealtimeServiceClient(hc, srv.URL, client.BearerToken(srv.Token(t, "alice", "home", time.Minute)))
+	if _, err := pc.Ping(ctx, connect.NewRequest(&realtimev1.PingRequest{})); err != nil {
+		t.Fatalf("Ping on the stream's connection (reused %v): %v", reused, err)
+	}
+	if !reused {
+		t.Fatal("Ping did not reuse the stream's connection: the test proves nothing")
 	}
 }

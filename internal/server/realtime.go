@@ -399,7 +399,8 @@ func (ls *liveStream) sendHeartbeat() error {
 // of the timeout more than that: a frame gets at least the allowance and at
 // most a quarter of the timeout beyond it. As a stream writes at least once
 // a heartbeat interval, the deadline never passes while it sits idle.
-// [liveStream.finish] renews it for connect's final frame.
+// [liveStream.finish] renews it for connect's final frame; net/http clears
+// it once the response is done, before an HTTP/1.1 connection is reused.
 //
 // frame is a *realtimev1.SubscribeResponse or what [frameEncoder.encode]
 // returns, which the stream's codec writes; hence the untyped connection.
