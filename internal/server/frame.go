@@ -98,6 +98,22 @@ func codecName(protocol, contentType string) string {
 	return ""
 }
 
+// keptFrameBuffer is the largest frame buffer an idle stream keeps
+// ([frameEncoder.trim]): a few events' worth.
+const keptFrameBuffer = 4 << 10
+
+// trim lets go of what the last frames left behind when it is more than
+// an idle stream should hold: a burst (a replay of up to maxEventsPerFrame
+// events, a backlog) grows the buffer to tens of KiB, and the last frame
+// keeps its events alive.
+func (e *frameEncoder) trim() {
+	if cap(e.buf) > keptFrameBuffer {
+		e.buf = nil
+	}
+	e.frame.ProtoReflect().SetUnknown(nil)
+	e.json.msgs = nil
+}
+
 // encode returns the frame for msgs, to be sent on the stream's connection.
 // The result is only valid until the next call: it reuses the stream's
 // buffers.

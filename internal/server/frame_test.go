@@ -125,3 +125,58 @@ func TestJSONFramesShareEncoding(t *testing.T) {
 		}
 	}
 }
+
+// TestFrameEncoderTrim: after a burst, an idle stream's encoder keeps
+// neither the burst's buffer nor its events, and encodes the same frames
+// after as before.
+func TestFrameEncoderTrim(t *testing.T) {
+	b := broker.NewMemory(broker.MemoryConfig{})
+	defer b.Close()
+	burst := make([]*broker.Message, maxEventsPerFrame)
+	for i := range burst {
+		m, err := b.Publish(context.Background(), broker.Target{Room: "room:x"}, &realtimev1.Event{Payload: &realtimev1.Event_Notification{Notification: &systemv1.Notification{Message: "a burst's event of some length"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		burst[i] = m
+	}
+	for _, c := range []struct {
+		name  string
+		mode  frameMode
+		codec connect.Codec
+	}{
+		{"binary", binaryFrames, protoCodec{}},
+		{"json", jsonFrames, jsonCodec{name: "json"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			enc := &frameEncoder{mode: c.mode}
+			small, err := c.codec.Marshal(enc.encode(burst[:1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.codec.Marshal(enc.encode(burst)); err != nil {
+				t.Fatal(err)
+			}
+			if c.mode == binaryFrames && cap(enc.buf) <= keptFrameBuffer {
+				t.Fatalf("a %d-event frame left a %d-byte buffer: the burst proves nothing", len(burst), cap(enc.buf))
+			}
+			enc.trim()
+			if n := cap(enc.buf); n > keptFrameBuffer {
+				t.Errorf("trim kept a %d-byte buffer", n)
+			}
+			if n := len(enc.frame.ProtoReflect().GetUnknown()); n != 0 {
+				t.Errorf("trim kept the last frame's %d bytes", n)
+			}
+			if enc.json.msgs != nil {
+				t.Errorf("trim kept the last frame's %d events", len(enc.json.msgs))
+			}
+			again, err := c.codec.Marshal(enc.encode(burst[:1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(again) != string(small) {
+				t.Errorf("after trim: %q, want %q", again, small)
+			}
+		})
+	}
+}

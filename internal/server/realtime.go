@@ -384,8 +384,19 @@ func (ls *liveStream) sendHeartbeat() error {
 		return err
 	}
 	ls.heartbeat.Reset(ls.s.cfg.Heartbeat)
+	// A heartbeat means a whole interval without events: the stream is idle
+	// and need not keep its last burst's buffers and events.
+	ls.enc.trim()
+	if cap(ls.batch) > keptBatch {
+		ls.batch = nil
+	} else {
+		clear(ls.batch)
+	}
 	return nil
 }
+
+// keptBatch is the largest batch buffer an idle stream keeps.
+const keptBatch = 16
 
 // send writes one frame. A write that the peer does not accept within the
 // write timeout fails: otherwise a client that stops reading (or vanishes
