@@ -44,9 +44,6 @@ type publishResponse struct {
 // events' Probe.Seq are disjoint: publisher i of n sends i, i+n, i+2n, ….
 func publish(ctx context.Context, b broker.Broker, p publishRequest) publishResponse {
 	n := max(p.Publishers, 1)
-	if n == 1 {
-		return publishOne(ctx, b, p, 0, 1)
-	}
 	share := p
 	share.Rate = p.Rate / float64(n)
 	if p.MaxCount > 0 {
