@@ -74,14 +74,22 @@ const listEvents: RealtimeQueryEvents<ShoppingItem[]> = {
 
 /**
  * listQuery is a household list query whose fetches (started) and reads
- * (answered by the server) are counted; `hold`, when set, keeps a fetch's
- * answer back until it resolves.
+ * (answered by the server) are counted; `holdAnswers` keeps the fetches'
+ * answers back until the function it returns is called.
  */
 function listQuery(client: RealtimeClient, household: string) {
   const q = {
     fetches: 0,
     reads: 0,
     hold: undefined as Promise<void> | undefined,
+    holdAnswers(): () => void {
+      let release = (): void => {};
+      q.hold = new Promise((res) => (release = res));
+      return () => {
+        q.hold = undefined;
+        release();
+      };
+    },
     options: queryOptions({
       queryKey: ["shopping", household, "items"],
       queryFn: async (): Promise<ShoppingItem[]> => {
@@ -162,13 +170,11 @@ describe("connectRealtimeQueries", () => {
     cleanups.push(() => binding.close());
     await waitFor("the stream live", () => alice.getStatus().state === "connected", 15_000);
     // A query mounted while the stream is live: its first answer is held back.
-    let release = (): void => {};
-    list.hold = new Promise((res) => (release = res));
+    const release = list.holdAnswers();
     observe(qc, list.options);
     await waitFor("the first read", () => list.reads === 1, 15_000);
     await bob.addItem({ name: "Tea" });
     await waitFor("a fetch after the event", () => list.fetches === 2, 15_000);
-    list.hold = undefined;
     release();
     await waitFor("Tea fetched", () => names(qc.getQueryData(list.options.queryKey))?.includes("Tea"), 15_000);
   });
@@ -187,8 +193,7 @@ describe("connectRealtimeQueries", () => {
 
     // A refetch reads the list, then its answer is held back while Bob adds
     // Tea and removes Milk, and this tab patches in its own (answered) change.
-    let release = (): void => {};
-    list.hold = new Promise((res) => (release = res));
+    const release = list.holdAnswers();
     const refetch = qc.refetchQueries({ queryKey: list.options.queryKey });
     await waitFor("the refetch read the list", () => list.reads === 2, 15_000);
     await bob.addItem({ name: "Tea" });
@@ -228,8 +233,7 @@ describe("resyncs", () => {
     const bob = clientFor(srv, p.bob, p.home).service(ShoppingService);
     const qc = newQueryClient();
     const list = listQuery(alice, p.home);
-    let release = (): void => {};
-    list.hold = new Promise((res) => (release = res));
+    const release = list.holdAnswers();
     observe(qc, list.options);
     await waitFor("the first read", () => list.reads === 1, 15_000);
     // A change after that read and before any stream: no event will carry it.
@@ -239,7 +243,6 @@ describe("resyncs", () => {
     const reasons: ResyncReason[] = [];
     cleanups.push(alice.onResync((r) => reasons.push(r)));
     await waitFor("the initial resync", () => reasons.length === 1, 15_000);
-    list.hold = undefined;
     release();
     await waitFor("the list with the change", () => names(qc.getQueryData(list.options.queryKey))?.includes("Between"), 15_000);
     expect(qc.getQueryState(list.options.queryKey)?.fetchStatus).toBe("idle");
