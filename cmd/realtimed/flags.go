@@ -39,6 +39,7 @@ type options struct {
 	benchAPI                     bool
 	metricsAddr                  string
 	streamWriteTimeout           time.Duration
+	directStreams                bool
 	maxItemsPerHousehold         int
 	requestBodyTimeout           time.Duration
 	maxConcurrentStreams         int
@@ -77,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.tokenGrace, "token-grace", 30*time.Second, "how long a stream may outlive its token's expiry before it ends with UNAUTHENTICATED")
 	fs.IntVar(&o.queueSize, "queue-size", broker.DefaultQueueSize, "events a stream may fall behind before it is cut off as a slow consumer")
 	fs.DurationVar(&o.streamWriteTimeout, "stream-write-timeout", 30*time.Second, "how long one frame may wait for a client to accept it before the stream is dropped\n(a client that stopped reading, or vanished without closing); the deadline is renewed\nevery quarter of this, so a frame gets up to a quarter more, and never less than --heartbeat")
+	fs.BoolVar(&o.directStreams, "direct-streams", true, "over HTTP/1.1, let each Subscribe stream take over its connection once its welcome is\nout, leaving net/http's handler and buffers: an idle stream holds about a quarter of the\nmemory; RPC metrics still record the stream's end, a trace span ends at the hand-off,\nand the connection closes with the stream (false: keep streams in their handlers)")
 	fs.IntVar(&o.maxStreamsPerUser, "max-streams-per-user", 16, "concurrent Subscribe streams per user (-1: unlimited)")
 	fs.Float64Var(&o.rateLimit, "rate-limit", 20, "unary calls and stream opens per second per user or service (-1: unlimited)")
 	fs.IntVar(&o.rateBurst, "rate-burst", 40, "calls and stream opens a user may make at once before --rate-limit applies")

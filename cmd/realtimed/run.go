@@ -134,6 +134,7 @@ func serverConfig(o *options, c *checked, b broker.Broker, v *auth.Verifier, dev
 		QueueSize:            o.queueSize,
 		MaxStreamsPerUser:    o.maxStreamsPerUser,
 		StreamWriteTimeout:   o.streamWriteTimeout,
+		NoDirectStreams:      !o.directStreams,
 		RateLimit:            server.RateLimit{PerSecond: o.rateLimit, Burst: o.rateBurst},
 		ReadMaxBytes:         o.readMaxBytes,
 		RequestBodyTimeout:   o.requestBodyTimeout,

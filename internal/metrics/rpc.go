@@ -230,9 +230,37 @@ func (i rpcInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) 
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		p := i.rpcs.forSpec(conn.Spec())
 		p.started.Inc()
-		start := time.Now()
-		err := next(ctx, conn)
-		p.observe(err, time.Since(start))
+		end := &streamEnd{p: p, start: time.Now()}
+		err := next(context.WithValue(ctx, streamEndKey{}, end), conn)
+		if !end.taken {
+			p.observe(err, time.Since(end.start))
+		}
 		return err
 	}
+}
+
+// streamEnd is where a stream's handler finds its RPC's observation when
+// the stream outlives the handler.
+type streamEnd struct {
+	p     *procMetrics
+	start time.Time
+	taken bool // by the handler's goroutine, before it returns
+}
+
+type streamEndKey struct{}
+
+// TakeStreamEnd is for a streaming handler that goes on serving its stream
+// after it returns (it took over the connection): the interceptor then
+// does not record the call when the handler returns, and the stream
+// records it with the returned function, once, with the error it ends
+// with. Call it on the handler's goroutine before the handler returns. It
+// returns nil when ctx is not a handler's of [Metrics.RPCInterceptor], or
+// when the end was taken already.
+func TakeStreamEnd(ctx context.Context) func(error) {
+	end, _ := ctx.Value(streamEndKey{}).(*streamEnd)
+	if end == nil || end.taken {
+		return nil
+	}
+	end.taken = true
+	return func(err error) { end.p.observe(err, time.Since(end.start)) }
 }

@@ -215,3 +215,33 @@ func (jsonCodec) Unmarshal(b []byte, m any) error {
 	}
 	return nil
 }
+
+// protoCodec is connect-go's protobuf binary codec, for the frames a
+// direct stream (direct.go) writes itself.
+type protoCodec struct{}
+
+var _ connect.Codec = protoCodec{}
+
+// Name implements connect.Codec.
+func (protoCodec) Name() string { return "proto" }
+
+// Marshal implements connect.Codec.
+func (c protoCodec) Marshal(m any) ([]byte, error) { return c.MarshalAppend(nil, m) }
+
+// MarshalAppend appends m's encoding to dst.
+func (protoCodec) MarshalAppend(dst []byte, m any) ([]byte, error) {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a proto.Message", m)
+	}
+	return proto.MarshalOptions{}.MarshalAppend(dst, pm)
+}
+
+// Unmarshal implements connect.Codec.
+func (protoCodec) Unmarshal(b []byte, m any) error {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return fmt.Errorf("%T is not a proto.Message", m)
+	}
+	return proto.Unmarshal(b, pm)
+}

@@ -92,13 +92,6 @@ func TestFrameModes(t *testing.T) {
 	}
 }
 
-// protoCodec marshals as connect-go's protobuf binary codec does.
-type protoCodec struct{}
-
-func (protoCodec) Name() string                    { return "proto" }
-func (protoCodec) Marshal(m any) ([]byte, error)   { return proto.Marshal(m.(proto.Message)) }
-func (protoCodec) Unmarshal(b []byte, m any) error { return proto.Unmarshal(b, m.(proto.Message)) }
-
 // TestJSONFramesShareEncoding has streams encode one fresh event at once,
 // as a broadcast does: under -race this checks that the lazily made JSON
 // encoding is shared safely, and each gets the same bytes.

@@ -430,10 +430,13 @@ func TestIdleStreamsOutliveTheWriteTimeout(t *testing.T) {
 // its final frame, and the connection goes back to the client's pool when
 // the stream ends. A call that reuses it after that deadline has passed
 // must still be answered: net/http clears the deadline after each
-// response, which the stream relies on.
+// response, which the stream relies on. Only streams kept in their
+// handlers leave their connection to the pool: a direct stream's closes
+// (TestDirectStreams).
 func TestKeptAliveConnectionOutlivesTheStreamDeadline(t *testing.T) {
 	const writeTimeout = 100 * time.Millisecond
 	srv := newTestServer(t, func(c *server.Config) {
+		c.NoDirectStreams = true
 		c.StreamWriteTimeout = writeTimeout
 		c.Heartbeat = 50 * time.Millisecond
 		c.TokenGrace = time.Millisecond

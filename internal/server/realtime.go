@@ -36,6 +36,11 @@ type streamConfig struct {
 	MaxPerUser   int
 	Logger       *slog.Logger
 	WriteTimeout time.Duration
+	// CompressMinBytes is the smallest message a direct stream compresses,
+	// as Connect's handler option of the same name.
+	CompressMinBytes int
+	// NoDirectStreams keeps HTTP/1.1 streams on Connect's path (direct.go).
+	NoDirectStreams bool
 }
 
 // writeAllowance is the least time a frame's write gets before its
@@ -58,6 +63,9 @@ type realtimeService struct {
 	// awake counts the streams between a wake-up and their write: more than
 	// one means the server has other work, and a woken stream coalesces.
 	awake atomic.Int32
+	// direct counts the direct streams' goroutines (direct.go), which
+	// outlive their handlers: Shutdown waits for them.
+	direct sync.WaitGroup
 }
 
 var _ realtimev1connect.RealtimeServiceHandler = (*realtimeService)(nil)
@@ -79,21 +87,89 @@ func (s *realtimeService) newHandler(opts ...connect.HandlerOption) (string, htt
 // of their own, and what needs a deep stack (verifying the token in the
 // gate, opening the stream with its first write) runs on another goroutine
 // ([offStack]), so that the handler's goroutine stays at 8 KiB.
-func (s *realtimeService) Subscribe(ctx context.Context, req *connect.Request[realtimev1.SubscribeRequest], stream *connect.ServerStream[realtimev1.SubscribeResponse]) error {
+//
+// Over HTTP/1.1 the stream then leaves the handler and goes on as a direct
+// stream (direct.go) on a goroutine of its own.
+func (s *realtimeService) Subscribe(ctx context.Context, req *connect.Request[realtimev1.SubscribeRequest], stream *connect.ServerStream[realtimev1.SubscribeResponse]) (err error) {
+	var plan *directPlan
+	if !s.cfg.NoDirectStreams {
+		plan = planDirect(ctx, req.Peer().Protocol, req.Header().Get("Content-Type"))
+	}
+	if plan != nil {
+		// The connection cannot go back to net/http once detached.
+		stream.ResponseHeader().Set("Connection", "close")
+	}
 	// Off the stack: open writes the response headers with the welcome,
 	// which takes the goroutine past 8 KiB.
 	ls, err := offStack(func() (*liveStream, error) { return s.open(ctx, req, stream) })
 	if err != nil {
 		return err
 	}
-	defer ls.finish()
-	return ls.pump(ctx)
+	if plan != nil {
+		if d, err := plan.detach(s.cfg.CompressMinBytes); err == nil {
+			ls.out = d
+			ended := metrics.TakeStreamEnd(ctx)
+			s.direct.Add(1)
+			go ls.runDirect(d, ended)
+			return nil
+		}
+	}
+	defer func() { ls.close(err) }()
+	return ls.pump(ctx.Done())
 }
+
+// runDirect serves a detached stream until it ends; ended reports its end
+// to the RPC metrics.
+func (ls *liveStream) runDirect(d *directWriter, ended func(error)) {
+	defer ls.s.direct.Done()
+	err := ls.pump(d.gone)
+	ls.close(err)
+	if ended != nil {
+		ended(err)
+	}
+}
+
+// frameWriter is where a stream's frames go: Connect's stream, or the
+// connection itself for a direct stream.
+type frameWriter interface {
+	// send writes one frame: a *realtimev1.SubscribeResponse or what
+	// [frameEncoder.encode] returns.
+	send(frame any) error
+	setWriteDeadline(time.Time) error
+	// end is called once the stream is over, with the error it ends with.
+	end(err error)
+	// trim lets go of buffers a burst grew.
+	trim()
+}
+
+// connectWriter sends frames on Connect's stream.
+type connectWriter struct {
+	stream *connect.ServerStream[realtimev1.SubscribeResponse]
+	// rc sets write deadlines on the stream's connection: nil when the
+	// handler runs without the gate (it always does in the server).
+	rc *http.ResponseController
+}
+
+// send writes frame with the stream's codec; hence the untyped frame.
+func (w connectWriter) send(frame any) error { return w.stream.Conn().Send(frame) }
+
+func (w connectWriter) setWriteDeadline(t time.Time) error {
+	if w.rc == nil {
+		return nil
+	}
+	return w.rc.SetWriteDeadline(t)
+}
+
+// end does nothing: Connect writes the end of stream once the handler
+// returns, within the deadline [liveStream.finish] renewed.
+func (connectWriter) end(error) {}
+
+func (connectWriter) trim() {}
 
 // liveStream is one open Subscribe stream; its goroutine owns it.
 type liveStream struct {
 	s         *realtimeService
-	stream    *connect.ServerStream[realtimev1.SubscribeResponse]
+	out       frameWriter
 	sub       *broker.Subscription
 	release   func()
 	who       *auth.Principal // for the stream's two log lines
@@ -112,9 +188,6 @@ type liveStream struct {
 	// deadline is the write deadline set on the connection; [send] renews
 	// it only when a quarter of the timeout has passed.
 	deadline time.Time
-	// rc sets write deadlines on the stream's connection: nil when the
-	// handler runs without the gate (it always does in the server).
-	rc *http.ResponseController
 }
 
 // open authorizes and registers the stream, joins its rooms and sends the
@@ -174,14 +247,13 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 	m.Resumes.WithLabelValues(sub.Resume.String()).Inc()
 	ls := &liveStream{
 		s:       s,
-		stream:  stream,
+		out:     connectWriter{stream: stream, rc: responseController(ctx)},
 		sub:     sub,
 		release: release,
 		who:     p,
 		started: time.Now(),
 		reason:  "client_gone",
 		enc:     newFrameEncoder(req.Peer().Protocol, req.Header().Get("Content-Type")),
-		rc:      responseController(ctx),
 	}
 	ls.logInfo("stream opened", slog.String("resume", sub.Resume.String()), slog.String("cursor", sub.Start.Cursor()), slog.String("protocol", req.Peer().Protocol))
 
@@ -199,7 +271,7 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 	}
 	if err := ls.send(&realtimev1.SubscribeResponse{Frame: &realtimev1.SubscribeResponse_Welcome{Welcome: welcome}}); err != nil {
 		ls.reason = "write_error"
-		ls.finish()
+		ls.close(err)
 		return nil, err
 	}
 	ls.heartbeat = time.NewTimer(s.cfg.Heartbeat)
@@ -209,11 +281,18 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 	return ls, nil
 }
 
+// close ends the stream with err. What the stream holds is released before
+// the client can read the end and reconnect: a stream at the per-user limit
+// must have made room for its successor. The end of stream gets a whole
+// write allowance.
+func (ls *liveStream) close(err error) {
+	ls.finish()
+	ls.renewDeadline(time.Now())
+	ls.out.end(err)
+}
+
 // finish releases what open took and records how the stream ended.
 func (ls *liveStream) finish() {
-	if ls.rc != nil && ls.s.cfg.WriteTimeout > 0 {
-		ls.renewDeadline(time.Now())
-	}
 	if ls.heartbeat != nil {
 		ls.heartbeat.Stop()
 	}
@@ -228,7 +307,11 @@ func (ls *liveStream) finish() {
 		m.Subscriptions.WithLabelValues(string(r.Kind())).Dec()
 	}
 	m.StreamsClosed.WithLabelValues(ls.reason).Inc()
-	ls.logInfo("stream closed", slog.String("reason", ls.reason), slog.Int("events", ls.delivered), slog.Duration("duration", time.Since(ls.started).Round(time.Millisecond)))
+	attrs := []slog.Attr{slog.String("reason", ls.reason), slog.Int("events", ls.delivered), slog.Duration("duration", time.Since(ls.started).Round(time.Millisecond))}
+	if _, direct := ls.out.(*directWriter); direct {
+		attrs = append(attrs, slog.Bool("direct", true))
+	}
+	ls.logInfo("stream closed", attrs...)
 }
 
 // logInfo logs with the caller's attributes first. A child logger per
@@ -243,8 +326,9 @@ func (ls *liveStream) logInfo(msg string, attrs ...slog.Attr) {
 }
 
 // pump waits for events, heartbeats, expiry or shutdown until the stream
-// ends. Keep its frame small: this is where idle streams park.
-func (ls *liveStream) pump(ctx context.Context) error {
+// ends or gone is closed (the client left). Keep its frame small: this is
+// where idle streams park.
+func (ls *liveStream) pump(gone <-chan struct{}) error {
 	var expired <-chan time.Time
 	if ls.expiry != nil {
 		expired = ls.expiry.C
@@ -263,8 +347,8 @@ func (ls *liveStream) pump(ctx context.Context) error {
 			return ls.end("token_expired", connect.CodeUnauthenticated, "token expired: reconnect with a fresh token and your cursor")
 		case <-ls.s.closing:
 			return ls.end("shutdown", connect.CodeUnavailable, "server is shutting down: reconnect with your cursor")
-		case <-ctx.Done():
-			return ctx.Err()
+		case <-gone:
+			return errClientGone
 		}
 	}
 }
@@ -387,6 +471,7 @@ func (ls *liveStream) sendHeartbeat() error {
 	// A heartbeat means a whole interval without events: the stream is idle
 	// and need not keep its last burst's buffers and events.
 	ls.enc.trim()
+	ls.out.trim()
 	if cap(ls.batch) > keptBatch {
 		ls.batch = nil
 	} else {
@@ -410,23 +495,24 @@ const keptBatch = 16
 // of the timeout more than that: a frame gets at least the allowance and at
 // most a quarter of the timeout beyond it. As a stream writes at least once
 // a heartbeat interval, the deadline never passes while it sits idle.
-// [liveStream.finish] renews it for connect's final frame; net/http clears
-// it once the response is done, before an HTTP/1.1 connection is reused.
+// The stream renews it for the final frame; net/http clears it once a
+// response is done, before an HTTP/1.1 connection is reused.
 //
 // frame is a *realtimev1.SubscribeResponse or what [frameEncoder.encode]
-// returns, which the stream's codec writes; hence the untyped connection.
+// returns, which the stream's codec writes.
 func (ls *liveStream) send(frame any) error {
-	if ls.rc != nil && ls.s.cfg.WriteTimeout > 0 {
-		if now := time.Now(); ls.deadline.Sub(now) < ls.s.cfg.writeAllowance() {
-			ls.renewDeadline(now)
-		}
+	if now := time.Now(); ls.deadline.Sub(now) < ls.s.cfg.writeAllowance() {
+		ls.renewDeadline(now)
 	}
-	return ls.stream.Conn().Send(frame)
+	return ls.out.send(frame)
 }
 
 func (ls *liveStream) renewDeadline(now time.Time) {
+	if ls.s.cfg.WriteTimeout <= 0 {
+		return
+	}
 	ls.deadline = now.Add(ls.s.cfg.writeAllowance() + ls.s.cfg.WriteTimeout/4)
-	_ = ls.rc.SetWriteDeadline(ls.deadline)
+	_ = ls.out.setWriteDeadline(ls.deadline)
 }
 
 type responseControllerKey struct{}

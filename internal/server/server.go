@@ -102,6 +102,14 @@ type Config struct {
 	// CompressMinBytes is the smallest response message worth compressing.
 	// Zero means 1 KiB: gzip costs more CPU than it saves on small frames.
 	CompressMinBytes int
+	// NoDirectStreams keeps HTTP/1.1 Subscribe streams in their Connect
+	// handlers for their whole life. By default such a stream, once its
+	// welcome is written, takes over its connection and leaves the handler
+	// (a direct stream): an idle stream then holds a fraction of the memory,
+	// but the Connect interceptors see the call end at the hand-off (the
+	// RPC metrics still record the stream's real end; a tracing span does
+	// not) and the connection closes when the stream ends.
+	NoDirectStreams bool
 	// Dev, when set, enables /dev/token and /dev/streams (package devapi),
 	// which mint tokens with this key. Never set it in production. A dev
 	// server answers only requests whose Host is the loopback or one of
@@ -212,12 +220,14 @@ func New(cfg Config) (*Server, error) {
 		closing: s.closing,
 		metrics: cfg.Metrics,
 		cfg: streamConfig{
-			Heartbeat:    cfg.Heartbeat,
-			TokenGrace:   cfg.TokenGrace,
-			QueueSize:    cfg.QueueSize,
-			MaxPerUser:   cfg.MaxStreamsPerUser,
-			WriteTimeout: cfg.StreamWriteTimeout,
-			Logger:       cfg.Logger,
+			Heartbeat:        cfg.Heartbeat,
+			TokenGrace:       cfg.TokenGrace,
+			QueueSize:        cfg.QueueSize,
+			MaxPerUser:       cfg.MaxStreamsPerUser,
+			WriteTimeout:     cfg.StreamWriteTimeout,
+			CompressMinBytes: cfg.CompressMinBytes,
+			NoDirectStreams:  cfg.NoDirectStreams,
+			Logger:           cfg.Logger,
 		},
 	}
 	handler, err := s.routes()
@@ -329,7 +339,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(s.closing)
 		s.endClosing()
 	})
-	return s.http.Shutdown(ctx)
+	err := s.http.Shutdown(ctx)
+	// Direct streams have left net/http, which does not wait for them.
+	return errors.Join(err, waitGroup(ctx, &s.realtime.direct))
+}
+
+// waitGroup waits for wg or for ctx to end.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Route is a path pattern of [http.ServeMux] and its handler.
@@ -387,7 +414,7 @@ func (s *Server) mountServices() error {
 	// checks it before anything reads a request body.
 	g := &gate{verifier: s.cfg.Verifier, errors: connect.NewErrorWriter(), refused: s.cfg.Metrics.RPCRefused}
 	realtimePath, realtimeHandler := s.realtime.newHandler(opts...)
-	s.rpc = []Route{{Pattern: realtimePath, Handler: g.wrap(realtimeHandler)}}
+	s.rpc = []Route{{Pattern: realtimePath, Handler: detachable(g.wrap(realtimeHandler))}}
 	s.services = []string{realtimev1connect.RealtimeServiceName}
 	mounted, err := module.MountAll(module.Env{
 		Emitter:        module.NewEmitter(s.cfg.Broker),
