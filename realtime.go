@@ -62,6 +62,16 @@ type Options struct {
 	// RealtimeService, the modules and every handler that uses
 	// [Realtime.Interceptor].
 	RateLimit RateLimit
+	// NoDirectStreams keeps HTTP/1.1 Subscribe streams in their handlers.
+	// By default such a stream, once its welcome is written, hijacks its
+	// connection and goes on without net/http's handler and buffers (about
+	// a quarter of the memory per idle stream); the connection then closes
+	// with the stream, and middleware around [Realtime.Mount]'s handlers
+	// sees the call end at the hand-off. Set it when such middleware (an
+	// access log, a tracing wrapper) must see a stream's whole life. A
+	// stream behind a ResponseWriter that cannot be hijacked stays in its
+	// handler anyway.
+	NoDirectStreams bool
 
 	// Logger receives the service's logs. Nil means slog.Default().
 	Logger *slog.Logger
@@ -177,6 +187,7 @@ func New(ctx context.Context, opts Options) (*Realtime, error) {
 		TokenGrace:        opts.TokenGrace,
 		QueueSize:         opts.QueueSize,
 		MaxStreamsPerUser: opts.MaxStreamsPerUser,
+		NoDirectStreams:   opts.NoDirectStreams,
 		RateLimit:         server.RateLimit{PerSecond: opts.RateLimit.PerSecond, Burst: opts.RateLimit.Burst},
 		Logger:            opts.Logger,
 	})
@@ -231,9 +242,11 @@ func (r *Realtime) Services() []string { return r.srv.Services() }
 
 // Close ends every open stream with Unavailable, so that clients
 // reconnect (and resume from their cursor, on another instance with NATS),
-// and closes the broker. Call it before the http.Server's Shutdown, which
-// would otherwise wait for streams that never end by themselves. Modules
-// stay open: they are the caller's.
+// waits (up to 5s) for the streams to write that end, and closes the
+// broker. Call it before the http.Server's Shutdown, which would otherwise
+// wait for streams that never end by themselves, and which does not wait
+// for direct streams ([Options.NoDirectStreams]). Modules stay open: they
+// are the caller's.
 func (r *Realtime) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
