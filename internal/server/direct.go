@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/binary"
@@ -175,9 +174,7 @@ type directWriter struct {
 	conn    net.Conn
 	web     bool
 	codec   marshalAppender
-	gzipMin int // compress messages of at least this many bytes; 0: never
-	buf     []byte
-	zbuf    bytes.Buffer
+	gzipMin int  // compress messages of at least this many bytes; 0: never
 	broken  bool // a write failed: the end of stream is not written
 	// gone is closed when the client closes its side of the connection (or
 	// sends anything: an HTTP/1.1 client that reads a streaming response
@@ -205,37 +202,31 @@ const (
 )
 
 func (d *directWriter) send(frame any) error {
-	b, err := d.codec.MarshalAppend(d.room(), frame)
+	buf := frameBuffers.get()
+	defer frameBuffers.put(buf)
+	b, err := d.codec.MarshalAppend(buf.b[:directFrameStart], frame)
 	if err != nil {
 		return connect.NewError(connect.CodeInternal, err)
 	}
-	return d.write(d.envelope(b, 0, ""))
+	return d.write(d.envelope(buf, b, 0, ""))
 }
 
 func (d *directWriter) setWriteDeadline(t time.Time) error { return d.conn.SetWriteDeadline(t) }
 
-// room returns the buffer with space for the chunk header and envelope
-// prefix in front of the message.
-func (d *directWriter) room() []byte {
-	if cap(d.buf) < directFrameStart {
-		d.buf = make([]byte, 0, 512)
-	}
-	return d.buf[:directFrameStart]
-}
-
-// envelope turns b, a message after [directWriter.room]'s space, into one
-// HTTP chunk holding its envelope, compressed when it is big enough, with
-// tail (the end of the body) after the chunk; it returns what to write.
-func (d *directWriter) envelope(b []byte, flags byte, tail string) []byte {
+// envelope turns b, a message after directFrameStart bytes of room (b is
+// buf.b or grew from it), into one HTTP chunk holding its envelope,
+// compressed when it is big enough, with tail (the end of the body) after
+// the chunk; it returns what to write.
+func (d *directWriter) envelope(buf *frameBuffer, b []byte, flags byte, tail string) []byte {
 	msg := b[directFrameStart:]
 	if d.gzipMin > 0 && len(msg) >= d.gzipMin {
-		d.zbuf.Reset()
+		buf.z.Reset()
 		zw := gzipWriters.Get().(*gzip.Writer)
-		zw.Reset(&d.zbuf)
+		zw.Reset(&buf.z)
 		_, _ = zw.Write(msg)
 		_ = zw.Close()
 		gzipWriters.Put(zw)
-		b = append(b[:directFrameStart], d.zbuf.Bytes()...)
+		b = append(b[:directFrameStart], buf.z.Bytes()...)
 		msg = b[directFrameStart:]
 		flags |= envelopeCompressed
 	}
@@ -248,7 +239,7 @@ func (d *directWriter) envelope(b []byte, flags byte, tail string) []byte {
 	b[chunkHeaderRoom-2], b[chunkHeaderRoom-1] = '\r', '\n'
 	b = append(b, '\r', '\n')
 	b = append(b, tail...)
-	d.buf = b[:0]
+	buf.b = b[:0]
 	return b[start:]
 }
 
@@ -260,16 +251,6 @@ func (d *directWriter) write(p []byte) error {
 		return connect.NewError(connect.CodeUnavailable, err)
 	}
 	return nil
-}
-
-// trim lets go of a buffer that a burst grew.
-func (d *directWriter) trim() {
-	if cap(d.buf) > keptFrameBuffer {
-		d.buf = nil
-	}
-	if d.zbuf.Cap() > keptFrameBuffer {
-		d.zbuf = bytes.Buffer{}
-	}
 }
 
 // end writes the end of stream for err, as Connect writes it, unless the
@@ -288,15 +269,17 @@ func (d *directWriter) end(err error) {
 		return
 	default:
 	}
+	buf := frameBuffers.get()
+	defer frameBuffers.put(buf)
 	var payload []byte
 	flags := byte(connectEndStreamFlag)
 	if d.web {
 		flags = grpcWebTrailerFlag
-		payload = grpcWebTrailer(d.room(), err)
+		payload = grpcWebTrailer(buf.b[:directFrameStart], err)
 	} else {
-		payload = connectEndStream(d.room(), err)
+		payload = connectEndStream(buf.b[:directFrameStart], err)
 	}
-	_ = d.write(d.envelope(payload, flags, chunkedEndOfBody))
+	_ = d.write(d.envelope(buf, payload, flags, chunkedEndOfBody))
 }
 
 // errClientGone ends a stream whose client has left.

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"mime"
 	"strings"
+	"sync"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -48,9 +50,14 @@ const (
 // unknown fields and writes `{}`); JSON streams get a [jsonEventsFrame],
 // which only [jsonCodec] can write. So the mode follows the codec Connect
 // negotiated, and a codec it does not know gets a typed message.
+//
+// A binary frame is assembled in a buffer shared with every stream
+// ([frameBuffers]) and held only until [frameEncoder.release]: a buffer per
+// stream, which a burst grows to tens of KiB, made a thousand streams at
+// saturation hold tens of MiB of cache-cold memory.
 type frameEncoder struct {
 	mode  frameMode
-	buf   []byte
+	buf   *frameBuffer                 // between encode and release
 	frame realtimev1.SubscribeResponse // reused: one allocation less per frame
 	json  jsonEventsFrame
 }
@@ -98,16 +105,11 @@ func codecName(protocol, contentType string) string {
 	return ""
 }
 
-// keptFrameBuffer is the largest frame buffer an idle stream keeps
-// ([frameEncoder.trim]): a few events' worth.
-const keptFrameBuffer = 4 << 10
-
-// trim lets go of what the last frames left behind when it is more than
-// an idle stream should hold: a burst (a replay of up to maxEventsPerFrame
-// events, a backlog) grows the buffer to tens of KiB, and the last frame
-// keeps its events alive.
-func (e *frameEncoder) trim() {
-	if cap(e.buf) > keptFrameBuffer {
+// release ends the last frame: its buffer goes back to be shared, and the
+// encoder keeps neither its bytes nor its events.
+func (e *frameEncoder) release() {
+	if e.buf != nil {
+		frameBuffers.put(e.buf)
 		e.buf = nil
 	}
 	e.frame.ProtoReflect().SetUnknown(nil)
@@ -115,8 +117,8 @@ func (e *frameEncoder) trim() {
 }
 
 // encode returns the frame for msgs, to be sent on the stream's connection.
-// The result is only valid until the next call: it reuses the stream's
-// buffers.
+// The result is valid until [frameEncoder.release], which must come before
+// the next call.
 func (e *frameEncoder) encode(msgs []*broker.Message) any {
 	switch e.mode {
 	case binaryFrames:
@@ -124,14 +126,15 @@ func (e *frameEncoder) encode(msgs []*broker.Message) any {
 		for _, m := range msgs {
 			inner += protowire.SizeTag(eventBatchEventsField) + protowire.SizeBytes(len(m.Wire))
 		}
-		b := e.buf[:0]
+		e.buf = frameBuffers.get()
+		b := e.buf.b[:0]
 		b = protowire.AppendTag(b, subscribeResponseEventsField, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(inner))
 		for _, m := range msgs {
 			b = protowire.AppendTag(b, eventBatchEventsField, protowire.BytesType)
 			b = protowire.AppendBytes(b, m.Wire)
 		}
-		e.buf = b
+		e.buf.b = b[:0]
 		e.frame.ProtoReflect().SetUnknown(b)
 		return &e.frame
 	case jsonFrames:
@@ -144,6 +147,35 @@ func (e *frameEncoder) encode(msgs []*broker.Message) any {
 	}
 	return &realtimev1.SubscribeResponse{Frame: &realtimev1.SubscribeResponse_Events{Events: &realtimev1.EventBatch{Events: events}}}
 }
+
+// frameBuffer holds one frame on its way to the connection.
+type frameBuffer struct {
+	b []byte
+	z bytes.Buffer // the compressed message, when there is one
+}
+
+// frameBuffers are shared by every stream, each taking one only while it
+// builds and writes a frame. A buffer per stream, grown by a burst to tens
+// of KiB and kept, cost a thousand streams at saturation tens of MiB of
+// fresh, cache-cold memory; at the start of W2 (docs/PERFORMANCE.md) the
+// direct streams' own buffers made streams fall behind until they were cut
+// as slow consumers, in every run, where shared buffers lose nothing.
+var frameBuffers = bufferPool{pool: sync.Pool{New: func() any { return &frameBuffer{b: make([]byte, 0, 4<<10)} }}}
+
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) get() *frameBuffer { return p.pool.Get().(*frameBuffer) }
+
+// put returns buf unless a rare frame (a long replay) grew it past
+// maxPooledFrameBuffer.
+func (p *bufferPool) put(buf *frameBuffer) {
+	if cap(buf.b) > maxPooledFrameBuffer || buf.z.Cap() > maxPooledFrameBuffer {
+		return
+	}
+	p.pool.Put(buf)
+}
+
+const maxPooledFrameBuffer = 256 << 10
 
 // jsonEventsFrame is an events frame for [jsonCodec] to write from the
 // events' shared JSON encodings.

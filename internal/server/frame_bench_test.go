@@ -53,6 +53,7 @@ func BenchmarkFrameEncode(b *testing.B) {
 				for b.Loop() {
 					var err error
 					out, err = c.marshal(out[:0], enc.encode(msgs[:n]))
+					enc.release()
 					if err != nil {
 						b.Fatal(err)
 					}

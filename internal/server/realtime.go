@@ -138,8 +138,6 @@ type frameWriter interface {
 	setWriteDeadline(time.Time) error
 	// end is called once the stream is over, with the error it ends with.
 	end(err error)
-	// trim lets go of buffers a burst grew.
-	trim()
 }
 
 // connectWriter sends frames on Connect's stream.
@@ -163,8 +161,6 @@ func (w connectWriter) setWriteDeadline(t time.Time) error {
 // end does nothing: Connect writes the end of stream once the handler
 // returns, within the deadline [liveStream.finish] renewed.
 func (connectWriter) end(error) {}
-
-func (connectWriter) trim() {}
 
 // liveStream is one open Subscribe stream; its goroutine owns it.
 type liveStream struct {
@@ -428,7 +424,9 @@ func (ls *liveStream) deliver() (done bool, err error) {
 	}
 	for pending := ls.batch; len(pending) > 0; {
 		n := min(len(pending), maxEventsPerFrame)
-		if err := ls.send(ls.enc.encode(pending[:n])); err != nil {
+		err := ls.send(ls.enc.encode(pending[:n]))
+		ls.enc.release()
+		if err != nil {
 			ls.reason = "write_error"
 			return true, err
 		}
@@ -469,9 +467,7 @@ func (ls *liveStream) sendHeartbeat() error {
 	}
 	ls.heartbeat.Reset(ls.s.cfg.Heartbeat)
 	// A heartbeat means a whole interval without events: the stream is idle
-	// and need not keep its last burst's buffers and events.
-	ls.enc.trim()
-	ls.out.trim()
+	// and need not keep its last burst's batch buffer.
 	if cap(ls.batch) > keptBatch {
 		ls.batch = nil
 	} else {
