@@ -6,9 +6,11 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,9 +40,11 @@ import (
 // to net/http's pool; a stream's connection carries nothing else anyway.
 //
 // Streams stay on Connect's path when they cannot be handed off: HTTP/2
-// (the connection is shared), a ResponseWriter that cannot be hijacked (an
-// embedding application's middleware), a codec other than proto and JSON,
-// or a response compression other than gzip.
+// (the connection is shared), HTTP/1.0 (no chunked encoding), a
+// ResponseWriter that cannot be hijacked or that something has set to
+// encode the body (an embedding application's middleware), a codec other
+// than proto and JSON, a response compression other than gzip, and once
+// the server shuts down.
 
 // detachableWriter is the ResponseWriter a Subscribe handler runs with over
 // HTTP/1.1. Once its stream is detached, Connect's last writes after the
@@ -57,7 +61,9 @@ type detachableWriterKey struct{}
 // detachable lets the Subscribe streams of h become direct streams.
 func detachable(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor != 1 {
+		// An HTTP/1.0 response has no chunked encoding: its body ends with
+		// the connection, which a direct stream does not write.
+		if r.ProtoMajor != 1 || !r.ProtoAtLeast(1, 1) {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -88,7 +94,14 @@ func (w *detachableWriter) FlushError() error {
 	if w.detached {
 		return http.ErrHijacked
 	}
-	return http.NewResponseController(w.ResponseWriter).Flush()
+	switch f := w.ResponseWriter.(type) {
+	case interface{ FlushError() error }:
+		return f.FlushError()
+	case http.Flusher:
+		f.Flush()
+		return nil
+	}
+	return http.ErrNotSupported
 }
 
 // Unwrap lets http.ResponseController reach net/http's writer.
@@ -149,6 +162,10 @@ func (p *directPlan) detach(compressMinBytes int) (*directWriter, error) {
 		gz = true
 	default:
 		return nil, errors.New("response compression " + enc)
+	}
+	if enc := p.w.Header().Get("Content-Encoding"); enc != "" {
+		// Middleware encodes the body: what it wrote is not ours to go on.
+		return nil, errors.New("body encoded as " + enc)
 	}
 	conn, brw, err := http.NewResponseController(p.w.ResponseWriter).Hijack()
 	if err != nil {
@@ -225,6 +242,7 @@ func (d *directWriter) envelope(buf *frameBuffer, b []byte, flags byte, tail str
 		zw.Reset(&buf.z)
 		_, _ = zw.Write(msg)
 		_ = zw.Close()
+		zw.Reset(io.Discard) // not to keep buf alive in the pool
 		gzipWriters.Put(zw)
 		b = append(b[:directFrameStart], buf.z.Bytes()...)
 		msg = b[directFrameStart:]
@@ -245,10 +263,11 @@ func (d *directWriter) envelope(buf *frameBuffer, b []byte, flags byte, tail str
 
 var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 
+// write writes p; an error is Unknown, as Connect reports a failed write.
 func (d *directWriter) write(p []byte) error {
 	if _, err := d.conn.Write(p); err != nil {
 		d.broken = true
-		return connect.NewError(connect.CodeUnavailable, err)
+		return connect.NewError(connect.CodeUnknown, err)
 	}
 	return nil
 }
@@ -261,7 +280,7 @@ func (d *directWriter) end(err error) {
 		_ = d.conn.Close()
 		<-d.gone
 	}()
-	if d.broken || errors.Is(err, errClientGone) {
+	if d.broken || errors.Is(err, errClientLeft) {
 		return
 	}
 	select {
@@ -282,8 +301,14 @@ func (d *directWriter) end(err error) {
 	_ = d.write(d.envelope(buf, payload, flags, chunkedEndOfBody))
 }
 
-// errClientGone ends a stream whose client has left.
-var errClientGone = connect.NewError(connect.CodeCanceled, errors.New("the client closed the stream"))
+// errClientLeft is in the error a stream whose client has left ends with
+// ([clientGone]).
+var errClientLeft = errors.New("the client closed the stream")
+
+// clientGone is the error of a stream whose client has left: Canceled, as
+// connect-go reports a call its client ended. A new one each time, as
+// interceptors may set its metadata.
+func clientGone() error { return connect.NewError(connect.CodeCanceled, errClientLeft) }
 
 // connectEndStream appends the Connect protocol's end-of-stream message
 // for err to b, as connect-go writes it: {} or {"error":{...}}. A stream's
@@ -313,7 +338,9 @@ func grpcWebTrailer(b []byte, err error) []byte {
 	}
 	code, msg := codeAndMessage(err)
 	b = append(b, "grpc-message: "...)
-	b = appendGRPCPercentEncoded(b, msg)
+	// connect-go writes the block with http.Header.Write, which trims a
+	// value's ends; after the percent-encoding only spaces are left there.
+	b = appendGRPCPercentEncoded(b, strings.Trim(msg, " "))
 	b = append(b, "\r\ngrpc-status: "...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	return append(b, "\r\n"...)
@@ -340,4 +367,57 @@ func appendGRPCPercentEncoded(b []byte, msg string) []byte {
 		b = append(b, '%', hex[c>>4], hex[c&15])
 	}
 	return b
+}
+
+// directStreams counts the direct streams, which net/http no longer
+// tracks once they have taken their connections, so that Shutdown can wait
+// for them; once it does, no more streams go direct.
+type directStreams struct {
+	mu     sync.Mutex
+	n      int
+	closed bool
+	idle   chan struct{} // closed when n falls to 0 after closeAndWait
+}
+
+// begin counts a stream about to go direct; it says false once the server
+// is shutting down. A stream counted calls done when it has ended.
+func (d *directStreams) begin() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return false
+	}
+	d.n++
+	return true
+}
+
+func (d *directStreams) done() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.n--; d.n == 0 && d.idle != nil {
+		close(d.idle)
+		d.idle = nil
+	}
+}
+
+// closeAndWait lets no more streams go direct and waits until those that
+// did have ended, or ctx ends.
+func (d *directStreams) closeAndWait(ctx context.Context) error {
+	d.mu.Lock()
+	d.closed = true
+	if d.n == 0 {
+		d.mu.Unlock()
+		return nil
+	}
+	if d.idle == nil {
+		d.idle = make(chan struct{})
+	}
+	idle := d.idle
+	d.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

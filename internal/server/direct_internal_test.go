@@ -82,6 +82,7 @@ func TestEndOfStreamMatchesConnect(t *testing.T) {
 		connect.NewError(connect.CodeUnauthenticated, errors.New("token expired: reconnect with a fresh token and your cursor")),
 		connect.NewError(connect.CodeResourceExhausted, errors.New(`slow <consumer> & "100%" ünïcode`+"\n\ttab")),
 		connect.NewError(connect.CodeInternal, nil),
+		connect.NewError(connect.CodePermissionDenied, errors.New("  padded \t message\n ")),
 		fmt.Errorf("wrapped: %w", connect.NewError(connect.CodeCanceled, errors.New("inner"))),
 		errors.New("not a connect error"),
 	}

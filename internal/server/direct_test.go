@@ -49,8 +49,9 @@ func TestDirectStreams(t *testing.T) {
 		if kind.h2c {
 			continue
 		}
+		// One at a time: the test counts the server's direct-stream
+		// goroutines, which the process's other streams would add to.
 		t.Run(kind.name, func(t *testing.T) {
-			t.Parallel()
 			var logs syncbuf.Buffer
 			m := metrics.New()
 			srv := newTestServer(t, func(c *server.Config) {
@@ -129,8 +130,121 @@ func TestDirectStreams(t *testing.T) {
 			if n := gauge(rpcDurations("ok")); n != 0 {
 				t.Fatalf("%v streams recorded as ended ok", n)
 			}
+			poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+				if n := directGoroutines(); n != 0 {
+					return fmt.Errorf("%d direct-stream goroutines left", n)
+				}
+				return nil
+			})
 			waitGoroutines(t, base)
 		})
+	}
+}
+
+// directGoroutines counts the goroutines of direct streams: the streams'
+// own and their watches.
+func directGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "server.(*liveStream).runDirect") || strings.Contains(g, "server.(*directWriter).watch") {
+			count++
+		}
+	}
+	return count
+}
+
+// TestShutdownWaitsForDirectStreams: Shutdown returns only once every
+// direct stream has written its end (Unavailable) and its goroutines are
+// gone, though net/http no longer tracks their connections.
+func TestShutdownWaitsForDirectStreams(t *testing.T) {
+	srv := newTestServer(t)
+	const n = 50
+	streams := make([]*stream, n)
+	for i := range streams {
+		kind := clientKinds[0]
+		if i%2 == 1 {
+			kind = clientKinds[4] // gRPC-Web over HTTP/1.1
+		}
+		streams[i] = subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, fmt.Sprint("u", i), "home", time.Minute)), "")
+	}
+	if got := directGoroutines(); got != 2*n {
+		t.Fatalf("%d direct-stream goroutines for %d streams, want two each", got, n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if got := directGoroutines(); got != 0 {
+		t.Fatalf("Shutdown returned with %d direct-stream goroutines running", got)
+	}
+	for _, s := range streams {
+		wantCode(t, s.end(t, 30*time.Second), connect.CodeUnavailable)
+	}
+}
+
+// TestHTTP10StreamsStayOnConnect: an HTTP/1.0 response has no chunked
+// encoding (its body ends with the connection), so an HTTP/1.0 stream, as
+// a proxy speaking HTTP/1.0 to its backends sends it, stays in its handler
+// and reads whole frames.
+func TestHTTP10StreamsStayOnConnect(t *testing.T) {
+	srv := newTestServer(t)
+	conn, err := net.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msg := []byte{0, 0, 0, 0, 0} // an empty SubscribeRequest
+	fmt.Fprintf(conn, "POST %s HTTP/1.0\r\nHost: %s\r\nContent-Type: application/connect+proto\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s",
+		realtimev1connect.RealtimeServiceSubscribeProcedure, srv.Addr, srv.Token(t, "old", "home", time.Minute), len(msg), msg)
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, &http.Request{Method: http.MethodPost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK || len(res.TransferEncoding) != 0 {
+		t.Fatalf("HTTP %s, transfer encoding %v", res.Status, res.TransferEncoding)
+	}
+	readFrame := func() *realtimev1.SubscribeResponse {
+		t.Helper()
+		var prefix [5]byte
+		if _, err := io.ReadFull(res.Body, prefix[:]); err != nil {
+			t.Fatal(err)
+		}
+		p := make([]byte, binary.BigEndian.Uint32(prefix[1:]))
+		if _, err := io.ReadFull(res.Body, p); err != nil {
+			t.Fatal(err)
+		}
+		var f realtimev1.SubscribeResponse
+		if prefix[0] != 0 || proto.Unmarshal(p, &f) != nil {
+			t.Fatalf("frame %#x %q", prefix[0], p)
+		}
+		return &f
+	}
+	if readFrame().GetWelcome() == nil {
+		t.Fatal("first frame is not the welcome")
+	}
+	if _, err := srv.Emitter.ToUser(context.Background(), "old", notification("over HTTP/1.0")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f := readFrame()
+		if f.GetHeartbeat() != nil {
+			continue
+		}
+		if got := f.GetEvents().GetEvents()[0].GetNotification().GetMessage(); got != "over HTTP/1.0" {
+			t.Fatalf("event %q", got)
+		}
+		break
 	}
 }
 
@@ -369,3 +483,46 @@ func (p plainWriter) Header() http.Header         { return p.w.Header() }
 func (p plainWriter) Write(b []byte) (int, error) { return p.w.Write(b) }
 func (p plainWriter) WriteHeader(code int)        { p.w.WriteHeader(code) }
 func (p plainWriter) Flush()                      { p.w.(http.Flusher).Flush() }
+
+// TestDirectStreamStuckRightAfterWelcome: a client that stops reading at
+// once is dropped by the write timeout too. Hijacking clears the
+// connection's deadlines, so a direct stream must set its own before its
+// first write, not only when the deadline it set before the hand-off
+// would have needed renewing.
+func TestDirectStreamStuckRightAfterWelcome(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, func(c *server.Config) {
+		c.QueueSize = 1 << 20 // never a slow-consumer cut: the write timeout must act
+		c.Heartbeat = time.Second
+		c.StreamWriteTimeout = 2 * time.Second // renewed only in the last 2 of 2.5s
+	})
+	ctx := context.Background()
+	token := srv.Token(t, "stuck", "home", time.Minute)
+	first := subscribe(t, srv.realtimeClient(t, clientKinds[0], token), "")
+	cursor := first.Welcome.GetCursor()
+	first.Close()
+	// More than the socket buffers hold, waiting in history: the resumed
+	// stream writes it right after its welcome, into a client that never
+	// reads, and blocks at once.
+	big := incompressible(64 << 10)
+	for range 200 {
+		if _, err := srv.Emitter.ToUser(ctx, "stuck", notification(big)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := realtimev1connect.NewRealtimeServiceClient(tinyWindowClient(t), srv.URL, client.BearerToken(token))
+	rs, err := c.Subscribe(ctx, connect.NewRequest(&realtimev1.SubscribeRequest{ResumeCursor: cursor}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	if !rs.Receive() {
+		t.Fatal(rs.Err())
+	}
+	poll.Eventually(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if n := srv.OpenStreams(); n != 0 {
+			return fmt.Errorf("%d streams open", n)
+		}
+		return nil
+	})
+}

@@ -11,7 +11,10 @@
 // package) takes only the RPC routes ([Server.ServiceRoutes]) and the
 // interceptors ([Server.Interceptors]) and serves them on its own mux.
 //
-// Each Subscribe stream runs in its handler goroutine and waits on its
-// subscription, a heartbeat timer, the token's expiry and the server's
-// shutdown signal; nothing else is started per stream.
+// Each Subscribe stream waits on its subscription, a heartbeat timer, the
+// token's expiry and the server's shutdown signal. Over HTTP/2 it does so in
+// its handler goroutine. Over HTTP/1.1 it goes direct (direct.go): once
+// its welcome is out it takes over the connection and runs on a goroutine
+// of its own, with a second one blocked in a 1-byte read to notice the
+// client leaving; Shutdown waits for both.
 package server

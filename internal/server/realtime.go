@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,9 +64,9 @@ type realtimeService struct {
 	// awake counts the streams between a wake-up and their write: more than
 	// one means the server has other work, and a woken stream coalesces.
 	awake atomic.Int32
-	// direct counts the direct streams' goroutines (direct.go), which
-	// outlive their handlers: Shutdown waits for them.
-	direct sync.WaitGroup
+	// direct counts the direct streams (direct.go), which outlive their
+	// handlers: Shutdown waits for them.
+	direct directStreams
 }
 
 var _ realtimev1connect.RealtimeServiceHandler = (*realtimeService)(nil)
@@ -105,28 +106,38 @@ func (s *realtimeService) Subscribe(ctx context.Context, req *connect.Request[re
 	if err != nil {
 		return err
 	}
-	if plan != nil {
+	if plan != nil && s.direct.begin() {
 		if d, err := plan.detach(s.cfg.CompressMinBytes); err == nil {
 			ls.out = d
-			ended := metrics.TakeStreamEnd(ctx)
-			s.direct.Add(1)
-			go ls.runDirect(d, ended)
+			// The hijack cleared the connection's deadlines.
+			ls.renewDeadline(time.Now())
+			go ls.runDirect(d, metrics.TakeStreamEnd(ctx))
 			return nil
 		}
+		s.direct.done()
 	}
 	defer func() { ls.close(err) }()
 	return ls.pump(ctx.Done())
 }
 
 // runDirect serves a detached stream until it ends; ended reports its end
-// to the RPC metrics.
+// to the RPC metrics. A panic ends the stream with Internal and is logged,
+// as net/http recovers one in a handler: it must not take down the server.
 func (ls *liveStream) runDirect(d *directWriter, ended func(error)) {
-	defer ls.s.direct.Done()
-	err := ls.pump(d.gone)
-	ls.close(err)
-	if ended != nil {
-		ended(err)
-	}
+	defer ls.s.direct.done()
+	var err error
+	defer func() {
+		if p := recover(); p != nil {
+			ls.s.cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "stream panicked", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+			ls.reason = "panic"
+			err = connect.NewError(connect.CodeInternal, errors.New("internal error"))
+		}
+		ls.close(err)
+		if ended != nil {
+			ended(err)
+		}
+	}()
+	err = ls.pump(d.gone)
 }
 
 // frameWriter is where a stream's frames go: Connect's stream, or the
@@ -344,7 +355,7 @@ func (ls *liveStream) pump(gone <-chan struct{}) error {
 		case <-ls.s.closing:
 			return ls.end("shutdown", connect.CodeUnavailable, "server is shutting down: reconnect with your cursor")
 		case <-gone:
-			return errClientGone
+			return clientGone()
 		}
 	}
 }

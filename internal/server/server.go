@@ -341,22 +341,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	})
 	err := s.http.Shutdown(ctx)
 	// Direct streams have left net/http, which does not wait for them.
-	return errors.Join(err, waitGroup(ctx, &s.realtime.direct))
-}
-
-// waitGroup waits for wg or for ctx to end.
-func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return errors.Join(err, s.realtime.direct.closeAndWait(ctx))
 }
 
 // Route is a path pattern of [http.ServeMux] and its handler.
