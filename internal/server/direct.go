@@ -148,8 +148,9 @@ func planDirect(ctx context.Context, protocol, contentType string) *directPlan {
 
 // detach hijacks the plan's connection, whose response headers and welcome
 // Connect has sent, and returns the stream's direct writer. It fails, and
-// the stream stays on Connect's path, when the response cannot be hijacked
-// or Connect compresses it with anything but gzip.
+// the stream stays on Connect's path, when the response cannot be hijacked,
+// Connect compresses it with anything but gzip, or middleware encodes the
+// body.
 func (p *directPlan) detach(compressMinBytes int) (*directWriter, error) {
 	encHeader := "Connect-Content-Encoding"
 	if p.web {
