@@ -134,14 +134,30 @@ func TestListItemsPagesWithConcurrentInserts(t *testing.T) {
 	var mu sync.Mutex
 	var during []string
 	var wg sync.WaitGroup
-	// Stops the writers before the server stops, also when the test fails
-	// half-way.
+	// stop ends the writers between calls, so that every add the server
+	// made is in during: canceling one in flight could leave out an item
+	// that the last page already holds. ctx is canceled only when the test
+	// ends, also when it fails half-way, before the server stops.
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	stopWriters := func() {
+		stopOnce.Do(func() { close(stop) })
+		wg.Wait()
+	}
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return ctx.Err() != nil
+		}
+	}
 	t.Cleanup(func() {
 		cancel()
-		wg.Wait()
+		stopWriters()
 	})
 	wg.Go(func() {
-		for i := 0; ctx.Err() == nil; i++ {
+		for i := 0; !stopped(); i++ {
 			res, err := bob.AddItem(ctx, connect.NewRequest(&shoppingv1.AddItemRequest{Name: fmt.Sprint("during ", i)}))
 			if err != nil {
 				if ctx.Err() == nil {
@@ -155,7 +171,7 @@ func TestListItemsPagesWithConcurrentInserts(t *testing.T) {
 		}
 	})
 	wg.Go(func() {
-		for i := 0; ctx.Err() == nil; i++ {
+		for i := 0; !stopped(); i++ {
 			name := fmt.Sprint("renamed ", i)
 			_, err := bob.UpdateItem(ctx, connect.NewRequest(&shoppingv1.UpdateItemRequest{ItemId: before[(i*37)%existing], Name: &name}))
 			if err != nil && ctx.Err() == nil {
@@ -178,8 +194,7 @@ func TestListItemsPagesWithConcurrentInserts(t *testing.T) {
 			return nil
 		})
 	})
-	cancel()
-	wg.Wait()
+	stopWriters()
 	if len(pages) < existing/100 {
 		t.Fatalf("read %d pages of 100, want at least %d", len(pages), existing/100)
 	}
