@@ -170,7 +170,7 @@ func (w connectWriter) setWriteDeadline(t time.Time) error {
 }
 
 // end does nothing: Connect writes the end of stream once the handler
-// returns, within the deadline [liveStream.finish] renewed.
+// returns, within the deadline [liveStream.close] renewed.
 func (connectWriter) end(error) {}
 
 // liveStream is one open Subscribe stream; its goroutine owns it.
