@@ -178,8 +178,9 @@ func (p *directPlan) detach(compressMinBytes int) (*directWriter, error) {
 		d.gzipMin = max(compressMinBytes, 1)
 	}
 	if brw.Reader.Buffered() > 0 {
-		// The client sent more after its request (pipelining): nothing can
-		// answer it, so the stream ends as if the client had left.
+		// The client sent more after its request (pipelining), which
+		// nothing can answer while the stream holds the connection.
+		d.pipelined = true
 		close(d.gone)
 	} else {
 		go d.watch()
@@ -194,10 +195,12 @@ type directWriter struct {
 	codec   marshalAppender
 	gzipMin int  // compress messages of at least this many bytes; 0: never
 	broken  bool // a write failed: the end of stream is not written
-	// gone is closed when the client closes its side of the connection (or
+	// gone is closed when the client closes its side of the connection or
 	// sends anything: an HTTP/1.1 client that reads a streaming response
-	// sends nothing until it ends).
-	gone chan struct{}
+	// sends nothing until it ends, unless it pipelines another request
+	// behind it; then pipelined is set first.
+	gone      chan struct{}
+	pipelined bool
 }
 
 // watch waits for the client to leave. It returns when the connection is
@@ -205,8 +208,14 @@ type directWriter struct {
 func (d *directWriter) watch() {
 	defer close(d.gone)
 	var b [1]byte
-	_, _ = d.conn.Read(b[:])
+	if n, _ := d.conn.Read(b[:]); n > 0 {
+		d.pipelined = true
+	}
 }
+
+// errPipelined ends a direct stream whose client sent another request on
+// its connection.
+var errPipelined = errors.New("another request arrived on this stream's HTTP/1.1 connection, which cannot answer it while the stream is open: send each request on a connection of its own")
 
 // Envelope flags of the Connect streaming and gRPC-Web protocols.
 const (
@@ -286,7 +295,9 @@ func (d *directWriter) end(err error) {
 	}
 	select {
 	case <-d.gone:
-		return
+		if !d.pipelined { // the client left: nobody reads the end
+			return
+		}
 	default:
 	}
 	buf := frameBuffers.get()

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -526,3 +529,112 @@ func TestDirectStreamStuckRightAfterWelcome(t *testing.T) {
 		return nil
 	})
 }
+
+// TestDirectStreamOverTLS: a TLS client that speaks only HTTP/1.1 (no h2
+// in ALPN) gets a direct stream on the TLS connection: events arrive, and
+// when the client leaves, the stream and its goroutines are gone.
+func TestDirectStreamOverTLS(t *testing.T) {
+	var logs syncbuf.Buffer
+	srv := testkit.StartTLSServer(t, func(c *server.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	pem, err := os.ReadFile(srv.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, Protocols: protocols}
+	defer tr.CloseIdleConnections()
+	var proto string
+	hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		res, err := tr.RoundTrip(r)
+		if err == nil {
+			proto = res.Proto
+		}
+		return res, err
+	})}
+	c := realtimev1connect.NewRealtimeServiceClient(hc, srv.URL, client.BearerToken(srv.Token(t, "tls", "home", time.Minute)))
+	s := subscribe(t, c, "")
+	if proto != "HTTP/1.1" {
+		t.Fatalf("the stream's response came over %s, want HTTP/1.1", proto)
+	}
+	if _, err := srv.Emitter.ToUser(context.Background(), "tls", notification("over tls, direct")); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.next(t).GetNotification().GetMessage(); got != "over tls, direct" {
+		t.Fatalf("event %q", got)
+	}
+	if directGoroutines() == 0 {
+		t.Fatal("the stream did not go direct")
+	}
+	s.Close()
+	poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if n := srv.OpenStreams(); n != 0 {
+			return fmt.Errorf("%d open streams after the client left", n)
+		}
+		if n := directGoroutines(); n != 0 {
+			return fmt.Errorf("%d direct-stream goroutines left", n)
+		}
+		return nil
+	})
+	if !strings.Contains(logs.String(), "reason=client_gone events=1") || !strings.Contains(logs.String(), "direct=true") {
+		t.Fatalf("no closing log line of a direct stream in\n%s", logs.String())
+	}
+}
+
+// TestDirectStreamEndsOnPipelinedRequest: an HTTP/1.1 client that sends
+// another request behind its Subscribe (pipelining) cannot be answered on
+// a streaming connection; the stream ends with FailedPrecondition saying
+// why, instead of leaving that request unanswered on an open connection.
+func TestDirectStreamEndsOnPipelinedRequest(t *testing.T) {
+	srv := newTestServer(t)
+	conn, err := net.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msg := []byte{0, 0, 0, 0, 0}
+	sub := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/connect+proto\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s",
+		realtimev1connect.RealtimeServiceSubscribeProcedure, srv.Addr, srv.Token(t, "pipe", "home", time.Minute), len(msg), msg)
+	// Both requests in one write: the second is in the server's buffer
+	// when the stream takes the connection.
+	if _, err := io.WriteString(conn, sub+"GET /healthz HTTP/1.1\r\nHost: "+srv.Addr+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodPost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("HTTP %s", res.Status)
+	}
+	// The welcome, then the end of stream and of the body: no heartbeat
+	// every few seconds for a client that cannot be served.
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("the stream did not end cleanly: %v", err)
+	}
+	var last []byte
+	var flags byte
+	for len(body) >= 5 {
+		n := int(binary.BigEndian.Uint32(body[1:5]))
+		flags, last, body = body[0], body[5:5+n], body[5+n:]
+	}
+	if flags != 0x02 || !bytes.Contains(last, []byte(`"code":"failed_precondition"`)) || !bytes.Contains(last, []byte("connection of its own")) {
+		t.Fatalf("end of stream %#x %s", flags, last)
+	}
+	poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if n := srv.OpenStreams(); n != 0 {
+			return fmt.Errorf("%d open streams", n)
+		}
+		return nil
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

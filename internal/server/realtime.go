@@ -138,6 +138,10 @@ func (ls *liveStream) runDirect(d *directWriter, ended func(error)) {
 		}
 	}()
 	err = ls.pump(d.gone)
+	if errors.Is(err, errClientLeft) && d.pipelined { // d.gone was closed after d.pipelined was set
+		ls.reason = "pipelined"
+		err = connect.NewError(connect.CodeFailedPrecondition, errPipelined)
+	}
 }
 
 // frameWriter is where a stream's frames go: Connect's stream, or the
