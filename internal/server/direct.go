@@ -229,6 +229,9 @@ const (
 )
 
 func (d *directWriter) send(frame any) error {
+	if fb, ok := frame.(*frameBuffer); ok { // built in place, frameEncoder.room
+		return d.write(d.envelope(fb, fb.b, 0, ""))
+	}
 	buf := frameBuffers.get()
 	defer frameBuffers.put(buf)
 	b, err := d.codec.MarshalAppend(buf.b[:directFrameStart], frame)

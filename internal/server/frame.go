@@ -56,7 +56,12 @@ const (
 // stream, which a burst grows to tens of KiB, made a thousand streams at
 // saturation hold tens of MiB of cache-cold memory.
 type frameEncoder struct {
-	mode  frameMode
+	mode frameMode
+	// room, when set, is how many bytes a binary frame leaves free in
+	// front of its bytes: a direct stream (direct.go) writes its chunk
+	// header and envelope prefix there and sends the frame from the buffer
+	// it was built in, instead of marshalling it into another.
+	room  int
 	buf   *frameBuffer                 // between encode and release
 	frame realtimev1.SubscribeResponse // reused: one allocation less per frame
 	json  jsonEventsFrame
@@ -116,9 +121,10 @@ func (e *frameEncoder) release() {
 	e.json.msgs = nil
 }
 
-// encode returns the frame for msgs, to be sent on the stream's connection.
-// The result is valid until [frameEncoder.release], which must come before
-// the next call.
+// encode returns the frame for msgs, to be sent on the stream's connection:
+// with [frameEncoder.room], a binary frame is its *frameBuffer, the frame's
+// bytes after room bytes. The result is valid until [frameEncoder.release],
+// which must come before the next call.
 func (e *frameEncoder) encode(msgs []*broker.Message) any {
 	switch e.mode {
 	case binaryFrames:
@@ -127,14 +133,17 @@ func (e *frameEncoder) encode(msgs []*broker.Message) any {
 			inner += protowire.SizeTag(eventBatchEventsField) + protowire.SizeBytes(len(m.Wire))
 		}
 		e.buf = frameBuffers.get()
-		b := e.buf.b[:0]
+		b := e.buf.b[:e.room]
 		b = protowire.AppendTag(b, subscribeResponseEventsField, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(inner))
 		for _, m := range msgs {
 			b = protowire.AppendTag(b, eventBatchEventsField, protowire.BytesType)
 			b = protowire.AppendBytes(b, m.Wire)
 		}
-		e.buf.b = b[:0]
+		e.buf.b = b
+		if e.room > 0 {
+			return e.buf
+		}
 		e.frame.ProtoReflect().SetUnknown(b)
 		return &e.frame
 	case jsonFrames:

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
@@ -173,5 +174,43 @@ func TestFrameEncoderRelease(t *testing.T) {
 				t.Errorf("after release: %q, want %q", again, small)
 			}
 		})
+	}
+}
+
+// TestFrameEncoderInPlace: with room, a binary frame comes back as its
+// buffer, holding room bytes and then exactly the bytes the binary codec
+// writes for the same frame without room; JSON frames are unchanged.
+func TestFrameEncoderInPlace(t *testing.T) {
+	b := broker.NewMemory(broker.MemoryConfig{})
+	defer b.Close()
+	var msgs []*broker.Message
+	for i := range 3 {
+		m, err := b.Publish(context.Background(), broker.Target{Room: "room:x"}, &realtimev1.Event{Payload: &realtimev1.Event_Notification{Notification: &systemv1.Notification{Message: strings.Repeat("x", i*100)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	plain := &frameEncoder{mode: binaryFrames}
+	want, err := protoCodec{}.Marshal(plain.encode(msgs))
+	plain.release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const room = 7
+	enc := &frameEncoder{mode: binaryFrames, room: room}
+	fb, ok := enc.encode(msgs).(*frameBuffer)
+	if !ok {
+		t.Fatal("a binary frame with room is not its buffer")
+	}
+	if len(fb.b) != room+len(want) || string(fb.b[room:]) != string(want) {
+		t.Fatalf("frame in place %q, want %d bytes of room and %q", fb.b, room, want)
+	}
+	enc.release()
+	if enc.buf != nil {
+		t.Fatal("release kept the buffer")
+	}
+	if _, ok := (&frameEncoder{mode: jsonFrames, room: room}).encode(msgs).(*jsonEventsFrame); !ok {
+		t.Fatal("a JSON frame with room is not a jsonEventsFrame")
 	}
 }

@@ -109,6 +109,7 @@ func (s *realtimeService) Subscribe(ctx context.Context, req *connect.Request[re
 	if plan != nil && s.direct.begin() {
 		if d, err := plan.detach(s.cfg.CompressMinBytes); err == nil {
 			ls.out = d
+			ls.enc.room = directFrameStart
 			// The hijack cleared the connection's deadlines.
 			ls.renewDeadline(time.Now())
 			go ls.runDirect(d, metrics.TakeStreamEnd(ctx))
