@@ -2,6 +2,7 @@ package broker
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/honeydo/realtime/internal/room"
 )
@@ -23,6 +24,9 @@ type Subscription struct {
 
 	ready chan struct{} // capacity 1: "the queue is not empty" or "ended"
 	done  chan struct{}
+	// notify, once set by [Subscription.Notify], is called instead of
+	// signalling ready.
+	notify atomic.Pointer[func()]
 
 	mu     sync.Mutex
 	queue  []*Message
@@ -68,6 +72,22 @@ func newSubscription(opts SubscribeOptions) *Subscription {
 // Ready is signalled when messages are queued or the subscription ended.
 // One signal may stand for many messages: call Next until it returns none.
 func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Notify has f called, from then on, wherever Ready would be signalled:
+// on the publisher's goroutine, so f must return at once (start or wake the
+// owner, never write). f also stands for a signal Ready already holds,
+// which Notify takes: it is called once at once, so that nothing signalled
+// before is missed (a spurious call finds nothing queued). An owner that
+// parks without a goroutine of its own (waiting on Ready would need one)
+// uses it.
+func (s *Subscription) Notify(f func()) {
+	s.notify.Store(&f)
+	select {
+	case <-s.ready:
+	default:
+	}
+	f()
+}
 
 // Done is closed when the subscription has ended; Err says why.
 func (s *Subscription) Done() <-chan struct{} { return s.done }
@@ -166,6 +186,10 @@ func (s *Subscription) preload(ms []*Message) {
 }
 
 func (s *Subscription) signal() {
+	if f := s.notify.Load(); f != nil {
+		(*f)()
+		return
+	}
 	select {
 	case s.ready <- struct{}{}:
 	default:

@@ -31,6 +31,7 @@ func brokerSuite(t *testing.T, newBroker func(t *testing.T) Broker) {
 	t.Run("StampedIDAndCursor", func(t *testing.T) { testStampedIDAndCursor(t, newBroker(t)) })
 	t.Run("InvalidPublish", func(t *testing.T) { testInvalidPublish(t, newBroker(t)) })
 	t.Run("ReadyUntilClosed", func(t *testing.T) { testReadyUntilClosed(t, newBroker(t)) })
+	t.Run("NotifyInsteadOfReady", func(t *testing.T) { testNotify(t, newBroker(t)) })
 }
 
 // waitReadiness follows b's readiness signal, without polling, until Ready
@@ -66,6 +67,61 @@ func testReadyUntilClosed(t *testing.T, b Broker) {
 	}
 	if err := waitReadiness(t, b, false, 5*time.Second); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Ready after Close = %v, want ErrClosed", err)
+	}
+}
+
+// testNotify: once Notify is set, every signal reaches it instead of Ready:
+// a publish, a replayed history (a resume) and the subscription's end.
+func testNotify(t *testing.T, b Broker) {
+	since := publish(t, b, Target{Room: room.Household("elsewhere")}, "marker").Position
+	publish(t, b, Target{Room: room.Household("h")}, "before")
+	for _, resume := range []bool{true, false} {
+		var at *Position
+		if resume {
+			at = &since
+		}
+		s := subscribe(t, b, fmt.Sprint("u", resume), []room.Name{room.Household("h")}, at)
+		calls := make(chan struct{}, 64)
+		s.Notify(func() { calls <- struct{}{} })
+		waitCall := func(what string) {
+			t.Helper()
+			select {
+			case <-calls:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("resume=%v: no call for %s", resume, what)
+			}
+		}
+		waitCall("Notify itself")
+		live := fmt.Sprint("live-", resume)
+		want := []string{live}
+		if resume {
+			want = []string{"before", live}
+		}
+		publish(t, b, Target{Room: room.Household("h")}, live)
+		var got []string
+		var buf []*Message
+		for deadline := time.Now().Add(10 * time.Second); len(got) < len(want) && time.Now().Before(deadline); {
+			buf = s.Next(buf)
+			for _, m := range buf {
+				got = append(got, m.Event.GetNotification().GetMessage())
+			}
+			if len(got) < len(want) {
+				waitCall("a publish")
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("resume=%v: got %v, want %v", resume, got, want)
+		}
+		select {
+		case <-s.Ready():
+			t.Fatalf("resume=%v: Ready was signalled though Notify was set", resume)
+		default:
+		}
+		for len(calls) > 0 {
+			<-calls
+		}
+		s.Close()
+		waitCall("the end")
 	}
 }
 

@@ -177,14 +177,9 @@ func (p *directPlan) detach(compressMinBytes int) (*directWriter, error) {
 	if gz {
 		d.gzipMin = max(compressMinBytes, 1)
 	}
-	if brw.Reader.Buffered() > 0 {
-		// The client sent more after its request (pipelining), which
-		// nothing can answer while the stream holds the connection.
-		d.pipelined = true
-		close(d.gone)
-	} else {
-		go d.watch()
-	}
+	// The client sent more after its request (pipelining), which nothing
+	// can answer while the stream holds the connection.
+	d.pipelined = brw.Reader.Buffered() > 0
 	return d, nil
 }
 
@@ -203,14 +198,23 @@ type directWriter struct {
 	pipelined bool
 }
 
-// watch waits for the client to leave. It returns when the connection is
-// closed by either side; [directWriter.end] waits for it.
-func (d *directWriter) watch() {
-	defer close(d.gone)
-	var b [1]byte
-	if n, _ := d.conn.Read(b[:]); n > 0 {
-		d.pipelined = true
+// watch has gone closed and then left called when the client leaves. The
+// watch ends when the connection is closed by either side;
+// [directWriter.end] waits for it.
+func (d *directWriter) watch(left func()) {
+	if d.pipelined {
+		close(d.gone)
+		left()
+		return
 	}
+	go func() {
+		var b [1]byte
+		if n, _ := d.conn.Read(b[:]); n > 0 {
+			d.pipelined = true
+		}
+		close(d.gone)
+		left()
+	}()
 }
 
 // errPipelined ends a direct stream whose client sent another request on
@@ -384,43 +388,62 @@ func appendGRPCPercentEncoded(b []byte, msg string) []byte {
 	return b
 }
 
-// directStreams counts the direct streams, which net/http no longer
-// tracks once they have taken their connections, so that Shutdown can wait
-// for them; once it does, no more streams go direct.
+// directStreams keeps the direct streams, which net/http no longer tracks
+// once they have taken their connections, so that Shutdown can end them
+// (a parked stream has no goroutine that would notice) and wait for them;
+// once it has begun, no more streams go direct.
 type directStreams struct {
 	mu     sync.Mutex
-	n      int
+	live   map[*liveStream]struct{}
 	closed bool
-	idle   chan struct{} // closed when n falls to 0 after closeAndWait
+	idle   chan struct{} // closed when live empties after shut
 }
 
-// begin counts a stream about to go direct; it says false once the server
-// is shutting down. A stream counted calls done when it has ended.
-func (d *directStreams) begin() bool {
+// begin adds a stream about to go direct; it says false once the server
+// is shutting down. A stream added calls done when it has ended.
+func (d *directStreams) begin(ls *liveStream) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return false
 	}
-	d.n++
+	if d.live == nil {
+		d.live = make(map[*liveStream]struct{})
+	}
+	d.live[ls] = struct{}{}
 	return true
 }
 
-func (d *directStreams) done() {
+func (d *directStreams) done(ls *liveStream) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.n--; d.n == 0 && d.idle != nil {
+	delete(d.live, ls)
+	if len(d.live) == 0 && d.idle != nil {
 		close(d.idle)
 		d.idle = nil
 	}
 }
 
-// closeAndWait lets no more streams go direct and waits until those that
-// did have ended, or ctx ends.
-func (d *directStreams) closeAndWait(ctx context.Context) error {
+// shut lets no more streams go direct and wakes those that did, which
+// end as the server's closing channel (closed before) says.
+func (d *directStreams) shut() {
 	d.mu.Lock()
 	d.closed = true
-	if d.n == 0 {
+	streams := make([]*liveStream, 0, len(d.live))
+	for ls := range d.live {
+		streams = append(streams, ls)
+	}
+	d.mu.Unlock()
+	for _, ls := range streams {
+		ls.wakeFor(0)
+	}
+}
+
+// wait waits until the direct streams have ended, or ctx ends; call it
+// after shut.
+func (d *directStreams) wait(ctx context.Context) error {
+	d.mu.Lock()
+	if len(d.live) == 0 {
 		d.mu.Unlock()
 		return nil
 	}

@@ -165,7 +165,7 @@ func directEnd(t *testing.T, web, gz bool, err error) envelope {
 	if gz {
 		d.gzipMin = 1
 	}
-	go d.watch()
+	d.watch(func() {})
 	read := make(chan []byte)
 	go func() {
 		b, _ := io.ReadAll(client)

@@ -179,9 +179,16 @@ func TestShutdownWaitsForDirectStreams(t *testing.T) {
 		}
 		streams[i] = subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, fmt.Sprint("u", i), "home", time.Minute)), "")
 	}
-	if got := directGoroutines(); got != 2*n {
-		t.Fatalf("%d direct-stream goroutines for %d streams, want two each", got, n)
+	if got := server.DirectStreams(srv.Server.Server); got != n {
+		t.Fatalf("%d direct streams of %d", got, n)
 	}
+	// Parked, a stream has no goroutine of its own: only its watch.
+	poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if got := directGoroutines(); got != n {
+			return fmt.Errorf("%d direct-stream goroutines for %d idle streams, want one each (the watch)", got, n)
+		}
+		return nil
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
@@ -567,7 +574,7 @@ func TestDirectStreamOverTLS(t *testing.T) {
 	if got := s.next(t).GetNotification().GetMessage(); got != "over tls, direct" {
 		t.Fatalf("event %q", got)
 	}
-	if directGoroutines() == 0 {
+	if server.DirectStreams(srv.Server) != 1 {
 		t.Fatal("the stream did not go direct")
 	}
 	s.Close()

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,43 +105,28 @@ func (s *realtimeService) Subscribe(ctx context.Context, req *connect.Request[re
 	if err != nil {
 		return err
 	}
-	if plan != nil && s.direct.begin() {
-		if d, err := plan.detach(s.cfg.CompressMinBytes); err == nil {
-			ls.out = d
-			ls.enc.room = directFrameStart
-			// The hijack cleared the connection's deadlines.
-			ls.renewDeadline(time.Now())
-			go ls.runDirect(d, metrics.TakeStreamEnd(ctx))
-			return nil
+	if plan != nil {
+		// Subscribe holds the stream's first wake-up (parked.go) until it
+		// has set the stream up: Shutdown may wake it from begin on.
+		ls.wakes.Store(1)
+		if s.direct.begin(ls) {
+			if d, err := plan.detach(s.cfg.CompressMinBytes); err == nil {
+				ls.out = d
+				ls.enc.room = directFrameStart
+				// The hijack cleared the connection's deadlines.
+				ls.renewDeadline(time.Now())
+				ls.park(d, metrics.TakeStreamEnd(ctx))
+				return nil
+			}
+			s.direct.done(ls)
 		}
-		s.direct.done()
+	}
+	ls.heartbeat = time.NewTimer(s.cfg.Heartbeat)
+	if !ls.expire.IsZero() {
+		ls.expiry = time.NewTimer(time.Until(ls.expire))
 	}
 	defer func() { ls.close(err) }()
 	return ls.pump(ctx.Done())
-}
-
-// runDirect serves a detached stream until it ends; ended reports its end
-// to the RPC metrics. A panic ends the stream with Internal and is logged,
-// as net/http recovers one in a handler: it must not take down the server.
-func (ls *liveStream) runDirect(d *directWriter, ended func(error)) {
-	defer ls.s.direct.done()
-	var err error
-	defer func() {
-		if p := recover(); p != nil {
-			ls.s.cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "stream panicked", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
-			ls.reason = "panic"
-			err = connect.NewError(connect.CodeInternal, errors.New("internal error"))
-		}
-		ls.close(err)
-		if ended != nil {
-			ended(err)
-		}
-	}()
-	err = ls.pump(d.gone)
-	if errors.Is(err, errClientLeft) && d.pipelined { // d.gone was closed after d.pipelined was set
-		ls.reason = "pipelined"
-		err = connect.NewError(connect.CodeFailedPrecondition, errPipelined)
-	}
 }
 
 // frameWriter is where a stream's frames go: Connect's stream, or the
@@ -178,7 +162,8 @@ func (w connectWriter) setWriteDeadline(t time.Time) error {
 // returns, within the deadline [liveStream.close] renewed.
 func (connectWriter) end(error) {}
 
-// liveStream is one open Subscribe stream; its goroutine owns it.
+// liveStream is one open Subscribe stream. The handler's goroutine owns
+// it, or for a direct stream whichever goroutine runs it (parked.go).
 type liveStream struct {
 	s         *realtimeService
 	out       frameWriter
@@ -190,6 +175,7 @@ type liveStream struct {
 	reason    string // for the closing log and metrics
 	heartbeat *time.Timer
 	expiry    *time.Timer // nil without an expiry
+	expire    time.Time   // when the token's grace runs out; zero: never
 	enc       *frameEncoder
 	batch     []*broker.Message
 	// lastBatch and lastEvent (the size of the last batch written and the
@@ -200,6 +186,11 @@ type liveStream struct {
 	// deadline is the write deadline set on the connection; [send] renews
 	// it only when a quarter of the timeout has passed.
 	deadline time.Time
+
+	// A direct stream's wake-ups (parked.go).
+	wakes atomic.Int64
+	flags atomic.Uint32 // woke* reasons
+	ended func(error)   // reports its end to the RPC metrics
 }
 
 // open authorizes and registers the stream, joins its rooms and sends the
@@ -266,6 +257,7 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 		started: time.Now(),
 		reason:  "client_gone",
 		enc:     newFrameEncoder(req.Peer().Protocol, req.Header().Get("Content-Type")),
+		expire:  expire,
 	}
 	ls.logInfo("stream opened", slog.String("resume", sub.Resume.String()), slog.String("cursor", sub.Start.Cursor()), slog.String("protocol", req.Peer().Protocol))
 
@@ -285,10 +277,6 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 		ls.reason = "write_error"
 		ls.close(err)
 		return nil, err
-	}
-	ls.heartbeat = time.NewTimer(s.cfg.Heartbeat)
-	if !expire.IsZero() {
-		ls.expiry = time.NewTimer(time.Until(expire))
 	}
 	return ls, nil
 }

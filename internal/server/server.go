@@ -338,10 +338,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		s.endClosing()
+		s.realtime.direct.shut()
 	})
 	err := s.http.Shutdown(ctx)
 	// Direct streams have left net/http, which does not wait for them.
-	return errors.Join(err, s.realtime.direct.closeAndWait(ctx))
+	return errors.Join(err, s.realtime.direct.wait(ctx))
 }
 
 // Route is a path pattern of [http.ServeMux] and its handler.
