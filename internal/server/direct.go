@@ -3,6 +3,7 @@ package server
 import (
 	"compress/gzip"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+
+	"github.com/honeydo/realtime/internal/connwatch"
 )
 
 // A direct stream is an HTTP/1.1 Subscribe stream that, once Connect has
@@ -193,28 +196,51 @@ type directWriter struct {
 	// gone is closed when the client closes its side of the connection or
 	// sends anything: an HTTP/1.1 client that reads a streaming response
 	// sends nothing until it ends, unless it pipelines another request
-	// behind it; then pipelined is set first.
+	// behind it ([directWriter.leftHow]).
 	gone      chan struct{}
-	pipelined bool
+	pipelined bool  // bytes of another request came with this one
+	data      bool  // the watch saw data: set before gone is closed
+	watchErr  error // the watch could not start: set before gone is closed
+	stopWatch func()
 }
 
-// watch has gone closed and then left called when the client leaves. The
-// watch ends when the connection is closed by either side;
-// [directWriter.end] waits for it.
-func (d *directWriter) watch(left func()) {
-	if d.pipelined {
-		close(d.gone)
-		left()
-		return
-	}
-	go func() {
-		var b [1]byte
-		if n, _ := d.conn.Read(b[:]); n > 0 {
-			d.pipelined = true
+// watch has gone closed, and then left called, when the client leaves or
+// sends anything, which w notices without a goroutine of the stream's.
+func (d *directWriter) watch(w *connwatch.Watcher, left func()) {
+	if !d.pipelined {
+		stop, err := w.Watch(d.conn, func(data bool) {
+			d.data = data
+			close(d.gone)
+			left()
+		})
+		if err == nil {
+			d.stopWatch = stop
+			return
 		}
-		close(d.gone)
-		left()
-	}()
+		d.watchErr = err
+	}
+	close(d.gone)
+	left()
+}
+
+// leftHow says, once gone is closed, whether the client sent another
+// request (pipelined) rather than closing the connection, or the watch
+// failed. Over TLS, where any record is data to the watch (a client
+// closing cleanly sends an alert first), it reads the connection to tell.
+func (d *directWriter) leftHow() (pipelined bool, watchErr error) {
+	if d.watchErr != nil || d.pipelined {
+		return d.pipelined, d.watchErr
+	}
+	if _, isTLS := d.conn.(*tls.Conn); isTLS && d.data {
+		// Something is there: a whole record arrives at once, or within
+		// the second; a close_notify alert reads as end of file.
+		_ = d.conn.SetReadDeadline(time.Now().Add(time.Second))
+		var b [1]byte
+		n, _ := d.conn.Read(b[:])
+		d.pipelined = n > 0
+		d.data = false // told: not again
+	}
+	return d.pipelined || d.data, nil
 }
 
 // errPipelined ends a direct stream whose client sent another request on
@@ -290,19 +316,21 @@ func (d *directWriter) write(p []byte) error {
 }
 
 // end writes the end of stream for err, as Connect writes it, unless the
-// client is gone or a write failed; then it closes the connection and waits
-// for [directWriter.watch].
+// client is gone or a write failed; then it stops the watch and closes the
+// connection.
 func (d *directWriter) end(err error) {
 	defer func() {
+		if d.stopWatch != nil {
+			d.stopWatch()
+		}
 		_ = d.conn.Close()
-		<-d.gone
 	}()
 	if d.broken || errors.Is(err, errClientLeft) {
 		return
 	}
 	select {
 	case <-d.gone:
-		if !d.pipelined { // the client left: nobody reads the end
+		if pipelined, watchErr := d.leftHow(); !pipelined && watchErr == nil { // the client left: nobody reads the end
 			return
 		}
 	default:

@@ -19,6 +19,7 @@ import (
 
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
+	"github.com/honeydo/realtime/internal/connwatch"
 )
 
 // endsWith is a RealtimeService whose Subscribe sends one heartbeat and
@@ -165,7 +166,7 @@ func directEnd(t *testing.T, web, gz bool, err error) envelope {
 	if gz {
 		d.gzipMin = 1
 	}
-	d.watch(func() {})
+	d.watch(connwatch.New(), func() {})
 	read := make(chan []byte)
 	go func() {
 		b, _ := io.ReadAll(client)

@@ -57,7 +57,7 @@ func (ls *liveStream) park(d *directWriter, ended func(error)) {
 	if !ls.expire.IsZero() {
 		ls.expiry = time.AfterFunc(time.Until(ls.expire), func() { ls.wakeFor(wokeExpired) })
 	}
-	d.watch(func() { ls.wakeFor(wokeGone) })
+	d.watch(ls.s.watcher, func() { ls.wakeFor(wokeGone) })
 	ls.sub.Notify(func() { ls.wakeFor(0) })
 	go ls.run()
 }
@@ -101,7 +101,13 @@ func (ls *liveStream) step() (done bool, err error) {
 	flags := ls.flags.Load()
 	switch {
 	case flags&wokeGone != 0:
-		if d.pipelined { // set before gone was closed
+		pipelined, watchErr := d.leftHow()
+		switch {
+		case watchErr != nil:
+			ls.s.cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "cannot watch a stream's connection", slog.Any("error", watchErr))
+			ls.reason = "watch_error"
+			return true, connect.NewError(connect.CodeUnavailable, errors.New("server cannot watch the connection: reconnect"))
+		case pipelined:
 			ls.reason = "pipelined"
 			return true, connect.NewError(connect.CodeFailedPrecondition, errPipelined)
 		}

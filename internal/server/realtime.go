@@ -19,6 +19,7 @@ import (
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/connwatch"
 	"github.com/honeydo/realtime/internal/metrics"
 	"github.com/honeydo/realtime/internal/room"
 	"github.com/honeydo/realtime/internal/rpcerr"
@@ -66,6 +67,8 @@ type realtimeService struct {
 	// direct counts the direct streams (direct.go), which outlive their
 	// handlers: Shutdown waits for them.
 	direct directStreams
+	// watcher notices the clients of direct streams leaving.
+	watcher *connwatch.Watcher
 }
 
 var _ realtimev1connect.RealtimeServiceHandler = (*realtimeService)(nil)

@@ -24,6 +24,7 @@ import (
 	"github.com/honeydo/realtime/internal/auth"
 	"github.com/honeydo/realtime/internal/benchapi"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/connwatch"
 	"github.com/honeydo/realtime/internal/devapi"
 	"github.com/honeydo/realtime/internal/devhost"
 	"github.com/honeydo/realtime/internal/metrics"
@@ -219,6 +220,7 @@ func New(cfg Config) (*Server, error) {
 		streams: s.streams,
 		closing: s.closing,
 		metrics: cfg.Metrics,
+		watcher: connwatch.New(),
 		cfg: streamConfig{
 			Heartbeat:        cfg.Heartbeat,
 			TokenGrace:       cfg.TokenGrace,
@@ -342,7 +344,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	})
 	err := s.http.Shutdown(ctx)
 	// Direct streams have left net/http, which does not wait for them.
-	return errors.Join(err, s.realtime.direct.wait(ctx))
+	err = errors.Join(err, s.realtime.direct.wait(ctx))
+	// Streams still running (ctx ended first) stop their watches as they
+	// end, which a closed watcher allows.
+	return errors.Join(err, s.realtime.watcher.Close())
 }
 
 // Route is a path pattern of [http.ServeMux] and its handler.
