@@ -159,7 +159,7 @@ func directGoroutines() int {
 	}
 	count := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "server.(*liveStream).runDirect") || strings.Contains(g, "server.(*directWriter).watch") {
+		if strings.Contains(g, "server.(*liveStream).run(") || strings.Contains(g, "connwatch.(*goroutineWatch).run(") {
 			count++
 		}
 	}
@@ -598,49 +598,114 @@ func TestDirectStreamOverTLS(t *testing.T) {
 // a streaming connection; the stream ends with FailedPrecondition saying
 // why, instead of leaving that request unanswered on an open connection.
 func TestDirectStreamEndsOnPipelinedRequest(t *testing.T) {
-	srv := newTestServer(t)
-	conn, err := net.Dial("tcp", srv.Addr)
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name string
+		tls  bool
+		// later: the second request comes once the stream is direct (its
+		// first heartbeat arrived), for the watch to notice; else both
+		// come in one write, and the second is in the server's buffer when
+		// the stream takes the connection.
+		later bool
+	}{
+		{name: "in one write"},
+		{name: "later", later: true},
+		{name: "later over TLS", tls: true, later: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			heartbeat := func(c *server.Config) { c.Heartbeat = 100 * time.Millisecond }
+			var srv *testkit.Server
+			var conn net.Conn
+			var err error
+			if tc.tls {
+				srv = testkit.StartTLSServer(t, heartbeat)
+				pem, err := os.ReadFile(srv.CAFile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pool := x509.NewCertPool()
+				pool.AppendCertsFromPEM(pem)
+				conn, err = tls.Dial("tcp", srv.Addr, &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				srv = newTestServer(t, heartbeat).Server
+				if conn, err = net.Dial("tcp", srv.Addr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			defer conn.Close()
+			msg := []byte{0, 0, 0, 0, 0}
+			sub := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/connect+proto\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s",
+				realtimev1connect.RealtimeServiceSubscribeProcedure, srv.Addr, srv.Token(t, "pipe", "home", time.Minute), len(msg), msg)
+			get := "GET /healthz HTTP/1.1\r\nHost: " + srv.Addr + "\r\n\r\n"
+			if !tc.later {
+				sub += get
+			}
+			if _, err := io.WriteString(conn, sub); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			res, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodPost})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("HTTP %s", res.Status)
+			}
+			if tc.later {
+				for beats := 0; beats == 0; {
+					env := readEnvelopeOf(t, res.Body)
+					var m realtimev1.SubscribeResponse
+					if err := proto.Unmarshal(env, &m); err != nil {
+						t.Fatal(err)
+					}
+					if m.GetHeartbeat() != nil {
+						beats++
+					}
+				}
+				if _, err := io.WriteString(conn, get); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The end of stream and of the body follow: no heartbeat every
+			// few seconds for a client that cannot be served.
+			body, err := io.ReadAll(res.Body)
+			if err != nil {
+				t.Fatalf("the stream did not end cleanly: %v", err)
+			}
+			var last []byte
+			var flags byte
+			for len(body) >= 5 {
+				n := int(binary.BigEndian.Uint32(body[1:5]))
+				flags, last, body = body[0], body[5:5+n], body[5+n:]
+			}
+			if flags != 0x02 || !bytes.Contains(last, []byte(`"code":"failed_precondition"`)) || !bytes.Contains(last, []byte("connection of its own")) {
+				t.Fatalf("end of stream %#x %s", flags, last)
+			}
+			poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+				if n := srv.OpenStreams(); n != 0 {
+					return fmt.Errorf("%d open streams", n)
+				}
+				return nil
+			})
+		})
 	}
-	defer conn.Close()
-	msg := []byte{0, 0, 0, 0, 0}
-	sub := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/connect+proto\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s",
-		realtimev1connect.RealtimeServiceSubscribeProcedure, srv.Addr, srv.Token(t, "pipe", "home", time.Minute), len(msg), msg)
-	// Both requests in one write: the second is in the server's buffer
-	// when the stream takes the connection.
-	if _, err := io.WriteString(conn, sub+"GET /healthz HTTP/1.1\r\nHost: "+srv.Addr+"\r\n\r\n"); err != nil {
-		t.Fatal(err)
+}
+
+// readEnvelopeOf reads one uncompressed Connect envelope from r and
+// returns its message.
+func readEnvelopeOf(t *testing.T, r io.Reader) []byte {
+	t.Helper()
+	var head [5]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		t.Fatalf("reading an envelope: %v", err)
 	}
-	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	res, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodPost})
-	if err != nil {
-		t.Fatal(err)
+	msg := make([]byte, binary.BigEndian.Uint32(head[1:]))
+	if _, err := io.ReadFull(r, msg); err != nil {
+		t.Fatalf("reading an envelope: %v", err)
 	}
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("HTTP %s", res.Status)
-	}
-	// The welcome, then the end of stream and of the body: no heartbeat
-	// every few seconds for a client that cannot be served.
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("the stream did not end cleanly: %v", err)
-	}
-	var last []byte
-	var flags byte
-	for len(body) >= 5 {
-		n := int(binary.BigEndian.Uint32(body[1:5]))
-		flags, last, body = body[0], body[5:5+n], body[5+n:]
-	}
-	if flags != 0x02 || !bytes.Contains(last, []byte(`"code":"failed_precondition"`)) || !bytes.Contains(last, []byte("connection of its own")) {
-		t.Fatalf("end of stream %#x %s", flags, last)
-	}
-	poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
-		if n := srv.OpenStreams(); n != 0 {
-			return fmt.Errorf("%d open streams", n)
-		}
-		return nil
-	})
+	return msg
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
