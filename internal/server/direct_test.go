@@ -180,11 +180,12 @@ func TestShutdownWaitsForDirectStreams(t *testing.T) {
 		}
 		streams[i] = subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, fmt.Sprint("u", i), "home", time.Minute)), "")
 	}
-	if got := server.DirectStreams(srv.Server.Server); got != n {
-		t.Fatalf("%d direct streams of %d", got, n)
-	}
 	// Parked, a stream has no goroutine of its own, nor does its watch.
+	// (A client sees its welcome before the stream goes direct.)
 	poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if got := server.DirectStreams(srv.Server.Server); got != n {
+			return fmt.Errorf("%d direct streams of %d", got, n)
+		}
 		if got := directGoroutines(); got != 0 {
 			return fmt.Errorf("%d direct-stream goroutines for %d idle streams, want none", got, n)
 		}
