@@ -22,19 +22,19 @@ import (
 
 // A direct stream is an HTTP/1.1 Subscribe stream that, once Connect has
 // written its response headers and welcome, leaves the handler: the
-// connection is hijacked and a goroutine of the stream's own writes the
-// rest of the response (chunked, in the Connect or gRPC-Web envelope
-// format, end of stream included) straight to it.
+// connection is hijacked and the stream writes the rest of the response
+// (chunked, in the Connect or gRPC-Web envelope format, end of stream
+// included) straight to it, from whichever goroutine runs it (parked.go).
 //
 // Why: over HTTP/1.1 the handler's goroutine is the connection's, and while
 // the stream lives it keeps net/http's per-connection state reachable: the
 // 4 KiB reader, the 4 KiB and 2 KiB writers, the request and its header
 // map, the response, Connect's stream, an 8 KiB stack and net/http's
 // background reader. That was two thirds of an idle stream's memory. A
-// direct stream keeps a small stack parked in [liveStream.pump], a 1-byte
-// read that notices the client leaving, and its own state; its frames also
-// skip Connect's Send and net/http's chunk writer (one write(2) each, as
-// before).
+// parked direct stream keeps only its own state, its timers and a
+// registration with the server's [connwatch.Watcher], which notices the
+// client leaving; its frames also skip Connect's Send and net/http's chunk
+// writer (one write(2) each, as before).
 //
 // What the hand-off costs: the Connect interceptors see the call end when
 // it detaches. The RPC metrics take the real end from the stream

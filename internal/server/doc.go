@@ -14,7 +14,8 @@
 // Each Subscribe stream waits on its subscription, a heartbeat timer, the
 // token's expiry and the server's shutdown signal. Over HTTP/2 it does so in
 // its handler goroutine. Over HTTP/1.1 it goes direct (direct.go): once
-// its welcome is out it takes over the connection and runs on a goroutine
-// of its own, with a second one blocked in a 1-byte read to notice the
-// client leaving; Shutdown waits for both.
+// its welcome is out it takes over the connection and parks without a
+// goroutine (parked.go), run only when one of those wakes it; one
+// goroutine for the whole server (package connwatch) notices clients
+// leaving. Shutdown wakes the direct streams and waits for them.
 package server

@@ -92,7 +92,7 @@ func (s *realtimeService) newHandler(opts ...connect.HandlerOption) (string, htt
 // ([offStack]), so that the handler's goroutine stays at 8 KiB.
 //
 // Over HTTP/1.1 the stream then leaves the handler and goes on as a direct
-// stream (direct.go) on a goroutine of its own.
+// stream (direct.go), which parks without a goroutine (parked.go).
 func (s *realtimeService) Subscribe(ctx context.Context, req *connect.Request[realtimev1.SubscribeRequest], stream *connect.ServerStream[realtimev1.SubscribeResponse]) (err error) {
 	var plan *directPlan
 	if !s.cfg.NoDirectStreams {
