@@ -81,18 +81,24 @@ func New() *Watcher {
 // (f is still never called after stop).
 //
 // The caller must not close c before stop returns, and watches a
-// connection once at a time: on Linux a second Watch of c before the
-// first one's stop fails with EEXIST. Watch returns
-// [ErrClosed] after [Watcher.Close].
+// connection once at a time. Watch returns [ErrClosed] after
+// [Watcher.Close]. When epoll refuses a connection (the system's limit on
+// watches, memory), a goroutine watches it instead.
 func (w *Watcher) Watch(c net.Conn, f func(data bool)) (stop func(), err error) {
 	if c == nil || f == nil {
 		return nil, errors.New("connwatch: Watch needs a connection and a callback")
 	}
 	if !w.goroutineOnly {
 		if rc := rawConn(c); rc != nil {
-			if stop, ok, err := w.watchPolled(rc, f); ok || err != nil {
-				return stop, err
+			stop, ok, err := w.watchPolled(rc, f)
+			switch {
+			case ok && err == nil:
+				return stop, nil
+			case errors.Is(err, ErrClosed):
+				return nil, err
 			}
+			// No descriptor, or epoll refused it (its watch limit,
+			// memory): a goroutine still watches.
 		}
 	}
 	return w.watchGoroutine(c, f)

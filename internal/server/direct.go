@@ -223,24 +223,57 @@ func (d *directWriter) watch(w *connwatch.Watcher, left func()) {
 	left()
 }
 
-// leftHow says, once gone is closed, whether the client sent another
-// request (pipelined) rather than closing the connection, or the watch
-// failed. Over TLS, where any record is data to the watch (a client
-// closing cleanly sends an alert first), it reads the connection to tell.
-func (d *directWriter) leftHow() (pipelined bool, watchErr error) {
-	if d.watchErr != nil || d.pipelined {
-		return d.pipelined, d.watchErr
+// What the watch saw, once gone is closed ([directWriter.seen]).
+type watchNews int
+
+const (
+	clientLeft      watchNews = iota // closed or reset the connection
+	clientPipelined                  // sent another request
+	clientStayed                     // TLS: sent a record that is no request; watch again
+	watchFailed                      // the watch could not start (watchErr)
+)
+
+// seen says what the watch saw, once gone is closed. Over TLS, where any
+// record is data to the watch (TLS 1.3 hides an alert's type), it reads
+// the connection for up to a second to tell: a close_notify alert reads
+// as end of file, a request as data, and a record that is neither (a key
+// update) or has not all arrived as nothing; then the stream watches again.
+func (d *directWriter) seen() watchNews {
+	switch {
+	case d.watchErr != nil:
+		return watchFailed
+	case d.pipelined:
+		return clientPipelined
+	case !d.data:
+		return clientLeft
 	}
-	if _, isTLS := d.conn.(*tls.Conn); isTLS && d.data {
-		// Something is there: a whole record arrives at once, or within
-		// the second; a close_notify alert reads as end of file.
-		_ = d.conn.SetReadDeadline(time.Now().Add(time.Second))
-		var b [1]byte
-		n, _ := d.conn.Read(b[:])
-		d.pipelined = n > 0
-		d.data = false // told: not again
+	if _, isTLS := d.conn.(*tls.Conn); !isTLS {
+		return clientPipelined
 	}
-	return d.pipelined || d.data, nil
+	_ = d.conn.SetReadDeadline(time.Now().Add(time.Second))
+	var b [1]byte
+	n, err := d.conn.Read(b[:])
+	if n > 0 {
+		d.pipelined = true
+		return clientPipelined
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		// crypto/tls keeps a partial record across a read timeout.
+		return clientStayed
+	}
+	d.data = false // told: not again
+	return clientLeft
+}
+
+// rewatch watches again after [directWriter.seen] found the client stayed.
+func (d *directWriter) rewatch(w *connwatch.Watcher, left func()) {
+	_ = d.conn.SetReadDeadline(time.Time{})
+	if d.stopWatch != nil {
+		d.stopWatch()
+		d.stopWatch = nil
+	}
+	d.gone, d.data = make(chan struct{}), false
+	d.watch(w, left)
 }
 
 // errPipelined ends a direct stream whose client sent another request on
@@ -330,7 +363,7 @@ func (d *directWriter) end(err error) {
 	}
 	select {
 	case <-d.gone:
-		if pipelined, watchErr := d.leftHow(); !pipelined && watchErr == nil { // the client left: nobody reads the end
+		if d.seen() == clientLeft { // nobody reads the end
 			return
 		}
 	default:

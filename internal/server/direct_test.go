@@ -15,9 +15,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,6 +166,41 @@ func directGoroutines() int {
 		}
 	}
 	return count
+}
+
+// TestIdleDirectStreamsHaveNoGoroutine: a parked direct stream has no
+// goroutine, nor does the watch that notices its client leaving, whether
+// its connection is exempt from the connection budgets (loopback, by
+// default) or counted against them (wrapped by the budget listener).
+func TestIdleDirectStreamsHaveNoGoroutine(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		exempt []netip.Prefix
+	}{
+		{name: "exempt"},
+		{name: "budgeted", exempt: []netip.Prefix{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newTestServer(t, func(c *server.Config) {
+				if tc.exempt != nil {
+					c.ConnLimits.Exempt = tc.exempt
+				}
+			})
+			const n = 3
+			for i := range n {
+				subscribe(t, srv.realtimeClient(t, clientKinds[0], srv.Token(t, fmt.Sprint("u", i), "home", time.Minute)), "")
+			}
+			poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+				if got := server.DirectStreams(srv.Server.Server); got != n {
+					return fmt.Errorf("%d direct streams of %d", got, n)
+				}
+				if got := directGoroutines(); got != 0 {
+					return fmt.Errorf("%d direct-stream goroutines for %d idle streams, want none", got, n)
+				}
+				return nil
+			})
+		})
+	}
 }
 
 // TestShutdownWaitsForDirectStreams: Shutdown returns only once every
@@ -692,6 +729,101 @@ func TestDirectStreamEndsOnPipelinedRequest(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestDirectStreamOverTLSWaitsForAWholeRecord: over TLS the watch sees
+// bytes, not requests, and the stream reads the connection for a second
+// to tell a close from a request. A record that has not all arrived by
+// then (here, a pipelined request's, cut after its header for over two
+// seconds) is neither: the stream goes on, and ends with
+// FailedPrecondition once the request is whole.
+func TestDirectStreamOverTLSWaitsForAWholeRecord(t *testing.T) {
+	srv := testkit.StartTLSServer(t, func(c *server.Config) { c.Heartbeat = 100 * time.Millisecond })
+	pem, err := os.ReadFile(srv.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	raw, err := net.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	split := &splitConn{Conn: raw}
+	conn := tls.Client(split, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+	defer conn.Close()
+	msg := []byte{0, 0, 0, 0, 0}
+	if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/connect+proto\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s",
+		realtimev1connect.RealtimeServiceSubscribeProcedure, srv.Addr, srv.Token(t, "tls", "home", time.Minute), len(msg), msg); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodPost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := func() *realtimev1.SubscribeResponse {
+		t.Helper()
+		var m realtimev1.SubscribeResponse
+		if err := proto.Unmarshal(readEnvelopeOf(t, res.Body), &m); err != nil {
+			t.Fatal(err)
+		}
+		return &m
+	}
+	for frame().GetHeartbeat() == nil { // the stream is direct
+	}
+	release := make(chan struct{})
+	split.hold.Store(&release)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: "+srv.Addr+"\r\n\r\n")
+		wrote <- err
+	}()
+	// Frames go on arriving while the record is cut, past the second the
+	// stream reads for.
+	for cut := time.Now(); time.Since(cut) < 2500*time.Millisecond; {
+		if frame().GetHeartbeat() == nil {
+			t.Fatal("a frame other than a heartbeat")
+		}
+	}
+	close(release)
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("the stream did not end cleanly: %v", err)
+	}
+	var last []byte
+	var flags byte
+	for len(body) >= 5 {
+		n := int(binary.BigEndian.Uint32(body[1:5]))
+		flags, last, body = body[0], body[5:5+n], body[5+n:]
+	}
+	if flags != 0x02 || !bytes.Contains(last, []byte(`"code":"failed_precondition"`)) {
+		t.Fatalf("end of stream %#x %s", flags, last)
+	}
+}
+
+// splitConn, once hold is set, writes the next write's first 5 bytes (a
+// TLS record's header) and the rest only when hold's channel closes.
+type splitConn struct {
+	net.Conn
+	hold atomic.Pointer[chan struct{}]
+}
+
+func (c *splitConn) Write(p []byte) (int, error) {
+	release := c.hold.Swap(nil)
+	if release == nil || len(p) <= 5 {
+		return c.Conn.Write(p)
+	}
+	n, err := c.Conn.Write(p[:5])
+	if err != nil {
+		return n, err
+	}
+	<-*release
+	m, err := c.Conn.Write(p[5:])
+	return n + m, err
 }
 
 // readEnvelopeOf reads one uncompressed Connect envelope from r and

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/netip"
 	"sync"
@@ -176,6 +177,10 @@ type trackedConn struct {
 	closed        bool
 }
 
+// NetConn returns the connection under c, as *tls.Conn's does: the
+// connection watch of direct streams (package connwatch) polls its socket.
+func (c *trackedConn) NetConn() net.Conn { return c.Conn }
+
 // markAuthenticated moves the connection out of its address's
 // unauthenticated budget, once a call on it presented a valid credential.
 func (c *trackedConn) markAuthenticated() {
@@ -233,7 +238,7 @@ type trackedConnKey struct{}
 // connContext is the http.Server's ConnContext: it makes the connection's
 // budget reachable from the requests on it.
 func connContext(ctx context.Context, c net.Conn) context.Context {
-	if tc, ok := c.(interface{ NetConn() net.Conn }); ok { // TLS
+	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
 	if tc, ok := c.(*trackedConn); ok {

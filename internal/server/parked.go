@@ -99,20 +99,22 @@ func (ls *liveStream) step() (done bool, err error) {
 	default:
 	}
 	flags := ls.flags.Load()
-	switch {
-	case flags&wokeGone != 0:
-		pipelined, watchErr := d.leftHow()
-		switch {
-		case watchErr != nil:
-			ls.s.cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "cannot watch a stream's connection", slog.Any("error", watchErr))
+	if flags&wokeGone != 0 {
+		switch d.seen() {
+		case watchFailed:
+			ls.s.cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "cannot watch a stream's connection", slog.Any("error", d.watchErr))
 			ls.reason = "watch_error"
 			return true, connect.NewError(connect.CodeUnavailable, errors.New("server cannot watch the connection: reconnect"))
-		case pipelined:
+		case clientPipelined:
 			ls.reason = "pipelined"
 			return true, connect.NewError(connect.CodeFailedPrecondition, errPipelined)
+		case clientLeft:
+			return true, clientGone()
 		}
-		return true, clientGone()
-	case flags&wokeExpired != 0:
+		ls.flags.And(^wokeGone)
+		d.rewatch(ls.s.watcher, func() { ls.wakeFor(wokeGone) })
+	}
+	if flags&wokeExpired != 0 {
 		return true, ls.end("token_expired", connect.CodeUnauthenticated, "token expired: reconnect with a fresh token and your cursor")
 	}
 	if n, _ := ls.sub.Head(); n > 0 || isClosed(ls.sub.Done()) {
@@ -120,7 +122,7 @@ func (ls *liveStream) step() (done bool, err error) {
 			return true, err
 		}
 	}
-	if flags&wokeHeartbeat != 0 {
+	if ls.flags.Load()&wokeHeartbeat != 0 { // a frame since the snapshot made it moot
 		ls.flags.And(^wokeHeartbeat)
 		if err := ls.sendHeartbeat(); err != nil {
 			return true, err

@@ -446,8 +446,11 @@ func (ls *liveStream) deliver() (done bool, err error) {
 		ls.delivered += n
 		pending = pending[n:]
 	}
-	// Since Go 1.23 Reset discards a pending tick: no drain needed.
+	// Since Go 1.23 Reset discards a pending tick: no drain needed. A
+	// parked stream's timer runs a function instead, whose wake-up this
+	// frame makes moot too.
 	ls.heartbeat.Reset(ls.s.cfg.Heartbeat)
+	ls.flags.And(^wokeHeartbeat)
 	select {
 	case <-ls.sub.Done():
 		err := ls.sub.Err()
