@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -138,10 +139,11 @@ func (j *JetStream) dispatch(gen uint64, epoch string, msg jetstream.Msg) {
 	}
 	j.head = seq
 	var slow []*Subscription
+	yield := false
 	if derr != nil {
 		j.log.Warn("dropping a message this broker cannot read", "seq", seq, "subject", msg.Subject(), "err", derr)
 	} else {
-		slow = j.hub.deliver(m, nil)
+		slow, yield = j.hub.deliver(m, nil)
 		// A slow subscription must not get later events once it missed
 		// one: leave the hub now, end it after unlocking.
 		for _, s := range slow {
@@ -157,6 +159,9 @@ func (j *JetStream) dispatch(gen uint64, epoch string, msg jetstream.Msg) {
 	j.mu.Unlock()
 	for _, s := range slow {
 		s.end(ErrSlowConsumer)
+	}
+	if yield { // see Subscription.Notify
+		runtime.Gosched()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"sort"
 	"sync"
@@ -115,7 +116,7 @@ func (m *Memory) Publish(ctx context.Context, target Target, ev *realtimev1.Even
 	rl.push(msg)
 	m.evictLocked(now)
 	m.armLocked(now)
-	slow := m.hub.deliver(msg, nil)
+	slow, yield := m.hub.deliver(msg, nil)
 	// Leave the rooms now, under the lock: a subscription that missed this
 	// event must not receive a later one, or its cursor would skip a gap.
 	for _, s := range slow {
@@ -125,6 +126,9 @@ func (m *Memory) Publish(ctx context.Context, target Target, ev *realtimev1.Even
 
 	for _, s := range slow {
 		s.end(ErrSlowConsumer)
+	}
+	if yield { // see Subscription.Notify
+		runtime.Gosched()
 	}
 	return msg, nil
 }

@@ -255,16 +255,49 @@ func TestSubscriptionNoPushAfterOverflow(t *testing.T) {
 	t.Parallel()
 	s := newSubscription(SubscribeOptions{UserID: "u", Rooms: []room.Name{room.Broadcast}, QueueSize: 1})
 	msg := func(off uint64) *Message { return &Message{Position: Position{Epoch: "e", Offset: off}} }
-	if !s.push(msg(1)) {
+	if ok, _ := s.push(msg(1)); !ok {
 		t.Fatal("first push refused")
 	}
-	if s.push(msg(2)) {
+	if ok, _ := s.push(msg(2)); ok {
 		t.Fatal("push into a full queue accepted")
 	}
 	if got := s.Next(nil); len(got) != 1 || got[0].Position.Offset != 1 {
 		t.Fatalf("Next = %v", got)
 	}
-	if s.push(msg(3)) {
+	if ok, _ := s.push(msg(3)); ok {
 		t.Fatal("push after an overflow accepted: the owner would skip event 2")
+	}
+}
+
+// TestDeliverYieldsToFewStartedOwners: a publish yields to the owners it
+// started from idle (Notify returned true), unless it started none or more
+// than maxYieldFanout; owners that were already running do not count.
+func TestDeliverYieldsToFewStartedOwners(t *testing.T) {
+	for _, tc := range []struct {
+		subs, started int
+		want          bool
+	}{
+		{subs: 1, started: 0, want: false},
+		{subs: 1, started: 1, want: true},
+		{subs: 40, started: 3, want: true},
+		{subs: maxYieldFanout, started: maxYieldFanout, want: true},
+		{subs: maxYieldFanout + 1, started: maxYieldFanout + 1, want: false},
+	} {
+		t.Run(fmt.Sprintf("%d of %d", tc.started, tc.subs), func(t *testing.T) {
+			m := NewMemory(MemoryConfig{})
+			defer m.Close()
+			home := room.Household("home")
+			for i := range tc.subs {
+				s := subscribe(t, m, fmt.Sprint("u", i), []room.Name{home}, nil)
+				started := i < tc.started
+				s.Notify(func() bool { return started })
+			}
+			m.mu.Lock()
+			slow, yield := m.hub.deliver(&Message{Target: Target{Room: home}, Event: note("x")}, nil)
+			m.mu.Unlock()
+			if len(slow) != 0 || yield != tc.want {
+				t.Fatalf("deliver: %d slow, yield %v; want 0, %v", len(slow), yield, tc.want)
+			}
+		})
 	}
 }

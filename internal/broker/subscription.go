@@ -26,7 +26,7 @@ type Subscription struct {
 	done  chan struct{}
 	// notify, once set by [Subscription.Notify], is called instead of
 	// signalling ready.
-	notify atomic.Pointer[func()]
+	notify atomic.Pointer[func() bool]
 
 	mu     sync.Mutex
 	queue  []*Message
@@ -74,13 +74,21 @@ func newSubscription(opts SubscribeOptions) *Subscription {
 func (s *Subscription) Ready() <-chan struct{} { return s.ready }
 
 // Notify has f called, from then on, wherever Ready would be signalled:
-// on the publisher's goroutine, so f must return at once (start or wake the
-// owner, never write). f also stands for a signal Ready already holds,
-// which Notify takes: it is called once at once, so that nothing signalled
-// before is missed (a spurious call finds nothing queued). An owner that
-// parks without a goroutine of its own (waiting on Ready would need one)
-// uses it.
-func (s *Subscription) Notify(f func()) {
+// on the publisher's goroutine, under the broker's lock, so f must return
+// at once (start or wake the owner, never write). f also stands for a
+// signal Ready already holds, which Notify takes: it is called once at
+// once, so that nothing signalled before is missed (a spurious call finds
+// nothing queued). An owner that parks without a goroutine of its own
+// (waiting on Ready would need one) uses it.
+//
+// f returns true when it has just started its owner from idle on a lone
+// event: the publisher then yields the processor once the event is queued
+// for every subscription (unless it started more than a few owners), so
+// that on a busy processor the owners write this event before the
+// publisher goes on to the next. Without the yield a publisher that sends
+// a few events at once (a paced loop catching up, a handler emitting to
+// two rooms) delays each event's write by the publishing of the rest.
+func (s *Subscription) Notify(f func() (started bool)) {
 	s.notify.Store(&f)
 	select {
 	case <-s.ready:
@@ -148,16 +156,18 @@ func (s *Subscription) Close() {
 	s.end(nil)
 }
 
-// push queues m without blocking. It returns false when the queue is full,
-// in which case the caller must end the subscription with ErrSlowConsumer.
-func (s *Subscription) push(m *Message) bool {
+// push queues m without blocking. It returns ok false when the queue is
+// full, in which case the caller must end the subscription with
+// ErrSlowConsumer; started says the owner was started from idle and the
+// publisher should yield once it has delivered m ([Subscription.Notify]).
+func (s *Subscription) push(m *Message) (ok, started bool) {
 	if m.Target.excludes(s.UserID) {
-		return true
+		return true, false
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return true
+		return true, false
 	}
 	// Once a push has failed, every later one must too, even if the owner
 	// drained the queue meanwhile: a later event after a missed one would
@@ -165,12 +175,11 @@ func (s *Subscription) push(m *Message) bool {
 	if s.overflowed || len(s.queue) >= s.limit {
 		s.overflowed = true
 		s.mu.Unlock()
-		return false
+		return false, false
 	}
 	s.queue = append(s.queue, m)
 	s.mu.Unlock()
-	s.signal()
-	return true
+	return true, s.signal()
 }
 
 // preload queues replayed history ahead of live messages; replay does not
@@ -185,15 +194,16 @@ func (s *Subscription) preload(ms []*Message) {
 	}
 }
 
-func (s *Subscription) signal() {
+// signal wakes the owner; started is what its Notify function returned.
+func (s *Subscription) signal() (started bool) {
 	if f := s.notify.Load(); f != nil {
-		(*f)()
-		return
+		return (*f)()
 	}
 	select {
 	case s.ready <- struct{}{}:
 	default:
 	}
+	return false
 }
 
 // end marks the subscription ended with err (nil for the owner's Close),

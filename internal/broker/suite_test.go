@@ -82,7 +82,7 @@ func testNotify(t *testing.T, b Broker) {
 		}
 		s := subscribe(t, b, fmt.Sprint("u", resume), []room.Name{room.Household("h")}, at)
 		calls := make(chan struct{}, 64)
-		s.Notify(func() { calls <- struct{}{} })
+		s.Notify(func() bool { calls <- struct{}{}; return false })
 		waitCall := func(what string) {
 			t.Helper()
 			select {

@@ -39,7 +39,7 @@ const (
 	wokeGone                         // the client left (directWriter.gone is closed)
 )
 
-// wake records why and makes sure a goroutine runs the stream.
+// wakeFor records why and makes sure a goroutine runs the stream.
 func (ls *liveStream) wakeFor(why uint32) {
 	if why != 0 {
 		ls.flags.Or(why)
@@ -47,6 +47,22 @@ func (ls *liveStream) wakeFor(why uint32) {
 	if ls.wakes.Add(1) == 1 {
 		go ls.run()
 	}
+}
+
+// notified is the stream's [broker.Subscription.Notify] function: it wakes
+// the stream for what was queued and asks the publisher to yield to it when
+// it started the stream on a lone event, so that the event is written
+// before the publisher goes on. In a burst ([liveStream.inBurst]) the
+// publisher does not yield: the stream's batch grows while it publishes.
+func (ls *liveStream) notified() (yield bool) {
+	if ls.wakes.Add(1) != 1 {
+		return false
+	}
+	// No goroutine runs the stream until the one started here: its burst
+	// state is the last one's, which ended with the count at zero.
+	lone := !ls.inBurst()
+	go ls.run()
+	return lone
 }
 
 // park lets the stream, set up as a direct stream by Subscribe (which holds
@@ -58,7 +74,7 @@ func (ls *liveStream) park(d *directWriter, ended func(error)) {
 		ls.expiry = time.AfterFunc(time.Until(ls.expire), func() { ls.wakeFor(wokeExpired) })
 	}
 	d.watch(ls.s.watcher, func() { ls.wakeFor(wokeGone) })
-	ls.sub.Notify(func() { ls.wakeFor(0) })
+	ls.sub.Notify(ls.notified)
 	go ls.run()
 }
 
