@@ -198,14 +198,16 @@ type directWriter struct {
 	// sends nothing until it ends, unless it pipelines another request
 	// behind it ([directWriter.leftHow]).
 	gone      chan struct{}
-	pipelined bool  // bytes of another request came with this one
-	data      bool  // the watch saw data: set before gone is closed
-	watchErr  error // the watch could not start: set before gone is closed
+	pipelined bool // bytes of another request came with this one
+	data      bool // the watch saw data: set before gone is closed
 	stopWatch func()
 }
 
 // watch has gone closed, and then left called, when the client leaves or
 // sends anything, which w notices without a goroutine of the stream's.
+// Watch fails only once w is closed, after Shutdown has ended every
+// direct stream, and a stream that meets it is ending for Shutdown too:
+// it goes on as if the client had left.
 func (d *directWriter) watch(w *connwatch.Watcher, left func()) {
 	if !d.pipelined {
 		stop, err := w.Watch(d.conn, func(data bool) {
@@ -217,7 +219,6 @@ func (d *directWriter) watch(w *connwatch.Watcher, left func()) {
 			d.stopWatch = stop
 			return
 		}
-		d.watchErr = err
 	}
 	close(d.gone)
 	left()
@@ -230,7 +231,6 @@ const (
 	clientLeft      watchNews = iota // closed or reset the connection
 	clientPipelined                  // sent another request
 	clientStayed                     // TLS: sent a record that is no request; watch again
-	watchFailed                      // the watch could not start (watchErr)
 )
 
 // seen says what the watch saw, once gone is closed. Over TLS, where any
@@ -240,8 +240,6 @@ const (
 // update) or has not all arrived as nothing; then the stream watches again.
 func (d *directWriter) seen() watchNews {
 	switch {
-	case d.watchErr != nil:
-		return watchFailed
 	case d.pipelined:
 		return clientPipelined
 	case !d.data:

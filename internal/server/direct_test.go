@@ -146,9 +146,9 @@ func TestDirectStreams(t *testing.T) {
 	}
 }
 
-// directGoroutines counts the goroutines of direct streams: the ones that
-// run a stream and the watches that have a goroutine each (not the shared
-// epoll one).
+// directGoroutines counts the goroutines of direct streams: the runners,
+// running a stream or waiting for one (they end after a second without),
+// and the watches that have a goroutine each (not the shared epoll one).
 func directGoroutines() int {
 	buf := make([]byte, 1<<20)
 	for {
@@ -161,7 +161,7 @@ func directGoroutines() int {
 	}
 	count := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "server.(*liveStream).run(") || strings.Contains(g, "connwatch.(*goroutineWatch).run(") {
+		if strings.Contains(g, "server.(*runners).loop(") || strings.Contains(g, "connwatch.(*goroutineWatch).run(") {
 			count++
 		}
 	}
@@ -233,9 +233,15 @@ func TestShutdownWaitsForDirectStreams(t *testing.T) {
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if got := directGoroutines(); got != 0 {
-		t.Fatalf("Shutdown returned with %d direct-stream goroutines running", got)
+	if got := server.DirectStreams(srv.Server.Server); got != 0 {
+		t.Fatalf("Shutdown returned with %d direct streams", got)
 	}
+	poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if got := directGoroutines(); got != 0 {
+			return fmt.Errorf("%d direct-stream goroutines after Shutdown", got)
+		}
+		return nil
+	})
 	for _, s := range streams {
 		wantCode(t, s.end(t, 30*time.Second), connect.CodeUnavailable)
 	}

@@ -15,7 +15,8 @@ import (
 // goroutine costs its stack, its g and, waiting in a select of five cases,
 // five sudogs: over half of what an idle direct stream held. So a direct
 // stream runs only when something wakes it, on a goroutine started for the
-// purpose that ends once nothing is left to do:
+// purpose (or handed to one waiting, runners.go) that lets go of it once
+// nothing is left to do:
 //
 //   - the broker, through [broker.Subscription.Notify], when events are
 //     queued or the subscription ends;
@@ -45,7 +46,7 @@ func (ls *liveStream) wakeFor(why uint32) {
 		ls.flags.Or(why)
 	}
 	if ls.wakes.Add(1) == 1 {
-		go ls.run()
+		ls.s.runners.start(ls)
 	}
 }
 
@@ -61,7 +62,7 @@ func (ls *liveStream) notified() (yield bool) {
 	// No goroutine runs the stream until the one started here: its burst
 	// state is the last one's, which ended with the count at zero.
 	lone := !ls.inBurst()
-	go ls.run()
+	ls.s.runners.start(ls)
 	return lone
 }
 
@@ -75,7 +76,7 @@ func (ls *liveStream) park(d *directWriter, ended func(error)) {
 	}
 	d.watch(ls.s.watcher, func() { ls.wakeFor(wokeGone) })
 	ls.sub.Notify(ls.notified)
-	go ls.run()
+	ls.s.runners.start(ls)
 }
 
 // run serves the stream until it has nothing left to do or is over. A panic
@@ -117,10 +118,6 @@ func (ls *liveStream) step() (done bool, err error) {
 	flags := ls.flags.Load()
 	if flags&wokeGone != 0 {
 		switch d.seen() {
-		case watchFailed:
-			ls.s.cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "cannot watch a stream's connection", slog.Any("error", d.watchErr))
-			ls.reason = "watch_error"
-			return true, connect.NewError(connect.CodeUnavailable, errors.New("server cannot watch the connection: reconnect"))
 		case clientPipelined:
 			ls.reason = "pipelined"
 			return true, connect.NewError(connect.CodeFailedPrecondition, errPipelined)

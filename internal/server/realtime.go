@@ -69,6 +69,8 @@ type realtimeService struct {
 	direct directStreams
 	// watcher notices the clients of direct streams leaving.
 	watcher *connwatch.Watcher
+	// runners run woken direct streams (runners.go).
+	runners *runners
 }
 
 var _ realtimev1connect.RealtimeServiceHandler = (*realtimeService)(nil)

@@ -221,6 +221,7 @@ func New(cfg Config) (*Server, error) {
 		closing: s.closing,
 		metrics: cfg.Metrics,
 		watcher: connwatch.New(),
+		runners: newRunners(s.closing),
 		cfg: streamConfig{
 			Heartbeat:        cfg.Heartbeat,
 			TokenGrace:       cfg.TokenGrace,
