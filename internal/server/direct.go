@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -176,7 +177,7 @@ func (p *directPlan) detach(compressMinBytes int) (*directWriter, error) {
 		return nil, err
 	}
 	p.w.detached = true
-	d := &directWriter{conn: conn, web: p.web, codec: p.codec, gone: make(chan struct{})}
+	d := &directWriter{conn: conn, web: p.web, codec: p.codec}
 	if gz {
 		d.gzipMin = max(compressMinBytes, 1)
 	}
@@ -193,17 +194,17 @@ type directWriter struct {
 	codec   marshalAppender
 	gzipMin int  // compress messages of at least this many bytes; 0: never
 	broken  bool // a write failed: the end of stream is not written
-	// gone is closed when the client closes its side of the connection or
+	// gone is set when the client closes its side of the connection or
 	// sends anything: an HTTP/1.1 client that reads a streaming response
 	// sends nothing until it ends, unless it pipelines another request
-	// behind it ([directWriter.leftHow]).
-	gone      chan struct{}
+	// behind it ([directWriter.seen] tells which).
+	gone      atomic.Bool
 	pipelined bool // bytes of another request came with this one
-	data      bool // the watch saw data: set before gone is closed
+	data      bool // the watch saw data: set before gone
 	stopWatch func()
 }
 
-// watch has gone closed, and then left called, when the client leaves or
+// watch has gone set, and then left called, when the client leaves or
 // sends anything, which w notices without a goroutine of the stream's.
 // Watch fails only once w is closed, after Shutdown has ended every
 // direct stream, and a stream that meets it is ending for Shutdown too:
@@ -212,7 +213,7 @@ func (d *directWriter) watch(w *connwatch.Watcher, left func()) {
 	if !d.pipelined {
 		stop, err := w.Watch(d.conn, func(data bool) {
 			d.data = data
-			close(d.gone)
+			d.gone.Store(true)
 			left()
 		})
 		if err == nil {
@@ -220,11 +221,11 @@ func (d *directWriter) watch(w *connwatch.Watcher, left func()) {
 			return
 		}
 	}
-	close(d.gone)
+	d.gone.Store(true)
 	left()
 }
 
-// What the watch saw, once gone is closed ([directWriter.seen]).
+// What the watch saw, once gone is set ([directWriter.seen]).
 type watchNews int
 
 const (
@@ -233,7 +234,7 @@ const (
 	clientStayed                     // TLS: sent a record that is no request; watch again
 )
 
-// seen says what the watch saw, once gone is closed. Over TLS, where any
+// seen says what the watch saw, once gone is set. Over TLS, where any
 // record is data to the watch (TLS 1.3 hides an alert's type), it reads
 // the connection for up to a second to tell: a close_notify alert reads
 // as end of file, a request as data, and a record that is neither (a key
@@ -270,7 +271,8 @@ func (d *directWriter) rewatch(w *connwatch.Watcher, left func()) {
 		d.stopWatch()
 		d.stopWatch = nil
 	}
-	d.gone, d.data = make(chan struct{}), false
+	d.gone.Store(false)
+	d.data = false
 	d.watch(w, left)
 }
 
@@ -359,12 +361,8 @@ func (d *directWriter) end(err error) {
 	if d.broken || errors.Is(err, errClientLeft) {
 		return
 	}
-	select {
-	case <-d.gone:
-		if d.seen() == clientLeft { // nobody reads the end
-			return
-		}
-	default:
+	if d.gone.Load() && d.seen() == clientLeft { // nobody reads the end
+		return
 	}
 	buf := frameBuffers.get()
 	defer frameBuffers.put(buf)

@@ -162,7 +162,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 func directEnd(t *testing.T, web, gz bool, err error) envelope {
 	t.Helper()
 	server, client := net.Pipe()
-	d := &directWriter{conn: server, web: web, codec: protoCodec{}, gone: make(chan struct{})}
+	d := &directWriter{conn: server, web: web, codec: protoCodec{}}
 	if gz {
 		d.gzipMin = 1
 	}

@@ -6,7 +6,6 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -29,6 +27,7 @@ import (
 	"github.com/honeydo/realtime/client"
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
+	"github.com/honeydo/realtime/internal/clienttls"
 	"github.com/honeydo/realtime/internal/metrics"
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/testkit"
@@ -590,15 +589,9 @@ func TestDirectStreamOverTLS(t *testing.T) {
 	srv := testkit.StartTLSServer(t, func(c *server.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})
-	pem, err := os.ReadFile(srv.CAFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, Protocols: protocols}
+	tr := &http.Transport{TLSClientConfig: trustServer(t, srv), Protocols: protocols}
 	defer tr.CloseIdleConnections()
 	var proto string
 	hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
@@ -662,51 +655,25 @@ func TestDirectStreamEndsOnPipelinedRequest(t *testing.T) {
 			var err error
 			if tc.tls {
 				srv = testkit.StartTLSServer(t, heartbeat)
-				pem, err := os.ReadFile(srv.CAFile)
-				if err != nil {
-					t.Fatal(err)
-				}
-				pool := x509.NewCertPool()
-				pool.AppendCertsFromPEM(pem)
-				conn, err = tls.Dial("tcp", srv.Addr, &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}})
-				if err != nil {
-					t.Fatal(err)
-				}
+				cfg := trustServer(t, srv)
+				cfg.NextProtos = []string{"http/1.1"}
+				conn, err = tls.Dial("tcp", srv.Addr, cfg)
 			} else {
 				srv = newTestServer(t, heartbeat).Server
-				if conn, err = net.Dial("tcp", srv.Addr); err != nil {
-					t.Fatal(err)
-				}
+				conn, err = net.Dial("tcp", srv.Addr)
 			}
-			defer conn.Close()
-			msg := []byte{0, 0, 0, 0, 0}
-			sub := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/connect+proto\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s",
-				realtimev1connect.RealtimeServiceSubscribeProcedure, srv.Addr, srv.Token(t, "pipe", "home", time.Minute), len(msg), msg)
-			get := "GET /healthz HTTP/1.1\r\nHost: " + srv.Addr + "\r\n\r\n"
-			if !tc.later {
-				sub += get
-			}
-			if _, err := io.WriteString(conn, sub); err != nil {
-				t.Fatal(err)
-			}
-			_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-			res, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodPost})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.StatusCode != http.StatusOK {
-				t.Fatalf("HTTP %s", res.Status)
-			}
+			defer conn.Close()
+			get := "GET /healthz HTTP/1.1\r\nHost: " + srv.Addr + "\r\n\r\n"
+			behind := get
 			if tc.later {
-				for beats := 0; beats == 0; {
-					env := readEnvelopeOf(t, res.Body)
-					var m realtimev1.SubscribeResponse
-					if err := proto.Unmarshal(env, &m); err != nil {
-						t.Fatal(err)
-					}
-					if m.GetHeartbeat() != nil {
-						beats++
-					}
+				behind = ""
+			}
+			body := subscribeRaw(t, conn, srv, "pipe", behind)
+			if tc.later {
+				for readFrame(t, body).GetHeartbeat() == nil { // the stream is direct
 				}
 				if _, err := io.WriteString(conn, get); err != nil {
 					t.Fatal(err)
@@ -714,19 +681,7 @@ func TestDirectStreamEndsOnPipelinedRequest(t *testing.T) {
 			}
 			// The end of stream and of the body follow: no heartbeat every
 			// few seconds for a client that cannot be served.
-			body, err := io.ReadAll(res.Body)
-			if err != nil {
-				t.Fatalf("the stream did not end cleanly: %v", err)
-			}
-			var last []byte
-			var flags byte
-			for len(body) >= 5 {
-				n := int(binary.BigEndian.Uint32(body[1:5]))
-				flags, last, body = body[0], body[5:5+n], body[5+n:]
-			}
-			if flags != 0x02 || !bytes.Contains(last, []byte(`"code":"failed_precondition"`)) || !bytes.Contains(last, []byte("connection of its own")) {
-				t.Fatalf("end of stream %#x %s", flags, last)
-			}
+			wantPipelinedEnd(t, body)
 			poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 				if n := srv.OpenStreams(); n != 0 {
 					return fmt.Errorf("%d open streams", n)
@@ -745,38 +700,17 @@ func TestDirectStreamEndsOnPipelinedRequest(t *testing.T) {
 // FailedPrecondition once the request is whole.
 func TestDirectStreamOverTLSWaitsForAWholeRecord(t *testing.T) {
 	srv := testkit.StartTLSServer(t, func(c *server.Config) { c.Heartbeat = 100 * time.Millisecond })
-	pem, err := os.ReadFile(srv.CAFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
 	raw, err := net.Dial("tcp", srv.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	split := &splitConn{Conn: raw}
-	conn := tls.Client(split, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+	cfg := trustServer(t, srv)
+	cfg.ServerName, cfg.NextProtos = "127.0.0.1", []string{"http/1.1"}
+	conn := tls.Client(split, cfg)
 	defer conn.Close()
-	msg := []byte{0, 0, 0, 0, 0}
-	if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/connect+proto\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s",
-		realtimev1connect.RealtimeServiceSubscribeProcedure, srv.Addr, srv.Token(t, "tls", "home", time.Minute), len(msg), msg); err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
-	res, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodPost})
-	if err != nil {
-		t.Fatal(err)
-	}
-	frame := func() *realtimev1.SubscribeResponse {
-		t.Helper()
-		var m realtimev1.SubscribeResponse
-		if err := proto.Unmarshal(readEnvelopeOf(t, res.Body), &m); err != nil {
-			t.Fatal(err)
-		}
-		return &m
-	}
-	for frame().GetHeartbeat() == nil { // the stream is direct
+	body := subscribeRaw(t, conn, srv, "tls", "")
+	for readFrame(t, body).GetHeartbeat() == nil { // the stream is direct
 	}
 	release := make(chan struct{})
 	split.hold.Store(&release)
@@ -788,7 +722,7 @@ func TestDirectStreamOverTLSWaitsForAWholeRecord(t *testing.T) {
 	// Frames go on arriving while the record is cut, past the second the
 	// stream reads for.
 	for cut := time.Now(); time.Since(cut) < 2500*time.Millisecond; {
-		if frame().GetHeartbeat() == nil {
+		if readFrame(t, body).GetHeartbeat() == nil {
 			t.Fatal("a frame other than a heartbeat")
 		}
 	}
@@ -796,19 +730,7 @@ func TestDirectStreamOverTLSWaitsForAWholeRecord(t *testing.T) {
 	if err := <-wrote; err != nil {
 		t.Fatal(err)
 	}
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("the stream did not end cleanly: %v", err)
-	}
-	var last []byte
-	var flags byte
-	for len(body) >= 5 {
-		n := int(binary.BigEndian.Uint32(body[1:5]))
-		flags, last, body = body[0], body[5:5+n], body[5+n:]
-	}
-	if flags != 0x02 || !bytes.Contains(last, []byte(`"code":"failed_precondition"`)) {
-		t.Fatalf("end of stream %#x %s", flags, last)
-	}
+	wantPipelinedEnd(t, body)
 }
 
 // splitConn, once hold is set, writes the next write's first 5 bytes (a
@@ -832,9 +754,42 @@ func (c *splitConn) Write(p []byte) (int, error) {
 	return n + m, err
 }
 
-// readEnvelopeOf reads one uncompressed Connect envelope from r and
-// returns its message.
-func readEnvelopeOf(t *testing.T, r io.Reader) []byte {
+// trustServer returns a client TLS configuration that trusts srv's
+// certificate, as realtimectl's --ca-file does.
+func trustServer(t *testing.T, srv *testkit.Server) *tls.Config {
+	t.Helper()
+	cfg, err := clienttls.Flags{CAFile: srv.CAFile}.Config(srv.URL, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// subscribeRaw sends a Connect Subscribe request on conn as user, with
+// behind (another request, or nothing) in the same write, and returns the
+// body of its 200 response.
+func subscribeRaw(t *testing.T, conn net.Conn, srv *testkit.Server, user, behind string) io.Reader {
+	t.Helper()
+	msg := []byte{0, 0, 0, 0, 0}
+	req := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/connect+proto\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s",
+		realtimev1connect.RealtimeServiceSubscribeProcedure, srv.Addr, srv.Token(t, user, "home", time.Minute), len(msg), msg)
+	if _, err := io.WriteString(conn, req+behind); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodPost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("HTTP %s", res.Status)
+	}
+	return res.Body
+}
+
+// readFrame reads one uncompressed Connect envelope from r, a frame of a
+// Subscribe stream.
+func readFrame(t *testing.T, r io.Reader) *realtimev1.SubscribeResponse {
 	t.Helper()
 	var head [5]byte
 	if _, err := io.ReadFull(r, head[:]); err != nil {
@@ -844,7 +799,31 @@ func readEnvelopeOf(t *testing.T, r io.Reader) []byte {
 	if _, err := io.ReadFull(r, msg); err != nil {
 		t.Fatalf("reading an envelope: %v", err)
 	}
-	return msg
+	var m realtimev1.SubscribeResponse
+	if err := proto.Unmarshal(msg, &m); err != nil {
+		t.Fatal(err)
+	}
+	return &m
+}
+
+// wantPipelinedEnd reads the rest of a stream's body and wants it to end
+// cleanly, with the end of stream of a pipelined request's
+// FailedPrecondition.
+func wantPipelinedEnd(t *testing.T, body io.Reader) {
+	t.Helper()
+	rest, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatalf("the stream did not end cleanly: %v", err)
+	}
+	var last []byte
+	var flags byte
+	for len(rest) >= 5 {
+		n := int(binary.BigEndian.Uint32(rest[1:5]))
+		flags, last, rest = rest[0], rest[5:5+n], rest[5+n:]
+	}
+	if flags != 0x02 || !bytes.Contains(last, []byte(`"code":"failed_precondition"`)) || !bytes.Contains(last, []byte("connection of its own")) {
+		t.Fatalf("end of stream %#x %s", flags, last)
+	}
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

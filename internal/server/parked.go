@@ -37,7 +37,7 @@ import (
 const (
 	wokeHeartbeat uint32 = 1 << iota // the heartbeat interval passed without a frame
 	wokeExpired                      // the token's grace ran out
-	wokeGone                         // the client left (directWriter.gone is closed)
+	wokeGone                         // the client left (directWriter.gone is set)
 )
 
 // wakeFor records why and makes sure a goroutine runs the stream.
@@ -112,7 +112,7 @@ func (ls *liveStream) step() (done bool, err error) {
 	d := ls.out.(*directWriter)
 	select {
 	case <-ls.s.closing:
-		return true, ls.end("shutdown", connect.CodeUnavailable, "server is shutting down: reconnect with your cursor")
+		return true, ls.endShutdown()
 	default:
 	}
 	flags := ls.flags.Load()
@@ -128,7 +128,7 @@ func (ls *liveStream) step() (done bool, err error) {
 		d.rewatch(ls.s.watcher, func() { ls.wakeFor(wokeGone) })
 	}
 	if flags&wokeExpired != 0 {
-		return true, ls.end("token_expired", connect.CodeUnauthenticated, "token expired: reconnect with a fresh token and your cursor")
+		return true, ls.endExpired()
 	}
 	if n, _ := ls.sub.Head(); n > 0 || isClosed(ls.sub.Done()) {
 		if done, err := ls.wake(); done {

@@ -349,9 +349,9 @@ func (ls *liveStream) pump(gone <-chan struct{}) error {
 				return err
 			}
 		case <-expired:
-			return ls.end("token_expired", connect.CodeUnauthenticated, "token expired: reconnect with a fresh token and your cursor")
+			return ls.endExpired()
 		case <-ls.s.closing:
-			return ls.end("shutdown", connect.CodeUnavailable, "server is shutting down: reconnect with your cursor")
+			return ls.endShutdown()
 		case <-gone:
 			return clientGone()
 		}
@@ -535,6 +535,16 @@ func responseController(ctx context.Context) *http.ResponseController {
 func (ls *liveStream) end(reason string, code connect.Code, msg string) error {
 	ls.reason = reason
 	return connect.NewError(code, errors.New(msg))
+}
+
+// endShutdown ends the stream for the server's shutdown.
+func (ls *liveStream) endShutdown() error {
+	return ls.end("shutdown", connect.CodeUnavailable, "server is shutting down: reconnect with your cursor")
+}
+
+// endExpired ends the stream whose token's grace ran out.
+func (ls *liveStream) endExpired() error {
+	return ls.end("token_expired", connect.CodeUnauthenticated, "token expired: reconnect with a fresh token and your cursor")
 }
 
 func resumeStatus(s broker.ResumeStatus) realtimev1.ResumeStatus {
