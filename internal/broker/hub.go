@@ -1,6 +1,12 @@
 package broker
 
-import "github.com/honeydo/realtime/internal/room"
+import (
+	"context"
+	"runtime"
+	"time"
+
+	"github.com/honeydo/realtime/internal/room"
+)
 
 // hub is the in-process fan-out: it indexes subscriptions by room. It is not
 // safe for concurrent use; its owner serializes calls (Memory under its
@@ -51,23 +57,73 @@ func (h *hub) remove(s *Subscription) {
 	h.subs--
 }
 
-// deliver queues m on every subscription of its room and appends the ones
-// whose queue overflowed to slow. The caller ends those after releasing its
-// lock, since ending a subscription calls back into the owner, and then
-// yields the processor if yield says so ([Subscription.Notify]).
-func (h *hub) deliver(m *Message, slow []*Subscription) (_ []*Subscription, yield bool) {
+// delivery is what [hub.deliver] leaves its caller to do once it has
+// released its lock: end the slow subscriptions (ending one calls back into
+// the owner), yield the processor if yield says so
+// ([Subscription.Notify]), then wait for the laggard if there is one
+// ([pace]).
+type delivery struct {
+	slow    []*Subscription
+	yield   bool
+	laggard *Subscription
+}
+
+// deliver queues m on every subscription of its room.
+func (h *hub) deliver(m *Message) delivery {
+	var d delivery
 	started := 0
 	for _, s := range h.rooms[m.Target.Room] {
-		ok, st := s.push(m)
+		ok, st, behind := s.push(m)
 		if !ok {
-			slow = append(slow, s)
+			d.slow = append(d.slow, s)
 		}
 		if st {
 			started++
 		}
+		if behind && d.laggard == nil {
+			d.laggard = s
+		}
 	}
-	return slow, started > 0 && started <= maxYieldFanout
+	d.yield = started > 0 && started <= maxYieldFanout
+	return d
 }
+
+// finish does, without the lock, what deliver left to do.
+func (d delivery) finish(ctx context.Context) {
+	for _, s := range d.slow {
+		s.end(ErrSlowConsumer)
+	}
+	if d.yield {
+		runtime.Gosched()
+	}
+	if d.laggard != nil {
+		pace(ctx, d.laggard)
+	}
+}
+
+// pace holds a publisher back while s, which its event has left more than
+// a quarter of its queue bound behind, catches up: for at most paceWait,
+// checking every paceStep. Without it a publisher that outruns a stream's
+// writes (a fast loop, or every stream of a connection that the client
+// reads slower than it could) fills the queue to its bound within
+// milliseconds, and the stream is cut as a slow consumer, though it was
+// only briefly behind: its socket full for a moment, or its HTTP/2
+// connection's writes queued behind a hundred other streams'. Waiting
+// gives the processor to the streams, or lets the client read. The wait is
+// bounded, so a client that never reads still has its stream cut once the
+// queue is full, and slows each publish to its rooms by at most paceWait
+// until then.
+func pace(ctx context.Context, s *Subscription) {
+	deadline := time.Now().Add(paceWait)
+	for s.behind() && ctx.Err() == nil && time.Now().Before(deadline) {
+		time.Sleep(paceStep)
+	}
+}
+
+const (
+	paceWait = 2 * time.Millisecond
+	paceStep = 50 * time.Microsecond
+)
 
 // maxYieldFanout is the most owners a publish may have started for its
 // publisher to yield to them ([Subscription.Notify]). The yield lasts about

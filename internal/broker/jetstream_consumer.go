@@ -3,7 +3,6 @@ package broker
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -138,15 +137,14 @@ func (j *JetStream) dispatch(gen uint64, epoch string, msg jetstream.Msg) {
 		return
 	}
 	j.head = seq
-	var slow []*Subscription
-	yield := false
+	var d delivery
 	if derr != nil {
 		j.log.Warn("dropping a message this broker cannot read", "seq", seq, "subject", msg.Subject(), "err", derr)
 	} else {
-		slow, yield = j.hub.deliver(m, nil)
+		d = j.hub.deliver(m)
 		// A slow subscription must not get later events once it missed
 		// one: leave the hub now, end it after unlocking.
-		for _, s := range slow {
+		for _, s := range d.slow {
 			j.hub.remove(s)
 		}
 		for p := range j.pending[m.Target.Room] {
@@ -157,12 +155,7 @@ func (j *JetStream) dispatch(gen uint64, epoch string, msg jetstream.Msg) {
 		j.wakeWaitersLocked()
 	}
 	j.mu.Unlock()
-	for _, s := range slow {
-		s.end(ErrSlowConsumer)
-	}
-	if yield { // see Subscription.Notify
-		runtime.Gosched()
-	}
+	d.finish(j.ctx)
 }
 
 // decode turns a stored event into a Message: the cursor (and, if the

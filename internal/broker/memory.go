@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"runtime"
 	"runtime/debug"
 	"sort"
 	"sync"
@@ -116,20 +115,14 @@ func (m *Memory) Publish(ctx context.Context, target Target, ev *realtimev1.Even
 	rl.push(msg)
 	m.evictLocked(now)
 	m.armLocked(now)
-	slow, yield := m.hub.deliver(msg, nil)
+	d := m.hub.deliver(msg)
 	// Leave the rooms now, under the lock: a subscription that missed this
 	// event must not receive a later one, or its cursor would skip a gap.
-	for _, s := range slow {
+	for _, s := range d.slow {
 		m.hub.remove(s)
 	}
 	m.mu.Unlock()
-
-	for _, s := range slow {
-		s.end(ErrSlowConsumer)
-	}
-	if yield { // see Subscription.Notify
-		runtime.Gosched()
-	}
+	d.finish(ctx)
 	return msg, nil
 }
 

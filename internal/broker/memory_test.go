@@ -255,16 +255,16 @@ func TestSubscriptionNoPushAfterOverflow(t *testing.T) {
 	t.Parallel()
 	s := newSubscription(SubscribeOptions{UserID: "u", Rooms: []room.Name{room.Broadcast}, QueueSize: 1})
 	msg := func(off uint64) *Message { return &Message{Position: Position{Epoch: "e", Offset: off}} }
-	if ok, _ := s.push(msg(1)); !ok {
+	if ok, _, _ := s.push(msg(1)); !ok {
 		t.Fatal("first push refused")
 	}
-	if ok, _ := s.push(msg(2)); ok {
+	if ok, _, _ := s.push(msg(2)); ok {
 		t.Fatal("push into a full queue accepted")
 	}
 	if got := s.Next(nil); len(got) != 1 || got[0].Position.Offset != 1 {
 		t.Fatalf("Next = %v", got)
 	}
-	if ok, _ := s.push(msg(3)); ok {
+	if ok, _, _ := s.push(msg(3)); ok {
 		t.Fatal("push after an overflow accepted: the owner would skip event 2")
 	}
 }
@@ -293,11 +293,69 @@ func TestDeliverYieldsToFewStartedOwners(t *testing.T) {
 				s.Notify(func() bool { return started })
 			}
 			m.mu.Lock()
-			slow, yield := m.hub.deliver(&Message{Target: Target{Room: home}, Event: note("x")}, nil)
+			d := m.hub.deliver(&Message{Target: Target{Room: home}, Event: note("x")})
 			m.mu.Unlock()
-			if len(slow) != 0 || yield != tc.want {
-				t.Fatalf("deliver: %d slow, yield %v; want 0, %v", len(slow), yield, tc.want)
+			if len(d.slow) != 0 || d.yield != tc.want {
+				t.Fatalf("deliver: %d slow, yield %v; want 0, %v", len(d.slow), d.yield, tc.want)
 			}
 		})
+	}
+}
+
+// TestPublisherWaitsForAStreamBehind: a publisher that outruns an owner
+// which drains its queue slowly but steadily (a stream whose writes are
+// slow for a while) waits for it instead of having it cut: the owner gets
+// every event, in order. An owner that never drains is still cut
+// (testSlowConsumer).
+func TestPublisherWaitsForAStreamBehind(t *testing.T) {
+	const queue, events = 64, 1000
+	m := NewMemory(MemoryConfig{})
+	defer m.Close()
+	home := room.Household("home")
+	s, err := m.Subscribe(context.Background(), SubscribeOptions{UserID: "u", Rooms: []room.Name{home}, QueueSize: queue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := make(chan []string, 1)
+	go func() {
+		var texts []string
+		var batch []*Message
+		for len(texts) < events {
+			select {
+			case <-s.Ready():
+			case <-s.Done():
+				got <- texts
+				return
+			}
+			batch = s.Next(batch)
+			for _, msg := range batch {
+				texts = append(texts, msg.Event.GetNotification().GetMessage())
+			}
+			// A write that takes a while: far more events than the queue
+			// holds are published meanwhile, unless the publisher waits.
+			time.Sleep(2 * time.Millisecond)
+		}
+		got <- texts
+	}()
+	for i := range events {
+		publish(t, m, Target{Room: home}, fmt.Sprint(i))
+	}
+	var texts []string
+	select {
+	case texts = <-got:
+	case <-time.After(time.Minute):
+		t.Fatal("the owner did not get the events within a minute")
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("subscription ended: %v, after %d of %d events", err, len(texts), events)
+	}
+	for i, text := range texts {
+		if text != fmt.Sprint(i) {
+			t.Fatalf("event %d is %q", i, text)
+		}
+	}
+	if len(texts) != events {
+		t.Fatalf("got %d of %d events", len(texts), events)
 	}
 }

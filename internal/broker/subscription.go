@@ -160,14 +160,17 @@ func (s *Subscription) Close() {
 // full, in which case the caller must end the subscription with
 // ErrSlowConsumer; started says the owner was started from idle and the
 // publisher should yield once it has delivered m ([Subscription.Notify]).
-func (s *Subscription) push(m *Message) (ok, started bool) {
+//
+// behind says the owner has fallen behind by more than [behindAt] of the
+// queue's bound (see [pace]).
+func (s *Subscription) push(m *Message) (ok, started, behind bool) {
 	if m.Target.excludes(s.UserID) {
-		return true, false
+		return true, false, false
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return true, false
+		return true, false, false
 	}
 	// Once a push has failed, every later one must too, even if the owner
 	// drained the queue meanwhile: a later event after a missed one would
@@ -175,11 +178,32 @@ func (s *Subscription) push(m *Message) (ok, started bool) {
 	if s.overflowed || len(s.queue) >= s.limit {
 		s.overflowed = true
 		s.mu.Unlock()
-		return false, false
+		return false, false, false
 	}
 	s.queue = append(s.queue, m)
+	behind = s.behindLocked()
 	s.mu.Unlock()
-	return true, s.signal()
+	return true, s.signal(), behind
+}
+
+// behindAt is the share of a subscription's queue bound its live backlog
+// may fill before publishers wait for it ([pace]): far enough from the
+// bound that a publisher slowed at it rarely lets the queue reach it.
+const behindAt = 4 // a quarter
+
+// behindLocked says whether the live backlog (the queue less the replay
+// that raised its bound) is over 1/[behindAt] of the bound. A queue bound
+// under behindAt events is too short to tell an owner behind from one
+// that is busy: its publishers never wait.
+func (s *Subscription) behindLocked() bool {
+	mark := s.base / behindAt
+	return mark > 0 && !s.closed && !s.overflowed && len(s.queue)-(s.limit-s.base) > mark
+}
+
+func (s *Subscription) behind() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.behindLocked()
 }
 
 // preload queues replayed history ahead of live messages; replay does not

@@ -74,7 +74,7 @@ func TestCoalesce(t *testing.T) {
 			}
 			publish()
 			yields := 0
-			coalesce(sub, tt.burst, func() {
+			coalesce(sub, tt.burst, maxCoalesceYields, func() {
 				if yields < tt.arrivals {
 					publish()
 				}

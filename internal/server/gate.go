@@ -39,9 +39,11 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 			return
 		}
 		conn.markAuthenticated()
-		rc := http.NewResponseController(w)
 		ctx := auth.WithPrincipal(r.Context(), p)
-		ctx = context.WithValue(ctx, responseControllerKey{}, rc)
+		ctx = context.WithValue(ctx, callKey{}, &call{
+			ResponseController: *http.NewResponseController(w),
+			multiplexed:        r.ProtoMajor >= 2,
+		})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
