@@ -113,7 +113,9 @@ type SubscribeOptions struct {
 	Since *Position
 	// QueueSize bounds the live events waiting for the subscriber; when a
 	// publish would exceed it, the subscription ends with [ErrSlowConsumer].
-	// Replayed history does not count against it. Zero means 1024.
+	// Past a quarter of it, publishers wait for the subscriber (see the
+	// package doc). Replayed history does not count against it. Zero means
+	// 1024.
 	QueueSize int
 }
 
