@@ -113,8 +113,8 @@ type SubscribeOptions struct {
 	Since *Position
 	// QueueSize bounds the live events waiting for the subscriber; when a
 	// publish would exceed it, the subscription ends with [ErrSlowConsumer].
-	// Past a quarter of it, publishers wait for the subscriber (see the
-	// package doc). Replayed history does not count against it. Zero means
+	// Past a quarter of it, [Memory] publishers wait for the subscriber (see
+	// the package doc). Replayed history does not count against it. Zero means
 	// 1024.
 	QueueSize int
 }

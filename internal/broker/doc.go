@@ -10,10 +10,10 @@
 // be called from any goroutine. Publish never blocks on a subscriber for
 // long: each subscription has a bounded queue, and one that overflows is
 // ended with [ErrSlowConsumer] while the others go on. Before that, a
-// publish whose event leaves a subscription more than a quarter of its
-// queue behind waits up to 2 ms for it to catch up, once the event is
-// queued for everyone, so that a fast publisher does not cut a subscriber
-// that is only slow for a moment. A published [realtimev1.Event]
+// [Memory] publish whose event leaves a subscription more than a quarter
+// of its queue behind waits up to 2 ms for it to catch up, once the event
+// is queued for everyone, so that a fast publisher does not cut a
+// subscriber that is only slow for a moment. A published [realtimev1.Event]
 // belongs to the broker from then on and must not be modified; the broker
 // encodes it once and shares the bytes with every subscriber.
 package broker

@@ -58,13 +58,13 @@ func (h *hub) remove(s *Subscription) {
 }
 
 // delivery is what [hub.deliver] leaves its caller to do once it has
-// released its lock: end the slow subscriptions (ending one calls back into
-// the owner), yield the processor if yield says so
-// ([Subscription.Notify]), then wait for the laggard if there is one
-// ([pace]).
+// released its lock ([delivery.finish]), and the subscription a publisher
+// may wait for ([pace]).
 type delivery struct {
-	slow    []*Subscription
-	yield   bool
+	slow  []*Subscription
+	yield bool
+	// laggard is a subscription this event left more than a quarter of its
+	// queue bound behind, if any.
 	laggard *Subscription
 }
 
@@ -88,16 +88,15 @@ func (h *hub) deliver(m *Message) delivery {
 	return d
 }
 
-// finish does, without the lock, what deliver left to do.
-func (d delivery) finish(ctx context.Context) {
+// finish ends the slow subscriptions (ending one calls back into its
+// owner, hence outside the lock), then yields the processor if yield says
+// so ([Subscription.Notify]).
+func (d delivery) finish() {
 	for _, s := range d.slow {
 		s.end(ErrSlowConsumer)
 	}
 	if d.yield {
 		runtime.Gosched()
-	}
-	if d.laggard != nil {
-		pace(ctx, d.laggard)
 	}
 }
 
@@ -113,7 +112,14 @@ func (d delivery) finish(ctx context.Context) {
 // bounded, so a client that never reads still has its stream cut once the
 // queue is full, and slows each publish to its rooms by at most paceWait
 // until then.
+//
+// Only a publisher's own goroutine waits. A node's JetStream dispatch
+// does not: it delivers every room of the node, so its waiting for one
+// household's laggard would delay every other household's events.
 func pace(ctx context.Context, s *Subscription) {
+	if s == nil {
+		return
+	}
 	deadline := time.Now().Add(paceWait)
 	for s.behind() && ctx.Err() == nil && time.Now().Before(deadline) {
 		time.Sleep(paceStep)

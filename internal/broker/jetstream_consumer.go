@@ -155,7 +155,7 @@ func (j *JetStream) dispatch(gen uint64, epoch string, msg jetstream.Msg) {
 		j.wakeWaitersLocked()
 	}
 	j.mu.Unlock()
-	d.finish(j.ctx)
+	d.finish() // no pace: this goroutine delivers every room of the node
 }
 
 // decode turns a stored event into a Message: the cursor (and, if the

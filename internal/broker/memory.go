@@ -122,7 +122,8 @@ func (m *Memory) Publish(ctx context.Context, target Target, ev *realtimev1.Even
 		m.hub.remove(s)
 	}
 	m.mu.Unlock()
-	d.finish(ctx)
+	d.finish()
+	pace(ctx, d.laggard)
 	return msg, nil
 }
 
