@@ -400,3 +400,54 @@ func TestStuckWriterIsDropped(t *testing.T) {
 		t.Fatalf("%d subscriptions left", n)
 	}
 }
+
+// TestPausedReaderIsNotCut: a subscriber that stops reading for a moment
+// while a fast publisher goes on is not cut as a slow consumer: once the
+// stream is a quarter of its queue behind, each publish waits for it, and
+// after the pause the subscriber gets every event in order. Without the
+// wait the publisher fills the queue within the pause.
+func TestPausedReaderIsNotCut(t *testing.T) {
+	t.Parallel()
+	const queue, events = 128, 600
+	srv := newTestServer(t, func(c *server.Config) { c.QueueSize = queue })
+	ctx := context.Background()
+	c := realtimev1connect.NewRealtimeServiceClient(tinyWindowClient(t), srv.URL, client.BearerToken(srv.Token(t, "pauser", "home", time.Minute)))
+	rs, err := c.Subscribe(ctx, connect.NewRequest(&realtimev1.SubscribeRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	if !rs.Receive() {
+		t.Fatal(rs.Err())
+	}
+	big := incompressible(16 << 10) // a few of these fill the client's socket
+	published := make(chan error, 1)
+	go func() {
+		for i := range events {
+			if _, err := srv.Emitter.ToHousehold(ctx, "home", notification(fmt.Sprint(i, big))); err != nil {
+				published <- err
+				return
+			}
+		}
+		published <- nil
+	}()
+	// The pause: short against what the queue allows a waiting publisher
+	// ((queue - queue/4) waits of up to 2 ms each), long against what it
+	// takes a publisher that does not wait to publish them all.
+	time.Sleep(30 * time.Millisecond)
+	received := 0
+	for received < events && rs.Receive() {
+		for _, ev := range rs.Msg().GetEvents().GetEvents() {
+			if got := ev.GetNotification().GetMessage(); got != fmt.Sprint(received, big) {
+				t.Fatalf("event %d is %.20q…", received, got)
+			}
+			received++
+		}
+	}
+	if received < events {
+		t.Fatalf("stream ended after %d of %d events: %v", received, events, rs.Err())
+	}
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
+}
