@@ -101,35 +101,45 @@ func (d delivery) finish() {
 }
 
 // pace holds a publisher back while s, which its event has left more than
-// a quarter of its queue bound behind, catches up: for at most paceWait,
-// checking every paceStep. Without it a publisher that outruns a stream's
-// writes (a fast loop, or every stream of a connection that the client
-// reads slower than it could) fills the queue to its bound within
-// milliseconds, and the stream is cut as a slow consumer, though it was
-// only briefly behind: its socket full for a moment, or its HTTP/2
-// connection's writes queued behind a hundred other streams'. Waiting
-// gives the processor to the streams, or lets the client read. The wait is
-// bounded, so a client that never reads still has its stream cut once the
-// queue is full, and slows each publish to its rooms by at most paceWait
-// until then.
+// a quarter of its queue bound behind, catches up: until its owner next
+// takes the queue, s ends, ctx is done, or paceWait has passed. Without it
+// a publisher that outruns a stream's writes (a fast loop, or every stream
+// of a connection that the client reads slower than it could) fills the
+// queue to its bound within milliseconds, and the stream is cut as a slow
+// consumer, though it was only briefly behind: its socket full for a
+// moment, or its HTTP/2 connection's writes queued behind a hundred other
+// streams'. Waiting gives the processor to the streams, or lets the client
+// read. The wait is bounded, so a client that never reads still has its
+// stream cut once the queue is full, and slows each publish to its rooms
+// by at most paceWait until then.
 //
 // Only a publisher's own goroutine waits. A node's JetStream dispatch
 // does not: it delivers every room of the node, so its waiting for one
 // household's laggard would delay every other household's events.
-func pace(ctx context.Context, s *Subscription) {
+//
+// It returns how long it waited: zero when s was not behind (any more).
+func pace(ctx context.Context, s *Subscription) time.Duration {
 	if s == nil {
-		return
+		return 0
 	}
-	deadline := time.Now().Add(paceWait)
-	for s.behind() && ctx.Err() == nil && time.Now().Before(deadline) {
-		time.Sleep(paceStep)
+	caughtUp := s.whenCaughtUp()
+	if caughtUp == nil {
+		return 0
 	}
+	start := time.Now()
+	t := time.NewTimer(paceWait)
+	defer t.Stop()
+	select {
+	case <-caughtUp:
+	case <-s.Done():
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return time.Since(start)
 }
 
-const (
-	paceWait = 2 * time.Millisecond
-	paceStep = 50 * time.Microsecond
-)
+// paceWait bounds a publisher's wait for one stream behind.
+const paceWait = 2 * time.Millisecond
 
 // maxYieldFanout is the most owners a publish may have started for its
 // publisher to yield to them ([Subscription.Notify]). The yield lasts about

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -53,6 +54,10 @@ type Memory struct {
 	expiry  *time.Timer // runs expire; armed while log is not empty
 	armed   bool
 	expired int64 // bytes the timer evicted since history was last empty
+
+	// waits and waited (ns) count the publishes that waited for a
+	// subscription behind ([Memory.PublishWaits]).
+	waits, waited atomic.Int64
 }
 
 var (
@@ -123,7 +128,10 @@ func (m *Memory) Publish(ctx context.Context, target Target, ev *realtimev1.Even
 	}
 	m.mu.Unlock()
 	d.finish()
-	pace(ctx, d.laggard)
+	if waited := pace(ctx, d.laggard); waited > 0 {
+		m.waits.Add(1)
+		m.waited.Add(int64(waited))
+	}
 	return msg, nil
 }
 
@@ -363,6 +371,12 @@ type Stats struct {
 	HistoryBytes    int64
 	Head            Position
 	OldestResumable Position
+}
+
+// PublishWaits returns how many publishes have waited for a subscription
+// that was behind (see the package doc), and how long they waited in all.
+func (m *Memory) PublishWaits() (n int64, total time.Duration) {
+	return m.waits.Load(), time.Duration(m.waited.Load())
 }
 
 // Stats returns a snapshot of m.

@@ -36,6 +36,9 @@ type Subscription struct {
 	closed bool
 	// overflowed is set by the first push that found the queue full.
 	overflowed bool
+	// caughtUp, made for publishers that wait for the subscription while
+	// it is behind ([pace]), is closed by the owner's next take.
+	caughtUp chan struct{}
 
 	// unsubscribe removes the subscription from its backend; set by the
 	// backend, called once by end.
@@ -140,6 +143,10 @@ func (s *Subscription) Next(buf []*Message) []*Message {
 	clear(buf)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.caughtUp != nil {
+		close(s.caughtUp)
+		s.caughtUp = nil
+	}
 	if len(s.queue) == 0 {
 		return buf[:0]
 	}
@@ -200,10 +207,18 @@ func (s *Subscription) behindLocked() bool {
 	return mark > 0 && !s.closed && !s.overflowed && len(s.queue)-(s.limit-s.base) > mark
 }
 
-func (s *Subscription) behind() bool {
+// whenCaughtUp returns a channel that the owner's next take closes, or nil
+// if the subscription is not behind.
+func (s *Subscription) whenCaughtUp() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.behindLocked()
+	if !s.behindLocked() {
+		return nil
+	}
+	if s.caughtUp == nil {
+		s.caughtUp = make(chan struct{})
+	}
+	return s.caughtUp
 }
 
 // preload queues replayed history ahead of live messages; replay does not

@@ -15,6 +15,7 @@ import (
 	realtimev1 "github.com/honeydo/realtime/gen/honeydo/realtime/v1"
 	"github.com/honeydo/realtime/gen/honeydo/realtime/v1/realtimev1connect"
 	"github.com/honeydo/realtime/internal/broker"
+	"github.com/honeydo/realtime/internal/metrics"
 	"github.com/honeydo/realtime/internal/module"
 	"github.com/honeydo/realtime/internal/server"
 	"github.com/honeydo/realtime/internal/testkit"
@@ -409,7 +410,14 @@ func TestStuckWriterIsDropped(t *testing.T) {
 func TestPausedReaderIsNotCut(t *testing.T) {
 	t.Parallel()
 	const queue, events = 128, 600
-	srv := newTestServer(t, func(c *server.Config) { c.QueueSize = queue })
+	m := metrics.New()
+	var emit *module.Emitter
+	srv := newTestServer(t, func(c *server.Config) {
+		c.QueueSize = queue
+		c.Metrics = m
+		c.Broker = metrics.InstrumentBroker(c.Broker, m)
+		emit = module.NewEmitter(c.Broker)
+	})
 	ctx := context.Background()
 	c := realtimev1connect.NewRealtimeServiceClient(tinyWindowClient(t), srv.URL, client.BearerToken(srv.Token(t, "pauser", "home", time.Minute)))
 	rs, err := c.Subscribe(ctx, connect.NewRequest(&realtimev1.SubscribeRequest{}))
@@ -424,7 +432,7 @@ func TestPausedReaderIsNotCut(t *testing.T) {
 	published := make(chan error, 1)
 	go func() {
 		for i := range events {
-			if _, err := srv.Emitter.ToHousehold(ctx, "home", notification(fmt.Sprint(i, big))); err != nil {
+			if _, err := emit.ToHousehold(ctx, "home", notification(fmt.Sprint(i, big))); err != nil {
 				published <- err
 				return
 			}
@@ -450,4 +458,13 @@ func TestPausedReaderIsNotCut(t *testing.T) {
 	if err := <-published; err != nil {
 		t.Fatal(err)
 	}
+	// The waits are what operators see of it.
+	got, err := m.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["realtime_publish_waits_total"] < 1 || got["realtime_publish_wait_seconds_total"] <= 0 {
+		t.Fatalf("publish waits %v, %v s; want some", got["realtime_publish_waits_total"], got["realtime_publish_wait_seconds_total"])
+	}
+	t.Logf("%v publishes waited, %.3f s in all", got["realtime_publish_waits_total"], got["realtime_publish_wait_seconds_total"])
 }
