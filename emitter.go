@@ -13,7 +13,10 @@ import "github.com/honeydo/realtime/internal/module"
 //	Broadcast(ctx, ev, opts...)                // everyone connected
 //
 // Each returns a [Sent] once the broker accepted the event (in memory, or
-// acknowledged by JetStream), never waiting for a subscriber. ToOthers
+// acknowledged by JetStream). It never blocks on a subscriber, but with the
+// in-memory broker waits up to 2 ms for a stream of the audience that is
+// more than a quarter of its queue behind, so that a fast emitter does not
+// get it cut as a slow consumer; [WithoutWaiting] opts out. ToOthers
 // tags the event with the calling client's origin (the Realtime-Origin
 // header, which [Realtime.Interceptor] records) and that client skips it:
 // it already applied its own call's answer, while the actor's other tabs
@@ -36,3 +39,8 @@ type EmitOption = module.EmitOption
 // ExceptUser leaves every stream of userID out of an emit's audience,
 // e.g. a household but the user who acted, on all of their devices.
 func ExceptUser(userID string) EmitOption { return module.ExceptUser(userID) }
+
+// WithoutWaiting has an emit return without waiting for a stream that is
+// behind: for emits made while holding a lock others need, such as a
+// database transaction.
+func WithoutWaiting() EmitOption { return module.WithoutWaiting() }

@@ -133,7 +133,8 @@ type Broker interface {
 	// Publish assigns ev a position, a cursor, a time and (if empty) an id,
 	// appends it to history and delivers it to the target's subscriptions.
 	// It returns once the event is durable in the backend's sense (in memory
-	// for Memory) and never waits for a subscriber.
+	// for Memory). It never blocks on a subscriber; Memory waits up to 2 ms
+	// for one far behind (see the package doc and [WithoutWaiting]).
 	Publish(ctx context.Context, target Target, ev *realtimev1.Event) (*Message, error)
 	// Subscribe joins the rooms in opts and, if opts.Since is set, queues the
 	// history after it first. The caller must Close the subscription.

@@ -13,7 +13,8 @@
 // [Memory] publish whose event leaves a subscription more than a quarter
 // of its queue behind waits up to 2 ms for it to catch up, once the event
 // is queued for everyone, so that a fast publisher does not cut a
-// subscriber that is only slow for a moment. A published [realtimev1.Event]
+// subscriber that is only slow for a moment; [WithoutWaiting] opts a
+// publish out. A published [realtimev1.Event]
 // belongs to the broker from then on and must not be modified; the broker
 // encodes it once and shares the bytes with every subscriber.
 package broker

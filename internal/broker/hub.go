@@ -63,15 +63,15 @@ func (h *hub) remove(s *Subscription) {
 type delivery struct {
 	slow  []*Subscription
 	yield bool
-	// laggard is a subscription this event left more than a quarter of its
-	// queue bound behind, if any.
+	// laggard is the subscription this event left furthest behind, if it
+	// is more than a quarter of its queue bound behind.
 	laggard *Subscription
 }
 
 // deliver queues m on every subscription of its room.
 func (h *hub) deliver(m *Message) delivery {
 	var d delivery
-	started := 0
+	started, furthest := 0, 0
 	for _, s := range h.rooms[m.Target.Room] {
 		ok, st, behind := s.push(m)
 		if !ok {
@@ -80,8 +80,8 @@ func (h *hub) deliver(m *Message) delivery {
 		if st {
 			started++
 		}
-		if behind && d.laggard == nil {
-			d.laggard = s
+		if behind > furthest {
+			d.laggard, furthest = s, behind
 		}
 	}
 	d.yield = started > 0 && started <= maxYieldFanout
@@ -113,13 +113,14 @@ func (d delivery) finish() {
 // stream cut once the queue is full, and slows each publish to its rooms
 // by at most paceWait until then.
 //
-// Only a publisher's own goroutine waits. A node's JetStream dispatch
-// does not: it delivers every room of the node, so its waiting for one
-// household's laggard would delay every other household's events.
+// Only a publisher's own goroutine waits, and only one whose ctx allows
+// it ([WithoutWaiting]). A node's JetStream dispatch does not: it
+// delivers every room of the node, so its waiting for one household's
+// laggard would delay every other household's events.
 //
 // It returns how long it waited: zero when s was not behind (any more).
 func pace(ctx context.Context, s *Subscription) time.Duration {
-	if s == nil {
+	if s == nil || ctx.Value(noWaitingKey{}) != nil {
 		return 0
 	}
 	caughtUp := s.whenCaughtUp()
@@ -140,6 +141,15 @@ func pace(ctx context.Context, s *Subscription) time.Duration {
 
 // paceWait bounds a publisher's wait for one stream behind.
 const paceWait = 2 * time.Millisecond
+
+type noWaitingKey struct{}
+
+// WithoutWaiting returns ctx for a publish that must not wait for a
+// subscription behind (see the package doc): one made while holding a lock
+// that other publishers or requests need, such as a database transaction.
+func WithoutWaiting(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noWaitingKey{}, true)
+}
 
 // maxYieldFanout is the most owners a publish may have started for its
 // publisher to yield to them ([Subscription.Notify]). The yield lasts about

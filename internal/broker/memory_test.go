@@ -359,3 +359,42 @@ func TestPublisherWaitsForAStreamBehind(t *testing.T) {
 		t.Fatalf("got %d of %d events", len(texts), events)
 	}
 }
+
+// TestDeliverWaitsForTheFurthestBehind: of a room's subscriptions a
+// quarter of their queue behind, the publisher waits for the one furthest
+// behind (a nearer one's next take would release it while the other
+// fills up); none that is not behind is waited for.
+func TestDeliverWaitsForTheFurthestBehind(t *testing.T) {
+	m := NewMemory(MemoryConfig{})
+	defer m.Close()
+	home := room.Household("home")
+	// In the room's order: the first behind is not the furthest.
+	backlog := []struct {
+		user string
+		n    int
+	}{{"idle", 0}, {"near", 20}, {"far", 40}} // mark: 64/4 = 16
+	subs := map[string]*Subscription{}
+	for _, bl := range backlog {
+		user, n := bl.user, bl.n
+		s, err := m.Subscribe(context.Background(), SubscribeOptions{UserID: user, Rooms: []room.Name{home, room.User(user)}, QueueSize: 64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		subs[user] = s
+		for range n {
+			publish(t, m, Target{Room: room.User(user)}, "x")
+		}
+	}
+	m.mu.Lock()
+	d := m.hub.deliver(&Message{Target: Target{Room: home}, Event: note("x")})
+	m.mu.Unlock()
+	if d.laggard != subs["far"] {
+		for user, s := range subs {
+			if s == d.laggard {
+				t.Fatalf("waits for %q, want %q", user, "far")
+			}
+		}
+		t.Fatalf("waits for none, want %q", "far")
+	}
+}

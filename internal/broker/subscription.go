@@ -168,16 +168,16 @@ func (s *Subscription) Close() {
 // ErrSlowConsumer; started says the owner was started from idle and the
 // publisher should yield once it has delivered m ([Subscription.Notify]).
 //
-// behind says the owner has fallen behind by more than [behindAt] of the
-// queue's bound (see [pace]).
-func (s *Subscription) push(m *Message) (ok, started, behind bool) {
+// behind is how many events past the mark of [behindAt] the owner's live
+// backlog is (see [pace]); zero or less when it is not behind.
+func (s *Subscription) push(m *Message) (ok, started bool, behind int) {
 	if m.Target.excludes(s.UserID) {
-		return true, false, false
+		return true, false, 0
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return true, false, false
+		return true, false, 0
 	}
 	// Once a push has failed, every later one must too, even if the owner
 	// drained the queue meanwhile: a later event after a missed one would
@@ -185,10 +185,10 @@ func (s *Subscription) push(m *Message) (ok, started, behind bool) {
 	if s.overflowed || len(s.queue) >= s.limit {
 		s.overflowed = true
 		s.mu.Unlock()
-		return false, false, false
+		return false, false, 0
 	}
 	s.queue = append(s.queue, m)
-	behind = s.behindLocked()
+	behind = s.behindByLocked()
 	s.mu.Unlock()
 	return true, s.signal(), behind
 }
@@ -198,13 +198,17 @@ func (s *Subscription) push(m *Message) (ok, started, behind bool) {
 // bound that a publisher slowed at it rarely lets the queue reach it.
 const behindAt = 4 // a quarter
 
-// behindLocked says whether the live backlog (the queue less the replay
-// that raised its bound) is over 1/[behindAt] of the bound. A queue bound
-// under behindAt events is too short to tell an owner behind from one
-// that is busy: its publishers never wait.
-func (s *Subscription) behindLocked() bool {
+// behindByLocked returns by how many events the live backlog (the queue
+// less the replay that raised its bound) is over 1/[behindAt] of the
+// bound; zero or less means it is not behind. A queue bound under
+// behindAt events is too short to tell an owner behind from one that is
+// busy: its publishers never wait.
+func (s *Subscription) behindByLocked() int {
 	mark := s.base / behindAt
-	return mark > 0 && !s.closed && !s.overflowed && len(s.queue)-(s.limit-s.base) > mark
+	if mark == 0 || s.closed || s.overflowed {
+		return 0
+	}
+	return len(s.queue) - (s.limit - s.base) - mark
 }
 
 // whenCaughtUp returns a channel that the owner's next take closes, or nil
@@ -212,7 +216,7 @@ func (s *Subscription) behindLocked() bool {
 func (s *Subscription) whenCaughtUp() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.behindLocked() {
+	if s.behindByLocked() <= 0 {
 		return nil
 	}
 	if s.caughtUp == nil {

@@ -41,7 +41,10 @@ type Sent struct {
 // EmitOption adjusts one emit.
 type EmitOption func(*emitOptions)
 
-type emitOptions struct{ exceptUser string }
+type emitOptions struct {
+	exceptUser string
+	noWaiting  bool
+}
 
 // ExceptUser leaves every stream of one user out of the audience (the
 // Publish RPC's except_user_id). To skip only the client whose call caused
@@ -49,6 +52,16 @@ type emitOptions struct{ exceptUser string }
 // should usually see the change.
 func ExceptUser(userID string) EmitOption {
 	return func(o *emitOptions) { o.exceptUser = userID }
+}
+
+// WithoutWaiting has the emit return as soon as the event is accepted,
+// even if a stream of its audience is far behind: with the in-memory
+// broker an emit otherwise waits up to 2 ms for such a stream to catch up
+// (so that a fast emitter does not get it cut as a slow consumer). Use it
+// when emitting while holding a lock that others need, such as a database
+// transaction.
+func WithoutWaiting() EmitOption {
+	return func(o *emitOptions) { o.noWaiting = true }
 }
 
 // ToUser sends ev to every stream of one user.
@@ -100,6 +113,9 @@ func (e *Emitter) publish(ctx context.Context, to room.Name, ev *realtimev1.Even
 		if p, ok := auth.FromContext(ctx); ok && !p.Service {
 			ev.SenderUserId = p.UserID
 		}
+	}
+	if o.noWaiting {
+		ctx = broker.WithoutWaiting(ctx)
 	}
 	msg, err := e.b.Publish(ctx, broker.Target{Room: to, ExceptUserID: o.exceptUser}, ev)
 	if err != nil {

@@ -131,3 +131,38 @@ func TestEmitErrors(t *testing.T) {
 		t.Errorf("Broadcast without a payload: %v, want a PublishError wrapping ErrInvalidEvent", err)
 	}
 }
+
+// TestEmitWithoutWaiting: an emit waits for a stream of its audience that
+// is far behind (the in-memory broker's PublishWaits counts it) unless it
+// says WithoutWaiting, as a handler emitting inside a transaction must.
+func TestEmitWithoutWaiting(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		opts      []module.EmitOption
+		wantWaits bool
+	}{
+		{"by default", nil, true},
+		{"WithoutWaiting", []module.EmitOption{module.WithoutWaiting()}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := broker.NewMemory(broker.MemoryConfig{})
+			defer b.Close()
+			emit := module.NewEmitter(b)
+			// Never drained: from the 4th event on it is a quarter of its
+			// 8-event queue behind.
+			s, err := b.Subscribe(context.Background(), broker.SubscribeOptions{UserID: "u", Rooms: []room.Name{room.Household("home")}, QueueSize: 8})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for range 5 {
+				if _, err := emit.ToHousehold(context.Background(), "home", note("x"), tc.opts...); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n, _ := b.PublishWaits(); (n > 0) != tc.wantWaits {
+				t.Fatalf("%d publishes waited; want some: %v", n, tc.wantWaits)
+			}
+		})
+	}
+}

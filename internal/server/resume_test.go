@@ -407,9 +407,15 @@ func TestStuckWriterIsDropped(t *testing.T) {
 // stream is a quarter of its queue behind, each publish waits for it, and
 // after the pause the subscriber gets every event in order. Without the
 // wait the publisher fills the queue within the pause.
+//
+// The first events are big, so that a few of them fill the client's
+// socket and the stream's writes stall at once; the rest are small, so
+// that after the pause the client reads them many to a frame. The test
+// then needs the client, however slow the machine, to keep up with only
+// one event per wait of the publisher.
 func TestPausedReaderIsNotCut(t *testing.T) {
 	t.Parallel()
-	const queue, events = 128, 600
+	const queue, events, big = 128, 600, 8
 	m := metrics.New()
 	var emit *module.Emitter
 	srv := newTestServer(t, func(c *server.Config) {
@@ -428,11 +434,17 @@ func TestPausedReaderIsNotCut(t *testing.T) {
 	if !rs.Receive() {
 		t.Fatal(rs.Err())
 	}
-	big := incompressible(16 << 10) // a few of these fill the client's socket
+	filler := incompressible(16 << 10) // gzip would shrink a repeated byte to nothing
+	text := func(i int) string {
+		if i < big {
+			return fmt.Sprint(i, filler)
+		}
+		return fmt.Sprint(i)
+	}
 	published := make(chan error, 1)
 	go func() {
 		for i := range events {
-			if _, err := emit.ToHousehold(ctx, "home", notification(fmt.Sprint(i, big))); err != nil {
+			if _, err := emit.ToHousehold(ctx, "home", notification(text(i))); err != nil {
 				published <- err
 				return
 			}
@@ -446,7 +458,7 @@ func TestPausedReaderIsNotCut(t *testing.T) {
 	received := 0
 	for received < events && rs.Receive() {
 		for _, ev := range rs.Msg().GetEvents().GetEvents() {
-			if got := ev.GetNotification().GetMessage(); got != fmt.Sprint(received, big) {
+			if got := ev.GetNotification().GetMessage(); got != text(received) {
 				t.Fatalf("event %d is %.20q…", received, got)
 			}
 			received++

@@ -192,7 +192,9 @@ func (s *Service) mutate(ctx context.Context, op string, p *auth.Principal,
 		ev.SenderUserId = p.UserID
 		pctx, cancel := context.WithTimeout(wctx, publishTimeout)
 		defer cancel()
-		sent, err := s.emit.ToOthers(pctx, p.HouseholdID, ev)
+		// Inside the transaction, which holds the store's one write slot:
+		// waiting here for a stream behind would hold up every household.
+		sent, err := s.emit.ToOthers(pctx, p.HouseholdID, ev, module.WithoutWaiting())
 		if err != nil {
 			return &publishError{err: err}
 		}
