@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -199,4 +200,47 @@ func subscribe(ctx context.Context, srv *httptest.Server, token string) *stream 
 		<-done
 	}
 	return s
+}
+
+// This example emits while holding a lock that other requests need: a
+// mutex here, standing for a database transaction. With WithoutWaiting the
+// emit returns as soon as the event is accepted, instead of waiting (up to
+// 2 ms, with the in-memory broker) for a stream of the household that is
+// far behind, with the lock held.
+func ExampleWithoutWaiting() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "realtime-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	devKey, err := realtime.LoadDevKey(dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	rt, err := realtime.New(ctx, realtime.Options{Dev: devKey})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rt.Close()
+
+	var (
+		mu     sync.Mutex // the transaction
+		chores = map[string]bool{}
+	)
+	complete := func(ctx context.Context, household, chore string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		chores[chore] = true
+		ev := &realtimev1.Event{Payload: &realtimev1.Event_Notification{Notification: &systemv1.Notification{
+			Message: chore + " is done",
+		}}}
+		_, err := rt.Emitter().ToHousehold(ctx, household, ev, realtime.WithoutWaiting())
+		return err
+	}
+	if err := complete(ctx, "home", "dishes"); err != nil {
+		log.Fatal(realtime.ConnectError(err))
+	}
+	fmt.Println("dishes done:", chores["dishes"])
+	// Output: dishes done: true
 }
