@@ -388,7 +388,7 @@ const maxCoalesceYields = 16
 // connection's one serve goroutine, a hand-off and a write(2) each, which
 // costs several times a direct write: at 16 yields one h2c connection
 // carrying 100 streams delivered 0.3x what 100 HTTP/1.1 connections did,
-// at 128 about 0.8x (bench/peers' W3). Frames stay bounded by
+// at 128 0.9x or more (bench/peers' W3). Frames stay bounded by
 // maxEventsPerFrame.
 const maxCoalesceYieldsShared = 128
 
