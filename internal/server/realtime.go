@@ -126,9 +126,6 @@ func (s *realtimeService) Subscribe(ctx context.Context, req *connect.Request[re
 			s.direct.done(ls)
 		}
 	}
-	if multiplexed(ctx) {
-		ls.coalesceYields = maxCoalesceYieldsShared
-	}
 	ls.heartbeat = time.NewTimer(s.cfg.Heartbeat)
 	if !ls.expire.IsZero() {
 		ls.expiry = time.NewTimer(time.Until(ls.expire))
@@ -259,6 +256,10 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 		m.Subscriptions.WithLabelValues(string(r.Kind())).Inc()
 	}
 	m.Resumes.WithLabelValues(sub.Resume.String()).Inc()
+	yields := maxCoalesceYields
+	if multiplexed(ctx) {
+		yields = maxCoalesceYieldsShared
+	}
 	ls := &liveStream{
 		s:              s,
 		out:            connectWriter{stream: stream, rc: responseController(ctx)},
@@ -267,7 +268,7 @@ func (s *realtimeService) open(ctx context.Context, req *connect.Request[realtim
 		who:            p,
 		started:        time.Now(),
 		reason:         "client_gone",
-		coalesceYields: maxCoalesceYields,
+		coalesceYields: yields,
 		enc:            newFrameEncoder(req.Peer().Protocol, req.Header().Get("Content-Type")),
 		expire:         expire,
 	}
