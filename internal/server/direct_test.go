@@ -167,6 +167,22 @@ func directGoroutines() int {
 	return count
 }
 
+// waitParked waits for n direct streams, parked: with no goroutine of
+// their own, nor their watches (a client sees its welcome before its
+// stream goes direct).
+func waitParked(t *testing.T, srv *testServer, n int) {
+	t.Helper()
+	poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if got := server.DirectStreams(srv.Server.Server); got != n {
+			return fmt.Errorf("%d direct streams of %d", got, n)
+		}
+		if got := directGoroutines(); got != 0 {
+			return fmt.Errorf("%d direct-stream goroutines for %d idle streams, want none", got, n)
+		}
+		return nil
+	})
+}
+
 // TestIdleDirectStreamsHaveNoGoroutine: a parked direct stream has no
 // goroutine, nor does the watch that notices its client leaving, whether
 // its connection is exempt from the connection budgets (loopback, by
@@ -189,15 +205,7 @@ func TestIdleDirectStreamsHaveNoGoroutine(t *testing.T) {
 			for i := range n {
 				subscribe(t, srv.realtimeClient(t, clientKinds[0], srv.Token(t, fmt.Sprint("u", i), "home", time.Minute)), "")
 			}
-			poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
-				if got := server.DirectStreams(srv.Server.Server); got != n {
-					return fmt.Errorf("%d direct streams of %d", got, n)
-				}
-				if got := directGoroutines(); got != 0 {
-					return fmt.Errorf("%d direct-stream goroutines for %d idle streams, want none", got, n)
-				}
-				return nil
-			})
+			waitParked(t, srv, n)
 		})
 	}
 }
@@ -216,17 +224,7 @@ func TestShutdownWaitsForDirectStreams(t *testing.T) {
 		}
 		streams[i] = subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, fmt.Sprint("u", i), "home", time.Minute)), "")
 	}
-	// Parked, a stream has no goroutine of its own, nor does its watch.
-	// (A client sees its welcome before the stream goes direct.)
-	poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
-		if got := server.DirectStreams(srv.Server.Server); got != n {
-			return fmt.Errorf("%d direct streams of %d", got, n)
-		}
-		if got := directGoroutines(); got != 0 {
-			return fmt.Errorf("%d direct-stream goroutines for %d idle streams, want none", got, n)
-		}
-		return nil
-	})
+	waitParked(t, srv, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {

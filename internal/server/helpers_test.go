@@ -70,6 +70,24 @@ func tinyWindowClient(t *testing.T) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
+// tinyWindowStream opens a stream of user in household "home" through a
+// [tinyWindowClient] and reads its welcome: the test then reads the rest,
+// or stops reading to stall the server's writes. The stream is closed at
+// cleanup; the client is returned for the test's next stream.
+func tinyWindowStream(t *testing.T, srv *testServer, user string) (realtimev1connect.RealtimeServiceClient, *connect.ServerStreamForClient[realtimev1.SubscribeResponse]) {
+	t.Helper()
+	c := realtimev1connect.NewRealtimeServiceClient(tinyWindowClient(t), srv.URL, client.BearerToken(srv.Token(t, user, "home", time.Minute)))
+	rs, err := c.Subscribe(context.Background(), connect.NewRequest(&realtimev1.SubscribeRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rs.Close() })
+	if !rs.Receive() {
+		t.Fatal(rs.Err())
+	}
+	return c, rs
+}
+
 func (s *testServer) realtimeClient(t *testing.T, kind clientKind, token string) realtimev1connect.RealtimeServiceClient {
 	t.Helper()
 	opts := append([]connect.ClientOption{client.BearerToken(token)}, kind.protocol...)

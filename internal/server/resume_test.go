@@ -107,14 +107,7 @@ func TestSlowReaderRecovers(t *testing.T) {
 	t.Parallel()
 	srv := newTestServer(t, func(c *server.Config) { c.QueueSize = 8 })
 	ctx := context.Background()
-	c := realtimev1connect.NewRealtimeServiceClient(tinyWindowClient(t), srv.URL, client.BearerToken(srv.Token(t, "slow", "home", time.Minute)))
-	rs, err := c.Subscribe(ctx, connect.NewRequest(&realtimev1.SubscribeRequest{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !rs.Receive() {
-		t.Fatal(rs.Err())
-	}
+	c, rs := tinyWindowStream(t, srv, "slow")
 	cursor := rs.Msg().GetWelcome().GetCursor()
 	big := incompressible(16 << 10) // gzip would shrink zeros to nothing
 	sent := 0
@@ -425,15 +418,7 @@ func TestPausedReaderIsNotCut(t *testing.T) {
 		emit = module.NewEmitter(c.Broker)
 	})
 	ctx := context.Background()
-	c := realtimev1connect.NewRealtimeServiceClient(tinyWindowClient(t), srv.URL, client.BearerToken(srv.Token(t, "pauser", "home", time.Minute)))
-	rs, err := c.Subscribe(ctx, connect.NewRequest(&realtimev1.SubscribeRequest{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
-	if !rs.Receive() {
-		t.Fatal(rs.Err())
-	}
+	_, rs := tinyWindowStream(t, srv, "pauser")
 	filler := incompressible(16 << 10) // gzip would shrink a repeated byte to nothing
 	text := func(i int) string {
 		if i < big {

@@ -371,17 +371,7 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	fast := subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, "fast", "home", time.Minute)), "")
 	// The slow client opens a stream and then never reads: its TCP window
 	// fills, the server's writes block, and its queue overflows.
-	slowClient := realtimev1connect.NewRealtimeServiceClient(tinyWindowClient(t), srv.URL, client.BearerToken(srv.Token(t, "slow", "home", time.Minute)))
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	rs, err := slowClient.Subscribe(sctx, connect.NewRequest(&realtimev1.SubscribeRequest{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
-	if !rs.Receive() {
-		t.Fatal(rs.Err())
-	}
+	_, rs := tinyWindowStream(t, srv, "slow")
 	// Publish in lockstep with the fast subscriber until the slow one has
 	// been cut off: the fast one must get every event, undelayed.
 	big := incompressible(16 << 10) // gzip would shrink a repeated byte to nothing
