@@ -21,14 +21,15 @@ import (
 	"github.com/honeydo/realtime/internal/connwatch"
 )
 
-// A direct stream is an HTTP/1.1 Subscribe stream that, once Connect has
-// written its response headers and welcome, leaves the handler: the
-// connection is hijacked and the stream writes the rest of the response
-// (chunked, in the Connect or gRPC-Web envelope format, end of stream
-// included) straight to it, from whichever goroutine runs it (parked.go).
+// A direct stream is a Subscribe stream that, once Connect has written its
+// response headers and welcome, leaves Connect's handler and writes the
+// rest of its response itself (the Connect, gRPC-Web or gRPC envelope
+// format, end of stream included), from whichever goroutine runs it
+// (parked.go).
 //
-// Why: over HTTP/1.1 the handler's goroutine is the connection's, and while
-// the stream lives it keeps net/http's per-connection state reachable: the
+// Over HTTP/1.1 the connection is hijacked and the stream writes chunks
+// straight to it. The handler's goroutine is the connection's, and while
+// the stream lived it kept net/http's per-connection state reachable: the
 // 4 KiB reader, the 4 KiB and 2 KiB writers, the request and its header
 // map, the response, Connect's stream, an 8 KiB stack and net/http's
 // background reader. That was two thirds of an idle stream's memory. A
@@ -37,43 +38,81 @@ import (
 // client leaving; its frames also skip Connect's Send and net/http's chunk
 // writer (one write(2) each, as before).
 //
+// Over HTTP/2 the connection is shared and a stream ends when its handler
+// returns, so the handler's goroutine stays; but Connect's handler returns
+// and the goroutine waits in [detachable], a few frames deep, while the
+// stream writes to net/http's ResponseWriter. Connect's stream state, its
+// and the gate's request copies go, and the goroutine's parked frames fit
+// in a 4 KiB stack instead of 8 KiB. The request's context, which net/http
+// ends when the client resets the stream or the connection goes, tells
+// the stream that the client left.
+//
 // What the hand-off costs: the Connect interceptors see the call end when
 // it detaches. The RPC metrics take the real end from the stream
-// ([metrics.TakeStreamEnd]); a tracing span ends at the hand-off. The
-// response carries "Connection: close", as the connection cannot go back
-// to net/http's pool; a stream's connection carries nothing else anyway.
+// ([metrics.TakeStreamEnd]); a tracing span ends at the hand-off. An
+// HTTP/1.1 response carries "Connection: close", as the connection cannot
+// go back to net/http's pool; a stream's connection carries nothing else
+// anyway. A timeout the client sent (Connect-Timeout-Ms, grpc-timeout) is
+// its own to keep: the client ends the stream when it passes.
 //
-// Streams stay on Connect's path when they cannot be handed off: HTTP/2
-// (the connection is shared), HTTP/1.0 (no chunked encoding), a
-// ResponseWriter that cannot be hijacked or that something has set to
-// encode the body (an embedding application's middleware), a codec other
-// than proto and JSON, a response compression other than gzip, and once
-// the server shuts down.
+// Streams stay on Connect's path when they cannot be handed off: HTTP/1.0
+// (no chunked encoding), a ResponseWriter that cannot be hijacked (over
+// HTTP/1.1) or that something has set to encode the body (an embedding
+// application's middleware), a codec other than proto and JSON, a response
+// compression other than gzip, and once the server shuts down.
 
-// detachableWriter is the ResponseWriter a Subscribe handler runs with over
-// HTTP/1.1. Once its stream is detached, Connect's last writes after the
-// handler returns (the end of stream that the stream writes itself) go
-// nowhere: net/http would log every one as a write on a hijacked
-// connection.
+// detachableWriter is the ResponseWriter a Subscribe handler runs with.
+// Once its stream is detached, Connect's last writes after the handler
+// returns (the end of stream, which the stream writes itself) go nowhere:
+// over HTTP/1.1 net/http would log every one as a write on a hijacked
+// connection, and over HTTP/2 they would end the response under the
+// stream's feet.
 type detachableWriter struct {
 	http.ResponseWriter
 	detached bool // set and read on the handler's goroutine only
+	// discard is the header map Connect sees once detached: over HTTP/2 it
+	// would set gRPC trailers in the real one.
+	discard http.Header
+	// shared: the response is an HTTP/2 stream's, whose handler must not
+	// return before the stream's end is written.
+	shared bool
+	// reqCtx is the request's context as net/http made it.
+	reqCtx context.Context
+	// over is closed by a detached HTTP/2 stream once its end is written
+	// (or the client left): the handler may return.
+	over chan struct{}
 }
 
 type detachableWriterKey struct{}
 
-// detachable lets the Subscribe streams of h become direct streams.
+// detachable lets the Subscribe streams of h become direct streams. Over
+// HTTP/2 it keeps the handler, once h has returned, until the stream that
+// detached has ended: keep the chain of handlers above it short, as their
+// frames are what the goroutine parks on.
 func detachable(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// An HTTP/1.0 response has no chunked encoding: its body ends with
 		// the connection, which a direct stream does not write.
-		if r.ProtoMajor != 1 || !r.ProtoAtLeast(1, 1) {
+		if r.ProtoMajor < 2 && !r.ProtoAtLeast(1, 1) {
 			h.ServeHTTP(w, r)
 			return
 		}
-		dw := &detachableWriter{ResponseWriter: w}
+		dw := &detachableWriter{ResponseWriter: w, shared: r.ProtoMajor >= 2, reqCtx: r.Context()}
 		h.ServeHTTP(dw, r.WithContext(context.WithValue(r.Context(), detachableWriterKey{}, dw)))
+		if dw.over != nil {
+			<-dw.over
+		}
 	})
+}
+
+func (w *detachableWriter) Header() http.Header {
+	if w.detached {
+		if w.discard == nil {
+			w.discard = make(http.Header)
+		}
+		return w.discard
+	}
+	return w.ResponseWriter.Header()
 }
 
 func (w *detachableWriter) Write(p []byte) (int, error) {
@@ -98,7 +137,11 @@ func (w *detachableWriter) FlushError() error {
 	if w.detached {
 		return http.ErrHijacked
 	}
-	switch f := w.ResponseWriter.(type) {
+	return flush(w.ResponseWriter)
+}
+
+func flush(w http.ResponseWriter) error {
+	switch f := w.(type) {
 	case interface{ FlushError() error }:
 		return f.FlushError()
 	case http.Flusher:
@@ -114,7 +157,8 @@ func (w *detachableWriter) Unwrap() http.ResponseWriter { return w.ResponseWrite
 // directPlan is what a stream needs to go direct, known before it opens.
 type directPlan struct {
 	w     *detachableWriter
-	web   bool // gRPC-Web, else the Connect protocol
+	web   bool // gRPC-Web
+	grpc  bool // gRPC (HTTP/2 only); neither: the Connect protocol
 	codec marshalAppender
 }
 
@@ -124,8 +168,8 @@ type marshalAppender interface {
 }
 
 // planDirect says whether a stream over protocol with the request's
-// Content-Type may go direct: nil unless it runs over HTTP/1.1 behind
-// [detachable], with a codec whose frames it can write.
+// Content-Type may go direct: nil unless it runs behind [detachable], with
+// a codec whose frames it can write.
 func planDirect(ctx context.Context, protocol, contentType string) *directPlan {
 	w, _ := ctx.Value(detachableWriterKey{}).(*detachableWriter)
 	if w == nil {
@@ -136,6 +180,8 @@ func planDirect(ctx context.Context, protocol, contentType string) *directPlan {
 	case connect.ProtocolConnect:
 	case connect.ProtocolGRPCWeb:
 		p.web = true
+	case connect.ProtocolGRPC:
+		p.grpc = true
 	default:
 		return nil
 	}
@@ -150,14 +196,17 @@ func planDirect(ctx context.Context, protocol, contentType string) *directPlan {
 	return p
 }
 
-// detach hijacks the plan's connection, whose response headers and welcome
-// Connect has sent, and returns the stream's direct writer. It fails, and
-// the stream stays on Connect's path, when the response cannot be hijacked,
-// Connect compresses it with anything but gzip, or middleware encodes the
-// body.
+// shared says the stream's connection is HTTP/2, shared with others.
+func (p *directPlan) shared() bool { return p.w.shared }
+
+// detach takes over the plan's response, whose headers and welcome Connect
+// has sent, and returns the stream's direct writer: over HTTP/1.1 by
+// hijacking the connection. It fails, and the stream stays on Connect's
+// path, when the response cannot be hijacked, Connect compresses it with
+// anything but gzip, or middleware encodes the body.
 func (p *directPlan) detach(compressMinBytes int) (*directWriter, error) {
 	encHeader := "Connect-Content-Encoding"
-	if p.web {
+	if p.web || p.grpc {
 		encHeader = "Grpc-Encoding"
 	}
 	gz := false
@@ -172,44 +221,72 @@ func (p *directPlan) detach(compressMinBytes int) (*directWriter, error) {
 		// Middleware encodes the body: what it wrote is not ours to go on.
 		return nil, errors.New("body encoded as " + enc)
 	}
+	d := &directWriter{web: p.web, grpc: p.grpc, codec: p.codec}
+	if gz {
+		d.gzipMin = max(compressMinBytes, 1)
+	}
+	if p.w.shared {
+		p.w.over = make(chan struct{})
+		d.h2 = &sharedResponse{w: p.w.ResponseWriter, rc: http.NewResponseController(p.w.ResponseWriter), ctx: p.w.reqCtx, over: p.w.over}
+		p.w.detached = true
+		return d, nil
+	}
 	conn, brw, err := http.NewResponseController(p.w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, err
 	}
 	p.w.detached = true
-	d := &directWriter{conn: conn, web: p.web, codec: p.codec}
-	if gz {
-		d.gzipMin = max(compressMinBytes, 1)
-	}
+	d.conn = conn
 	// The client sent more after its request (pipelining), which nothing
 	// can answer while the stream holds the connection.
 	d.pipelined = brw.Reader.Buffered() > 0
 	return d, nil
 }
 
-// directWriter writes a detached stream's frames to its connection.
+// directWriter writes a detached stream's frames: to its hijacked HTTP/1.1
+// connection (conn), or to its HTTP/2 stream's response (h2).
 type directWriter struct {
 	conn    net.Conn
-	web     bool
+	h2      *sharedResponse
+	web     bool // gRPC-Web
+	grpc    bool // gRPC: the end of stream is HTTP/2 trailers
 	codec   marshalAppender
 	gzipMin int  // compress messages of at least this many bytes; 0: never
 	broken  bool // a write failed: the end of stream is not written
-	// gone is set when the client closes its side of the connection or
-	// sends anything: an HTTP/1.1 client that reads a streaming response
-	// sends nothing until it ends, unless it pipelines another request
-	// behind it ([directWriter.seen] tells which).
+	// gone is set when the client leaves. Over HTTP/1.1 it is also set
+	// when the client sends anything: a client that reads a streaming
+	// response sends nothing until it ends, unless it pipelines another
+	// request behind it ([directWriter.seen] tells which).
 	gone      atomic.Bool
 	pipelined bool // bytes of another request came with this one
 	data      bool // the watch saw data: set before gone
 	stopWatch func()
 }
 
+// sharedResponse is an HTTP/2 direct stream's response. Its handler waits
+// in [detachable] until over is closed, after which nothing may touch w.
+type sharedResponse struct {
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	ctx  context.Context // the request's: ends when the client leaves
+	over chan struct{}
+}
+
 // watch has gone set, and then left called, when the client leaves or
-// sends anything, which w notices without a goroutine of the stream's.
+// sends anything, which w notices without a goroutine of the stream's
+// (over HTTP/2, the request's context ending).
 // Watch fails only once w is closed, after Shutdown has ended every
 // direct stream, and a stream that meets it is ending for Shutdown too:
 // it goes on as if the client had left.
 func (d *directWriter) watch(w *connwatch.Watcher, left func()) {
+	if d.h2 != nil {
+		stop := context.AfterFunc(d.h2.ctx, func() {
+			d.gone.Store(true)
+			left()
+		})
+		d.stopWatch = func() { stop() }
+		return
+	}
 	if !d.pipelined {
 		stop, err := w.Watch(d.conn, func(data bool) {
 			d.data = data
@@ -304,12 +381,17 @@ func (d *directWriter) send(frame any) error {
 	return d.write(d.envelope(buf, b, 0, ""))
 }
 
-func (d *directWriter) setWriteDeadline(t time.Time) error { return d.conn.SetWriteDeadline(t) }
+func (d *directWriter) setWriteDeadline(t time.Time) error {
+	if d.h2 != nil {
+		return d.h2.rc.SetWriteDeadline(t)
+	}
+	return d.conn.SetWriteDeadline(t)
+}
 
 // envelope turns b, a message after directFrameStart bytes of room (b is
-// buf.b or grew from it), into one HTTP chunk holding its envelope,
-// compressed when it is big enough, with tail (the end of the body) after
-// the chunk; it returns what to write.
+// buf.b or grew from it), into its envelope, compressed when it is big
+// enough; it returns what to write. Over HTTP/1.1 that is one HTTP chunk
+// holding the envelope, with tail (the end of the body) after the chunk.
 func (d *directWriter) envelope(buf *frameBuffer, b []byte, flags byte, tail string) []byte {
 	msg := b[directFrameStart:]
 	if d.gzipMin > 0 && len(msg) >= d.gzipMin {
@@ -326,6 +408,10 @@ func (d *directWriter) envelope(buf *frameBuffer, b []byte, flags byte, tail str
 	}
 	b[chunkHeaderRoom] = flags
 	binary.BigEndian.PutUint32(b[chunkHeaderRoom+1:directFrameStart], uint32(len(msg)))
+	buf.b = b[:0]
+	if d.h2 != nil { // HTTP/2 frames the body itself
+		return b[chunkHeaderRoom:]
+	}
 	var hex [16]byte
 	size := strconv.AppendUint(hex[:0], uint64(envelopePrefix+len(msg)), 16)
 	start := chunkHeaderRoom - 2 - len(size)
@@ -341,7 +427,18 @@ var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 
 // write writes p; an error is Unknown, as Connect reports a failed write.
 func (d *directWriter) write(p []byte) error {
-	if _, err := d.conn.Write(p); err != nil {
+	var err error
+	if d.h2 != nil {
+		// net/http's HTTP/2 writer copies p into its buffer; the flush
+		// hands it to the connection's serve goroutine and waits for the
+		// frame to be written (or the write deadline).
+		if _, err = d.h2.w.Write(p); err == nil {
+			err = flush(d.h2.w)
+		}
+	} else {
+		_, err = d.conn.Write(p)
+	}
+	if err != nil {
 		d.broken = true
 		return connect.NewError(connect.CodeUnknown, err)
 	}
@@ -350,18 +447,27 @@ func (d *directWriter) write(p []byte) error {
 
 // end writes the end of stream for err, as Connect writes it, unless the
 // client is gone or a write failed; then it stops the watch and closes the
-// connection.
+// connection, or over HTTP/2 lets the handler return, which ends the
+// stream (with the trailers, for gRPC).
 func (d *directWriter) end(err error) {
 	defer func() {
 		if d.stopWatch != nil {
 			d.stopWatch()
 		}
-		_ = d.conn.Close()
+		if d.h2 != nil {
+			close(d.h2.over)
+		} else {
+			_ = d.conn.Close()
+		}
 	}()
 	if d.broken || errors.Is(err, errClientLeft) {
 		return
 	}
 	if d.gone.Load() && d.seen() == clientLeft { // nobody reads the end
+		return
+	}
+	if d.grpc {
+		grpcTrailers(d.h2.w.Header(), err)
 		return
 	}
 	buf := frameBuffers.get()
@@ -420,6 +526,18 @@ func grpcWebTrailer(b []byte, err error) []byte {
 	b = append(b, "\r\ngrpc-status: "...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	return append(b, "\r\n"...)
+}
+
+// grpcTrailers sets gRPC's trailers for err in h, as connect-go sets them:
+// net/http sends them when the handler returns.
+func grpcTrailers(h http.Header, err error) {
+	if err == nil {
+		h.Set(http.TrailerPrefix+"Grpc-Status", "0")
+		return
+	}
+	code, msg := codeAndMessage(err)
+	h.Set(http.TrailerPrefix+"Grpc-Status", strconv.Itoa(int(code)))
+	h.Set(http.TrailerPrefix+"Grpc-Message", string(appendGRPCPercentEncoded(nil, msg)))
 }
 
 // codeAndMessage are err's Connect code and the message a client sees.

@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -43,16 +44,13 @@ func rpcDurations(code string) string {
 	return fmt.Sprintf("realtime_rpc_duration_seconds{code=%s,procedure=%s,type=server_stream}_count", code, subscribeProcedure)
 }
 
-// TestDirectStreams: an HTTP/1.1 stream leaves its handler once its welcome
-// is out (a direct stream) in every HTTP/1.1 protocol and codec. It
-// delivers events and heartbeats; the RPC metrics record its real end, not the hand-off; the client leaving
-// releases it, and an expired token ends it with Unauthenticated; nothing
-// is left running.
+// TestDirectStreams: a stream leaves Connect's handler once its welcome is
+// out (a direct stream) in every protocol, codec and HTTP version. It
+// delivers events and heartbeats; the RPC metrics record its real end, not
+// the hand-off; the client leaving releases it, and an expired token ends
+// it with Unauthenticated; nothing is left running.
 func TestDirectStreams(t *testing.T) {
 	for _, kind := range clientKinds {
-		if kind.h2c {
-			continue
-		}
 		// One at a time: the test counts the server's direct-stream
 		// goroutines, which the process's other streams would add to.
 		t.Run(kind.name, func(t *testing.T) {
@@ -72,7 +70,13 @@ func TestDirectStreams(t *testing.T) {
 				return got[name]
 			}
 			base := runtime.NumGoroutine()
-			c := srv.realtimeClient(t, kind, srv.Token(t, "alice", "home", time.Hour))
+			// One client for both streams, whose idle connection (h2c's
+			// outlives its streams) is closed before goroutines are counted.
+			hc := testkit.HTTPClient(t, kind.h2c)
+			newClient := func(token string) realtimev1connect.RealtimeServiceClient {
+				return realtimev1connect.NewRealtimeServiceClient(hc, srv.URL, append([]connect.ClientOption{client.BearerToken(token)}, kind.protocol...)...)
+			}
+			c := newClient(srv.Token(t, "alice", "home", time.Hour))
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			rs, err := c.Subscribe(ctx, connect.NewRequest(&realtimev1.SubscribeRequest{}))
@@ -122,7 +126,7 @@ func TestDirectStreams(t *testing.T) {
 				t.Fatalf("no closing log line of a direct stream in\n%s", logs.String())
 			}
 
-			short := srv.realtimeClient(t, kind, srv.Token(t, "alice", "home", time.Second))
+			short := newClient(srv.Token(t, "alice", "home", time.Second))
 			s := subscribe(t, short, "")
 			wantCode(t, s.end(t, 20*time.Second), connect.CodeUnauthenticated)
 			poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
@@ -140,6 +144,7 @@ func TestDirectStreams(t *testing.T) {
 				}
 				return nil
 			})
+			hc.CloseIdleConnections()
 			waitGoroutines(t, base)
 		})
 	}
@@ -300,93 +305,116 @@ func TestHTTP10StreamsStayOnConnect(t *testing.T) {
 	}
 }
 
-// TestDirectStreamEndsAsConnectDoes ends HTTP/1.1 streams, direct and kept
-// in their handlers, by token expiry and by shutdown, in every protocol and
-// codec that can go direct, with and without gzip, and compares what the
-// client reads: the same frames, and the same end of stream, byte for byte.
-// A direct stream's response says Connection: close, and the server closes
-// the connection once the stream ends.
+// TestDirectStreamEndsAsConnectDoes ends streams, direct and kept in their
+// handlers, by token expiry and by shutdown, in every protocol and codec
+// that can go direct, over HTTP/1.1 and h2c, with and without gzip, and
+// compares what the client reads: the same frames, and the same end of
+// stream, byte for byte (gRPC's trailers over h2c). A direct HTTP/1.1
+// stream's response says Connection: close, and the server closes the
+// connection once the stream ends.
 func TestDirectStreamEndsAsConnectDoes(t *testing.T) {
 	type cell struct {
 		contentType string
 		web, gzip   bool
 	}
-	var cells []cell
-	for _, ct := range []string{"application/connect+proto", "application/connect+json", "application/grpc-web+proto", "application/grpc-web+json; charset=utf-8"} {
-		for _, gz := range []bool{false, true} {
-			cells = append(cells, cell{ct, strings.Contains(ct, "grpc-web"), gz})
+	for _, h2c := range []bool{false, true} {
+		types := []string{"application/connect+proto", "application/connect+json", "application/grpc-web+proto", "application/grpc-web+json; charset=utf-8"}
+		if h2c {
+			types = append(types, "application/grpc", "application/grpc+json")
 		}
-	}
-	for _, ending := range []string{"token expiry", "shutdown"} {
-		t.Run(ending, func(t *testing.T) {
-			t.Parallel()
-			ends := map[bool][]rawEnd{}
-			for _, direct := range []bool{true, false} {
-				srv := newTestServer(t, func(c *server.Config) {
-					c.NoDirectStreams = !direct
-					c.TokenGrace = time.Millisecond
-					c.CompressMinBytes = 1 // every frame compressed when gzip is on
-				})
-				ttl := time.Hour
-				if ending == "token expiry" {
-					ttl = 2 * time.Second
-				}
-				done := make(chan rawEnd, len(cells))
-				for i, c := range cells {
-					user := fmt.Sprint("u", i)
-					go func() { done <- rawSubscribe(srv, c.contentType, c.web, c.gzip, srv.Token(t, user, "home", ttl)) }()
-				}
-				poll.Eventually(t, 20*time.Second, 10*time.Millisecond, func() error {
-					if n := srv.OpenStreams(); n != len(cells) {
-						return fmt.Errorf("%d of %d streams open", n, len(cells))
+		var cells []cell
+		for _, ct := range types {
+			for _, gz := range []bool{false, true} {
+				cells = append(cells, cell{ct, strings.HasPrefix(ct, "application/grpc"), gz})
+			}
+		}
+		for _, ending := range []string{"token expiry", "shutdown"} {
+			t.Run(fmt.Sprintf("h2c=%v/%s", h2c, ending), func(t *testing.T) {
+				t.Parallel()
+				ends := map[bool][]rawEnd{}
+				for _, direct := range []bool{true, false} {
+					srv := newTestServer(t, func(c *server.Config) {
+						c.NoDirectStreams = !direct
+						c.TokenGrace = time.Millisecond
+						c.CompressMinBytes = 1 // every frame compressed when gzip is on
+					})
+					ttl := time.Hour
+					if ending == "token expiry" {
+						ttl = 2 * time.Second
 					}
-					return nil
-				})
-				if ending == "shutdown" {
-					srv.Stop()
-				}
-				byType := map[string]rawEnd{}
-				for range cells {
-					select {
-					case e := <-done:
-						if e.err != nil {
-							t.Fatalf("direct=%v %s: %v", direct, e.key, e.err)
+					hc := testkit.HTTPClient(t, true)
+					done := make(chan rawEnd, len(cells))
+					for i, c := range cells {
+						token := srv.Token(t, fmt.Sprint("u", i), "home", ttl)
+						go func() {
+							if h2c {
+								done <- h2cSubscribe(srv, hc, c.contentType, c.web, c.gzip, token)
+							} else {
+								done <- rawSubscribe(srv, c.contentType, c.web, c.gzip, token)
+							}
+						}()
+					}
+					poll.Eventually(t, 20*time.Second, 10*time.Millisecond, func() error {
+						if n := srv.OpenStreams(); n != len(cells) {
+							return fmt.Errorf("%d of %d streams open", n, len(cells))
 						}
-						byType[e.key] = e
-					case <-time.After(30 * time.Second):
-						t.Fatalf("direct=%v: streams did not end", direct)
+						return nil
+					})
+					if direct {
+						// Every stream goes direct: the comparison is of the two paths.
+						poll.Eventually(t, 20*time.Second, 10*time.Millisecond, func() error {
+							if n := server.DirectStreams(srv.Server.Server); n != len(cells) {
+								return fmt.Errorf("%d of %d streams direct", n, len(cells))
+							}
+							return nil
+						})
+					}
+					if ending == "shutdown" {
+						srv.Stop()
+					}
+					byType := map[string]rawEnd{}
+					for range cells {
+						select {
+						case e := <-done:
+							if e.err != nil {
+								t.Fatalf("direct=%v %s: %v", direct, e.key, e.err)
+							}
+							byType[e.key] = e
+						case <-time.After(30 * time.Second):
+							t.Fatalf("direct=%v: streams did not end", direct)
+						}
+					}
+					for _, c := range cells {
+						ends[direct] = append(ends[direct], byType[rawKey(c.contentType, c.gzip)])
 					}
 				}
-				for _, c := range cells {
-					ends[direct] = append(ends[direct], byType[rawKey(c.contentType, c.gzip)])
+				for i, c := range cells {
+					d, k := ends[true][i], ends[false][i]
+					if !h2c && (!d.closed || !d.connClose) {
+						t.Errorf("%s gzip=%v: the direct stream's connection: closed %v, Connection: close %v", c.contentType, c.gzip, d.closed, d.connClose)
+					}
+					if d.frames != k.frames || d.welcomeType != k.welcomeType {
+						t.Errorf("%s gzip=%v: direct read %d frames (%s), kept %d (%s)", c.contentType, c.gzip, d.frames, d.welcomeType, k.frames, k.welcomeType)
+					}
+					if d.endFlags != k.endFlags || !bytes.Equal(d.end, k.end) {
+						t.Errorf("%s gzip=%v: end of stream\n direct %#x %q\n   kept %#x %q", c.contentType, c.gzip, d.endFlags, d.end, k.endFlags, k.end)
+					}
+					if len(d.end) == 0 {
+						t.Errorf("%s gzip=%v: empty end of stream", c.contentType, c.gzip)
+					}
 				}
-			}
-			for i, c := range cells {
-				d, k := ends[true][i], ends[false][i]
-				if !d.closed || !d.connClose {
-					t.Errorf("%s gzip=%v: the direct stream's connection: closed %v, Connection: close %v", c.contentType, c.gzip, d.closed, d.connClose)
-				}
-				if d.frames != k.frames || d.welcomeType != k.welcomeType {
-					t.Errorf("%s gzip=%v: direct read %d frames (%s), kept %d (%s)", c.contentType, c.gzip, d.frames, d.welcomeType, k.frames, k.welcomeType)
-				}
-				if d.endFlags != k.endFlags || !bytes.Equal(d.end, k.end) {
-					t.Errorf("%s gzip=%v: end of stream\n direct %#x %q\n   kept %#x %q", c.contentType, c.gzip, d.endFlags, d.end, k.endFlags, k.end)
-				}
-				if len(d.end) == 0 {
-					t.Errorf("%s gzip=%v: empty end of stream", c.contentType, c.gzip)
-				}
-			}
-		})
+			})
+		}
 	}
 }
 
-// rawEnd is what a raw HTTP/1.1 Subscribe read to its end.
+// rawEnd is what a raw Subscribe read to its end.
 type rawEnd struct {
 	key         string
 	frames      int    // envelopes before the end of stream
 	welcomeType string // the first frame's Go type
 	endFlags    byte
-	end         []byte // the end of stream, decompressed
+	end         []byte // the end of stream, decompressed; gRPC's trailers
 	closed      bool   // the server closed the connection after the response
 	connClose   bool   // the response said Connection: close
 	err         error
@@ -435,31 +463,90 @@ func rawSubscribe(srv *testServer, contentType string, web, gz bool, token strin
 		out.err = fmt.Errorf("HTTP %s", res.Status)
 		return out
 	}
-	respGzip := res.Header.Get(enc) == "gzip"
 	out.connClose = res.Close
+	if out.err = readEnvelopes(res.Body, contentType, res.Header.Get(enc) == "gzip", &out); out.err != nil {
+		return out
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+	_, err = br.ReadByte()
+	out.closed = errors.Is(err, io.EOF)
+	return out
+}
+
+// h2cSubscribe subscribes over hc, an h2c client, and reads the response
+// to its end; a gRPC stream's end is its trailers, as "name: value" lines.
+func h2cSubscribe(srv *testServer, hc *http.Client, contentType string, web, gz bool, token string) (out rawEnd) {
+	out.key = rawKey(contentType, gz)
+	var body []byte
+	if strings.Contains(contentType, "json") {
+		body = []byte("{}")
+	}
+	msg := binary.BigEndian.AppendUint32([]byte{0}, uint32(len(body)))
+	msg = append(msg, body...)
+	enc, acceptEnc := "Connect-Content-Encoding", "Connect-Accept-Encoding"
+	if web {
+		enc, acceptEnc = "Grpc-Encoding", "Grpc-Accept-Encoding"
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+realtimev1connect.RealtimeServiceSubscribeProcedure, bytes.NewReader(msg))
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if gz {
+		req.Header.Set(acceptEnc, "gzip")
+	}
+	res, err := hc.Do(req)
+	if err != nil {
+		out.err = err
+		return out
+	}
+	defer res.Body.Close()
+	if res.ProtoMajor != 2 || res.StatusCode != http.StatusOK {
+		out.err = fmt.Errorf("%s %s", res.Proto, res.Status)
+		return out
+	}
+	if out.err = readEnvelopes(res.Body, contentType, res.Header.Get(enc) == "gzip", &out); out.err != nil {
+		return out
+	}
+	if !web {
+		return out
+	}
+	if strings.HasPrefix(contentType, "application/grpc") && !strings.Contains(contentType, "grpc-web") {
+		var lines []string
+		for name, values := range res.Trailer {
+			lines = append(lines, name+": "+strings.Join(values, ","))
+		}
+		slices.Sort(lines)
+		out.end = []byte(strings.Join(lines, "\n"))
+	}
+	return out
+}
+
+// readEnvelopes reads a Subscribe response's body to its end into out: its
+// frames, and its end of stream unless the protocol is gRPC, whose body
+// ends without one.
+func readEnvelopes(body io.Reader, contentType string, respGzip bool, out *rawEnd) error {
+	grpc := strings.HasPrefix(contentType, "application/grpc") && !strings.Contains(contentType, "grpc-web")
 	for {
 		var prefix [5]byte
-		if _, err := io.ReadFull(res.Body, prefix[:]); err != nil {
-			out.err = fmt.Errorf("body ended without an end of stream: %w", err)
-			return out
+		if _, err := io.ReadFull(body, prefix[:]); err != nil {
+			if grpc && err == io.EOF {
+				return nil
+			}
+			return fmt.Errorf("body ended without an end of stream: %w", err)
 		}
 		p := make([]byte, binary.BigEndian.Uint32(prefix[1:]))
-		if _, err := io.ReadFull(res.Body, p); err != nil {
-			out.err = err
-			return out
+		if _, err := io.ReadFull(body, p); err != nil {
+			return err
 		}
 		if prefix[0]&0x01 != 0 {
 			if !respGzip {
-				out.err = errors.New("compressed frame without gzip")
-				return out
+				return errors.New("compressed frame without gzip")
 			}
 			zr, err := gzip.NewReader(bytes.NewReader(p))
 			if err == nil {
 				p, err = io.ReadAll(zr)
 			}
 			if err != nil {
-				out.err = err
-				return out
+				return err
 			}
 		}
 		if prefix[0]&^0x01 != 0 {
@@ -477,14 +564,10 @@ func rawSubscribe(srv *testServer, contentType string, web, gz bool, token strin
 		}
 		out.frames++
 	}
-	if rest, err := io.ReadAll(res.Body); err != nil || len(rest) != 0 {
-		out.err = fmt.Errorf("after the end of stream: %q, %v", rest, err)
-		return out
+	if rest, err := io.ReadAll(body); err != nil || len(rest) != 0 {
+		return fmt.Errorf("after the end of stream: %q, %v", rest, err)
 	}
-	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
-	_, err = br.ReadByte()
-	out.closed = errors.Is(err, io.EOF)
-	return out
+	return nil
 }
 
 // TestStreamsStayOnConnectWithoutHijack: behind middleware whose

@@ -93,14 +93,14 @@ func (s *realtimeService) newHandler(opts ...connect.HandlerOption) (string, htt
 // gate, opening the stream with its first write) runs on another goroutine
 // ([offStack]), so that the handler's goroutine stays at 8 KiB.
 //
-// Over HTTP/1.1 the stream then leaves the handler and goes on as a direct
-// stream (direct.go), which parks without a goroutine (parked.go).
+// The stream then leaves Connect's handler and goes on as a direct stream
+// (direct.go), which parks without a goroutine of its own (parked.go).
 func (s *realtimeService) Subscribe(ctx context.Context, req *connect.Request[realtimev1.SubscribeRequest], stream *connect.ServerStream[realtimev1.SubscribeResponse]) (err error) {
 	var plan *directPlan
 	if !s.cfg.NoDirectStreams {
 		plan = planDirect(ctx, req.Peer().Protocol, req.Header().Get("Content-Type"))
 	}
-	if plan != nil {
+	if plan != nil && !plan.shared() {
 		// The connection cannot go back to net/http once detached.
 		stream.ResponseHeader().Set("Connection", "close")
 	}
@@ -118,7 +118,7 @@ func (s *realtimeService) Subscribe(ctx context.Context, req *connect.Request[re
 			if d, err := plan.detach(s.cfg.CompressMinBytes); err == nil {
 				ls.out = d
 				ls.enc.room = directFrameStart
-				// The hijack cleared the connection's deadlines.
+				// A hijack clears the connection's deadlines.
 				ls.renewDeadline(time.Now())
 				ls.park(d, metrics.TakeStreamEnd(ctx))
 				return nil
