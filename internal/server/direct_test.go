@@ -910,3 +910,137 @@ func wantPipelinedEnd(t *testing.T, body io.Reader) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// goroutinesWith counts the goroutines whose stack mentions every one of
+// frames.
+func goroutinesWith(frames ...string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+next:
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		for _, f := range frames {
+			if !strings.Contains(g, f) {
+				continue next
+			}
+		}
+		count++
+	}
+	return count
+}
+
+// parkedHandlerFrame is in the stack of an HTTP/2 direct stream's handler
+// goroutine while the stream lives.
+const parkedHandlerFrame = ".detachable.func"
+
+// TestIdleHTTP2StreamsParkOutsideConnect: an idle HTTP/2 direct stream's
+// handler goroutine waits in detachable, above Connect's handler, which
+// has returned: its stack holds none of Connect's frames (nor the gate's
+// or ours), and nothing else runs for the stream.
+func TestIdleHTTP2StreamsParkOutsideConnect(t *testing.T) {
+	srv := newTestServer(t)
+	var n int
+	for _, kind := range clientKinds {
+		if !kind.h2c {
+			continue
+		}
+		for i := range 5 {
+			subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, fmt.Sprint(kind.name, i), "home", time.Hour)), "")
+			n++
+		}
+	}
+	waitParked(t, srv, n)
+	if got := goroutinesWith(parkedHandlerFrame); got != n {
+		t.Fatalf("%d handler goroutines parked in detachable, want %d", got, n)
+	}
+	for _, frame := range []string{"connectrpc.com/connect.(*Handler).ServeHTTP", "server.(*gate).wrap", "server.(*realtimeService).Subscribe"} {
+		if got := goroutinesWith(frame); got != 0 {
+			t.Errorf("%d goroutines in %s for %d idle streams", got, frame, n)
+		}
+	}
+}
+
+// TestStalledHTTP2StreamIsCut: an h2c stream whose client stops reading
+// stalls the server's writes once its flow-control window is spent. It is
+// cut, its handler returns, and a stream on the same connection receives
+// every event throughout.
+func TestStalledHTTP2StreamIsCut(t *testing.T) {
+	srv := newTestServer(t, func(c *server.Config) {
+		c.QueueSize = 16
+		c.StreamWriteTimeout = time.Second
+		c.Heartbeat = 500 * time.Millisecond // the write allowance is at least a heartbeat
+	})
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: p, HTTP2: &http.HTTP2Config{MaxReceiveBufferPerStream: 64 << 10}}
+	t.Cleanup(tr.CloseIdleConnections)
+	hc := &http.Client{Transport: tr}
+	newClient := func(user string) realtimev1connect.RealtimeServiceClient {
+		return realtimev1connect.NewRealtimeServiceClient(hc, srv.URL, client.BearerToken(srv.Token(t, user, "home", time.Minute)))
+	}
+	fast := subscribe(t, newClient("fast"), "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	slow, err := newClient("slow").Subscribe(ctx, connect.NewRequest(&realtimev1.SubscribeRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if !slow.Receive() {
+		t.Fatal(slow.Err())
+	}
+	// Heartbeats come faster than runners retire: some runner is about.
+	poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if n := server.DirectStreams(srv.Server.Server); n != 2 {
+			return fmt.Errorf("%d direct streams of 2", n)
+		}
+		return nil
+	})
+
+	big := incompressible(16 << 10)
+	const limit = 4000
+	i := 0
+	for ; i < limit && srv.Broker.Stats().Subscriptions == 2; i++ {
+		if _, err := srv.Emitter.ToHousehold(ctx, "home", notification(big+fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := fast.next(t).GetNotification().GetMessage(), big+fmt.Sprint(i); got != want {
+			t.Fatalf("fast subscriber's event %d is wrong", i)
+		}
+	}
+	if i == limit {
+		t.Fatalf("stalled stream still open after %d events", limit)
+	}
+	t.Logf("stalled stream cut after %d events of 16 KiB", i)
+	// Its handler returns once the blocked write gives up.
+	poll.Eventually(t, 20*time.Second, 10*time.Millisecond, func() error {
+		if n := srv.OpenStreams(); n != 1 {
+			return fmt.Errorf("%d open streams", n)
+		}
+		if n := server.DirectStreams(srv.Server.Server); n != 1 {
+			return fmt.Errorf("%d direct streams", n)
+		}
+		if n := goroutinesWith(parkedHandlerFrame); n != 1 {
+			return fmt.Errorf("%d handlers parked", n)
+		}
+		return nil
+	})
+	if _, err := srv.Emitter.ToHousehold(ctx, "home", notification("after")); err != nil {
+		t.Fatal(err)
+	}
+	if got := fast.next(t).GetNotification().GetMessage(); got != "after" {
+		t.Fatalf("fast subscriber got %.20q after the cut", got)
+	}
+	for slow.Receive() {
+	}
+	if slow.Err() == nil {
+		t.Fatal("the stalled stream ended without an error")
+	}
+}
