@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/honeydo/realtime/internal/devcert"
 	"github.com/honeydo/realtime/internal/module"
 	"github.com/honeydo/realtime/internal/server"
+	"github.com/honeydo/realtime/internal/testkit/poll"
 )
 
 // TestTLSServesHTTP2 starts the server with a certificate, as browsers need
@@ -69,6 +71,13 @@ func TestTLSServesHTTP2(t *testing.T) {
 	if got := s.next(t).GetNotification().GetMessage(); got != "over tls" {
 		t.Fatalf("got %q", got)
 	}
+	// A browser's stream over HTTP/2 leaves Connect's handler too.
+	poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if n := server.DirectStreams(srv); n != 1 {
+			return fmt.Errorf("%d direct streams, want 1", n)
+		}
+		return nil
+	})
 	res, err := hc.Get("https://" + ln.Addr().String() + "/grpc.health.v1.Health/Check")
 	if err != nil {
 		t.Fatal(err)
