@@ -62,15 +62,17 @@ type Options struct {
 	// RealtimeService, the modules and every handler that uses
 	// [Realtime.Interceptor].
 	RateLimit RateLimit
-	// NoDirectStreams keeps HTTP/1.1 Subscribe streams in their handlers.
-	// By default such a stream, once its welcome is written, hijacks its
+	// NoDirectStreams keeps Subscribe streams in Connect's handlers. By
+	// default a stream, once its welcome is written, writes its own frames
+	// and Connect's handler returns. Over HTTP/1.1 it hijacks its
 	// connection and goes on without net/http's handler and buffers (about
-	// a quarter of the memory per idle stream); the connection then closes
+	// an eighth of the memory per idle stream); the connection then closes
 	// with the stream, and middleware around [Realtime.Mount]'s handlers
-	// sees the call end at the hand-off. Set it when such middleware (an
-	// access log, a tracing wrapper) must see a stream's whole life. A
-	// stream behind a ResponseWriter that cannot be hijacked stays in its
-	// handler anyway.
+	// sees the call end at the hand-off. Over HTTP/2 the handler returns
+	// when the stream ends, as before, on a smaller stack. Set it when such
+	// middleware (an access log, a tracing wrapper) must see an HTTP/1.1
+	// stream's whole life. A stream behind a ResponseWriter that cannot be
+	// hijacked over HTTP/1.1 stays in its handler anyway.
 	NoDirectStreams bool
 
 	// Logger receives the service's logs. Nil means slog.Default().
@@ -245,8 +247,8 @@ func (r *Realtime) Services() []string { return r.srv.Services() }
 // waits (up to 5s) for the streams to write that end, and closes the
 // broker. Call it before the http.Server's Shutdown, which would otherwise
 // wait for streams that never end by themselves, and which does not wait
-// for direct streams ([Options.NoDirectStreams]). Modules stay open: they
-// are the caller's.
+// for HTTP/1.1 direct streams ([Options.NoDirectStreams]). Modules stay
+// open: they are the caller's.
 func (r *Realtime) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -56,10 +56,11 @@ import (
 // its own to keep: the client ends the stream when it passes.
 //
 // Streams stay on Connect's path when they cannot be handed off: HTTP/1.0
-// (no chunked encoding), a ResponseWriter that cannot be hijacked (over
-// HTTP/1.1) or that something has set to encode the body (an embedding
-// application's middleware), a codec other than proto and JSON, a response
-// compression other than gzip, and once the server shuts down.
+// (no chunked encoding), gRPC over HTTP/1.1 (chunked trailers), a
+// ResponseWriter that cannot be hijacked (over HTTP/1.1) or that something
+// has set to encode the body (an embedding application's middleware), a
+// codec other than proto and JSON, a response compression other than gzip,
+// and once the server shuts down.
 
 // detachableWriter is the ResponseWriter a Subscribe handler runs with.
 // Once its stream is detached, Connect's last writes after the handler
@@ -100,6 +101,7 @@ func detachable(h http.Handler) http.Handler {
 		dw := &detachableWriter{ResponseWriter: w, shared: r.ProtoMajor >= 2, reqCtx: r.Context()}
 		h.ServeHTTP(dw, r.WithContext(context.WithValue(r.Context(), detachableWriterKey{}, dw)))
 		if dw.over != nil {
+			dw.discard = nil // what Connect wrote last: gRPC's trailers
 			<-dw.over
 		}
 	})
@@ -158,7 +160,7 @@ func (w *detachableWriter) Unwrap() http.ResponseWriter { return w.ResponseWrite
 type directPlan struct {
 	w     *detachableWriter
 	web   bool // gRPC-Web
-	grpc  bool // gRPC (HTTP/2 only); neither: the Connect protocol
+	grpc  bool // gRPC, over HTTP/2 only; neither: the Connect protocol
 	codec marshalAppender
 }
 
@@ -181,6 +183,11 @@ func planDirect(ctx context.Context, protocol, contentType string) *directPlan {
 	case connect.ProtocolGRPCWeb:
 		p.web = true
 	case connect.ProtocolGRPC:
+		// connect-go serves a gRPC server stream over HTTP/1.1 too, whose
+		// trailers would be chunked ones: those stay on Connect's path.
+		if !w.shared {
+			return nil
+		}
 		p.grpc = true
 	default:
 		return nil
@@ -564,9 +571,10 @@ func appendGRPCPercentEncoded(b []byte, msg string) []byte {
 }
 
 // directStreams keeps the direct streams, which net/http no longer tracks
-// once they have taken their connections, so that Shutdown can end them
-// (a parked stream has no goroutine that would notice) and wait for them;
-// once it has begun, no more streams go direct.
+// once they have taken their HTTP/1.1 connections, so that Shutdown can
+// end them (a parked stream has no goroutine that would notice; an HTTP/2
+// one's handler waits for it) and wait for them; once it has begun, no
+// more streams go direct.
 type directStreams struct {
 	mu     sync.Mutex
 	live   map[*liveStream]struct{}

@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -77,16 +79,7 @@ func readEnvelopes(t *testing.T, body io.Reader) []envelope {
 // direct stream writes it itself, and clients parse what connect-go
 // writes.
 func TestEndOfStreamMatchesConnect(t *testing.T) {
-	errs := []error{
-		nil,
-		connect.NewError(connect.CodeUnavailable, errors.New("server is shutting down: reconnect with your cursor")),
-		connect.NewError(connect.CodeUnauthenticated, errors.New("token expired: reconnect with a fresh token and your cursor")),
-		connect.NewError(connect.CodeResourceExhausted, errors.New(`slow <consumer> & "100%" ünïcode`+"\n\ttab")),
-		connect.NewError(connect.CodeInternal, nil),
-		connect.NewError(connect.CodePermissionDenied, errors.New("  padded \t message\n ")),
-		fmt.Errorf("wrapped: %w", connect.NewError(connect.CodeCanceled, errors.New("inner"))),
-		errors.New("not a connect error"),
-	}
+	errs := endErrors()
 	for _, web := range []bool{false, true} {
 		for _, gz := range []bool{false, true} {
 			for i, err := range errs {
@@ -101,6 +94,89 @@ func TestEndOfStreamMatchesConnect(t *testing.T) {
 			}
 		}
 	}
+}
+
+// endErrors are errors of every shape a stream could end with.
+func endErrors() []error {
+	return []error{
+		nil,
+		connect.NewError(connect.CodeUnavailable, errors.New("server is shutting down: reconnect with your cursor")),
+		connect.NewError(connect.CodeUnauthenticated, errors.New("token expired: reconnect with a fresh token and your cursor")),
+		connect.NewError(connect.CodeResourceExhausted, errors.New(`slow <consumer> & "100%" ünïcode`+"\n\ttab")),
+		connect.NewError(connect.CodeInternal, nil),
+		connect.NewError(connect.CodePermissionDenied, errors.New("  padded \t message\n ")),
+		fmt.Errorf("wrapped: %w", connect.NewError(connect.CodeCanceled, errors.New("inner"))),
+		errors.New("not a connect error"),
+	}
+}
+
+// TestGRPCTrailersMatchConnect: the trailers a direct gRPC stream sets
+// for its end are connect-go's, for errors of every shape, as a client
+// reads them over HTTP/2.
+func TestGRPCTrailersMatchConnect(t *testing.T) {
+	_, h := realtimev1connect.NewRealtimeServiceHandler(&endsWithEach{errs: endErrors()})
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	defer srv.Close()
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: p}
+	defer tr.CloseIdleConnections()
+	var want http.Header // as the client's transport read them
+	record := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		res, err := tr.RoundTrip(r)
+		if err != nil {
+			return nil, err
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		want = res.Trailer.Clone()
+		res.Body = io.NopCloser(bytes.NewReader(b))
+		return res, err
+	})
+	c := realtimev1connect.NewRealtimeServiceClient(&http.Client{Transport: record}, srv.URL, connect.WithGRPC())
+	for i, err := range endErrors() {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			rs, cerr := c.Subscribe(context.Background(), connect.NewRequest(&realtimev1.SubscribeRequest{ResumeCursor: fmt.Sprint(i)}))
+			if cerr != nil {
+				t.Fatal(cerr)
+			}
+			for rs.Receive() {
+			}
+			rs.Close()
+			if want.Get("Grpc-Status") == "" {
+				t.Fatalf("connect-go's trailers %v have no status", want)
+			}
+			got := make(http.Header)
+			grpcTrailers(got, err)
+			for name, values := range got {
+				got[strings.TrimPrefix(name, http.TrailerPrefix)] = values
+				delete(got, name)
+			}
+			for _, name := range []string{"Grpc-Status", "Grpc-Message"} {
+				if g, w := got.Values(name), want.Values(name); !slices.Equal(g, w) {
+					t.Errorf("%s: direct %q, connect-go %q", name, g, w)
+				}
+			}
+		})
+	}
+}
+
+// endsWithEach is endsWith whose error is the one errs holds at the index
+// the request's resume cursor names.
+type endsWithEach struct {
+	realtimev1connect.UnimplementedRealtimeServiceHandler
+	errs []error
+}
+
+func (e *endsWithEach) Subscribe(ctx context.Context, req *connect.Request[realtimev1.SubscribeRequest], s *connect.ServerStream[realtimev1.SubscribeResponse]) error {
+	i, err := strconv.Atoi(req.Msg.GetResumeCursor())
+	if err != nil {
+		return err
+	}
+	return endsWith{err: e.errs[i]}.Subscribe(ctx, req, s)
 }
 
 // connectEnd is the last envelope connect-go writes for a stream that ends

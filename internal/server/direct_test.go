@@ -126,7 +126,8 @@ func TestDirectStreams(t *testing.T) {
 				t.Fatalf("no closing log line of a direct stream in\n%s", logs.String())
 			}
 
-			short := newClient(srv.Token(t, "alice", "home", time.Second))
+			// Minted tokens' times are whole seconds: this one has 1-2s left.
+			short := newClient(srv.Token(t, "alice", "home", 2*time.Second))
 			s := subscribe(t, short, "")
 			wantCode(t, s.end(t, 20*time.Second), connect.CodeUnauthenticated)
 			poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
@@ -340,7 +341,8 @@ func TestDirectStreamEndsAsConnectDoes(t *testing.T) {
 					})
 					ttl := time.Hour
 					if ending == "token expiry" {
-						ttl = 2 * time.Second
+						// Time to open every stream and see it go direct.
+						ttl = 5 * time.Second
 					}
 					hc := testkit.HTTPClient(t, true)
 					done := make(chan rawEnd, len(cells))
@@ -974,12 +976,20 @@ func TestIdleHTTP2StreamsParkOutsideConnect(t *testing.T) {
 func TestStalledHTTP2StreamIsCut(t *testing.T) {
 	srv := newTestServer(t, func(c *server.Config) {
 		c.QueueSize = 16
-		c.StreamWriteTimeout = time.Second
-		c.Heartbeat = 500 * time.Millisecond // the write allowance is at least a heartbeat
+		c.StreamWriteTimeout = 2 * time.Second
+		c.Heartbeat = time.Second // the write allowance is at least a heartbeat
 	})
 	p := new(http.Protocols)
 	p.SetUnencryptedHTTP2(true)
-	tr := &http.Transport{Protocols: p, HTTP2: &http.HTTP2Config{MaxReceiveBufferPerStream: 64 << 10}}
+	var dials atomic.Int32
+	tr := &http.Transport{
+		Protocols: p,
+		HTTP2:     &http.HTTP2Config{MaxReceiveBufferPerStream: 64 << 10},
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+	}
 	t.Cleanup(tr.CloseIdleConnections)
 	hc := &http.Client{Transport: tr}
 	newClient := func(user string) realtimev1connect.RealtimeServiceClient {
@@ -996,7 +1006,10 @@ func TestStalledHTTP2StreamIsCut(t *testing.T) {
 	if !slow.Receive() {
 		t.Fatal(slow.Err())
 	}
-	// Heartbeats come faster than runners retire: some runner is about.
+	if n := dials.Load(); n != 1 {
+		t.Fatalf("%d connections for the two streams, want one", n)
+	}
+	// Heartbeats come as fast as runners retire: some runner is about.
 	poll.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if n := server.DirectStreams(srv.Server.Server); n != 2 {
 			return fmt.Errorf("%d direct streams of 2", n)
@@ -1043,4 +1056,27 @@ func TestStalledHTTP2StreamIsCut(t *testing.T) {
 	if slow.Err() == nil {
 		t.Fatal("the stalled stream ended without an error")
 	}
+	if n := dials.Load(); n != 1 {
+		t.Fatalf("%d connections: the cut took the shared one down", n)
+	}
+}
+
+// TestGRPCOverHTTP1StaysOnConnect: connect-go serves a gRPC server stream
+// over HTTP/1.1 too. Its trailers would be chunked ones, which a direct
+// stream does not write: it stays in Connect's handler and ends as Connect
+// ends it.
+func TestGRPCOverHTTP1StaysOnConnect(t *testing.T) {
+	srv := newTestServer(t, func(c *server.Config) { c.TokenGrace = time.Millisecond })
+	kind := clientKind{name: "grpc-http1", protocol: []connect.ClientOption{connect.WithGRPC()}}
+	s := subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, "alice", "home", 3*time.Second)), "")
+	if _, err := srv.Emitter.ToUser(context.Background(), "alice", notification("one")); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.next(t).GetNotification().GetMessage(); got != "one" {
+		t.Fatalf("got %q", got)
+	}
+	if n := server.DirectStreams(srv.Server.Server); n != 0 {
+		t.Fatalf("%d direct streams, want none", n)
+	}
+	wantCode(t, s.end(t, 20*time.Second), connect.CodeUnauthenticated)
 }

@@ -12,10 +12,11 @@
 // interceptors ([Server.Interceptors]) and serves them on its own mux.
 //
 // Each Subscribe stream waits on its subscription, a heartbeat timer, the
-// token's expiry and the server's shutdown signal. Over HTTP/2 it does so in
-// its handler goroutine. Over HTTP/1.1 it goes direct (direct.go): once
-// its welcome is out it takes over the connection and parks without a
-// goroutine (parked.go), run only when one of those wakes it; one
-// goroutine for the whole server (package connwatch) notices clients
-// leaving. Shutdown wakes the direct streams and waits for them.
+// token's expiry and the server's shutdown signal. Once its welcome is out
+// it goes direct (direct.go): it leaves Connect's handler and parks
+// without a goroutine of its own (parked.go), run only when one of those
+// wakes it. Over HTTP/1.1 it takes over the connection, and one goroutine
+// for the whole server (package connwatch) notices clients leaving; over
+// HTTP/2 its handler's goroutine waits, on a small stack, until it ends.
+// Shutdown wakes the direct streams and waits for them.
 package server

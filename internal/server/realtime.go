@@ -40,7 +40,7 @@ type streamConfig struct {
 	// CompressMinBytes is the smallest message a direct stream compresses,
 	// as Connect's handler option of the same name.
 	CompressMinBytes int
-	// NoDirectStreams keeps HTTP/1.1 streams on Connect's path (direct.go).
+	// NoDirectStreams keeps streams on Connect's path (direct.go).
 	NoDirectStreams bool
 }
 
@@ -118,7 +118,7 @@ func (s *realtimeService) Subscribe(ctx context.Context, req *connect.Request[re
 			if d, err := plan.detach(s.cfg.CompressMinBytes); err == nil {
 				ls.out = d
 				ls.enc.room = directFrameStart
-				// A hijack clears the connection's deadlines.
+				// A hijack (HTTP/1.1) clears the connection's deadlines.
 				ls.renewDeadline(time.Now())
 				ls.park(d, metrics.TakeStreamEnd(ctx))
 				return nil

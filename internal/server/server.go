@@ -103,13 +103,14 @@ type Config struct {
 	// CompressMinBytes is the smallest response message worth compressing.
 	// Zero means 1 KiB: gzip costs more CPU than it saves on small frames.
 	CompressMinBytes int
-	// NoDirectStreams keeps HTTP/1.1 Subscribe streams in their Connect
-	// handlers for their whole life. By default such a stream, once its
-	// welcome is written, takes over its connection and leaves the handler
-	// (a direct stream): an idle stream then holds a fraction of the memory,
-	// but the Connect interceptors see the call end at the hand-off (the
-	// RPC metrics still record the stream's real end; a tracing span does
-	// not) and the connection closes when the stream ends.
+	// NoDirectStreams keeps Subscribe streams in their Connect handlers for
+	// their whole life. By default a stream, once its welcome is written,
+	// writes its own frames and Connect's handler returns (a direct
+	// stream): over HTTP/1.1 it takes over its connection, which closes
+	// when the stream ends; over HTTP/2 its handler waits on a small stack.
+	// An idle stream then holds a fraction of the memory, but the Connect
+	// interceptors see the call end at the hand-off (the RPC metrics still
+	// record the stream's real end; a tracing span does not).
 	NoDirectStreams bool
 	// Dev, when set, enables /dev/token and /dev/streams (package devapi),
 	// which mint tokens with this key. Never set it in production. A dev
@@ -344,7 +345,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.realtime.direct.shut()
 	})
 	err := s.http.Shutdown(ctx)
-	// Direct streams have left net/http, which does not wait for them.
+	// HTTP/1.1 direct streams have left net/http, which does not wait for
+	// them.
 	err = errors.Join(err, s.realtime.direct.wait(ctx))
 	// Streams still running (ctx ended first) stop their watches as they
 	// end, which a closed watcher allows.
