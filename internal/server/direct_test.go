@@ -971,13 +971,24 @@ func TestIdleHTTP2StreamsParkOutsideConnect(t *testing.T) {
 
 // TestStalledHTTP2StreamIsCut: an h2c stream whose client stops reading
 // stalls the server's writes once its flow-control window is spent. It is
-// cut, its handler returns, and a stream on the same connection receives
+// cut, and its handler returns once the blocked write gives up: at the
+// write timeout, or when the client resets the stream (with a timeout far
+// beyond the test's patience). A stream on the same connection receives
 // every event throughout.
 func TestStalledHTTP2StreamIsCut(t *testing.T) {
+	for _, reset := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reset=%v", reset), func(t *testing.T) { testStalledHTTP2Stream(t, reset) })
+	}
+}
+
+func testStalledHTTP2Stream(t *testing.T, reset bool) {
 	srv := newTestServer(t, func(c *server.Config) {
 		c.QueueSize = 16
 		c.StreamWriteTimeout = 2 * time.Second
 		c.Heartbeat = time.Second // the write allowance is at least a heartbeat
+		if reset {
+			c.StreamWriteTimeout = 10 * time.Minute
+		}
 	})
 	p := new(http.Protocols)
 	p.SetUnencryptedHTTP2(true)
@@ -1021,7 +1032,7 @@ func TestStalledHTTP2StreamIsCut(t *testing.T) {
 	const limit = 4000
 	i := 0
 	for ; i < limit && srv.Broker.Stats().Subscriptions == 2; i++ {
-		if _, err := srv.Emitter.ToHousehold(ctx, "home", notification(big+fmt.Sprint(i))); err != nil {
+		if _, err := srv.Emitter.ToHousehold(context.Background(), "home", notification(big+fmt.Sprint(i))); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := fast.next(t).GetNotification().GetMessage(), big+fmt.Sprint(i); got != want {
@@ -1032,6 +1043,9 @@ func TestStalledHTTP2StreamIsCut(t *testing.T) {
 		t.Fatalf("stalled stream still open after %d events", limit)
 	}
 	t.Logf("stalled stream cut after %d events of 16 KiB", i)
+	if reset {
+		cancel()
+	}
 	// Its handler returns once the blocked write gives up.
 	poll.Eventually(t, 20*time.Second, 10*time.Millisecond, func() error {
 		if n := srv.OpenStreams(); n != 1 {
@@ -1045,7 +1059,7 @@ func TestStalledHTTP2StreamIsCut(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := srv.Emitter.ToHousehold(ctx, "home", notification("after")); err != nil {
+	if _, err := srv.Emitter.ToHousehold(context.Background(), "home", notification("after")); err != nil {
 		t.Fatal(err)
 	}
 	if got := fast.next(t).GetNotification().GetMessage(); got != "after" {
