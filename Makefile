@@ -77,7 +77,8 @@ fuzz: ## run each fuzz target briefly (FUZZTIME=30000x executions)
 
 .PHONY: test-web
 test-web: build web ## TypeScript unit tests and the Chromium end-to-end tests
-	cd web && npm run typecheck && REALTIMED_BIN=$(CURDIR)/bin/realtimed npm test && REALTIMED_BIN=$(CURDIR)/bin/realtimed npm run e2e
+	go build -o bin/devcert ./scripts/devcert
+	cd web && npm run typecheck && REALTIMED_BIN=$(CURDIR)/bin/realtimed npm test && REALTIMED_BIN=$(CURDIR)/bin/realtimed DEVCERT_BIN=$(CURDIR)/bin/devcert npm run e2e
 
 .PHONY: test-packages
 test-packages: build ## npm pack both web packages, install them into a scratch app outside the workspace, tsc it, run it against realtimed

@@ -8,7 +8,7 @@ import { RealtimeService } from "@honeydo/realtime/gen/honeydo/realtime/v1/realt
 import { ShoppingService } from "@honeydo/realtime/gen/honeydo/shopping/v1/shopping_pb";
 import { Notification_Level, ProbeSchema } from "@honeydo/realtime/gen/honeydo/system/v1/events_pb";
 import { SERVICE_KEY, sleep, waitFor, type Realtimed } from "@honeydo/realtime-testing";
-import { Demo, launchBrowser, launchServer, preflight, screenshot } from "./harness";
+import { Demo, devCertificate, launchBrowser, launchServer, preflight, screenshot } from "./harness";
 
 let browser: Browser;
 let srv: Realtimed | undefined;
@@ -36,12 +36,14 @@ afterEach(async (ctx) => {
   srv = undefined;
 });
 
-async function newContext(options: { phone?: boolean } = {}): Promise<BrowserContext> {
-  const c = await browser.newContext(
-    options.phone
+async function newContext(options: { phone?: boolean; selfSigned?: boolean } = {}): Promise<BrowserContext> {
+  const c = await browser.newContext({
+    ...(options.phone
       ? { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true }
-      : { viewport: { width: 1100, height: 760 } },
-  );
+      : { viewport: { width: 1100, height: 760 } }),
+    // The test's own throwaway certificate, which no root vouches for.
+    ignoreHTTPSErrors: options.selfSigned === true,
+  });
   contexts.push(c);
   return c;
 }
@@ -376,3 +378,36 @@ async function publishProbe(server: Realtimed, household: string, seq: number): 
     { headers: { Authorization: `Bearer ${SERVICE_KEY}` } },
   );
 }
+
+test("7. straight to realtimed over HTTPS, as a browser without a proxy: HTTP/2, Alice's change reaches Bob live, signing out ends Bob's stream at once", async () => {
+  // Info logs: the server's line for each closed stream says how it ran.
+  const server = (srv = await launchServer({ tls: devCertificate(), args: ["--log-level", "info"] }));
+  const alice = await Demo.open(await newContext({ selfSigned: true }), server.baseUrl);
+  const bob = await Demo.open(await newContext({ selfSigned: true }), server.baseUrl);
+  await Promise.all([alice.signIn("Alice"), bob.signIn("Bob")]);
+  await waitFor("both streams open", async () => {
+    const { byUser } = await server.streams();
+    return byUser.alice === 1 && byUser.bob === 1;
+  }, LIVE);
+  const t0 = Date.now();
+  await alice.add("Over HTTP/2");
+  await bob.item("Over HTTP/2").waitFor({ timeout: LIVE });
+  console.info(`seen after ${Date.now() - t0} ms`);
+  // The page's calls (the stream's fetch never completes, its unary calls
+  // do) went over HTTP/2, which shares the stream's connection.
+  const protocols = await alice.page.evaluate(() =>
+    performance
+      .getEntriesByType("resource")
+      .filter((e) => e.name.includes("/honeydo."))
+      .map((e) => (e as PerformanceResourceTiming).nextHopProtocol),
+  );
+  expect(protocols.length).toBeGreaterThan(0);
+  expect(new Set(protocols)).toEqual(new Set(["h2"]));
+
+  await bob.page.getByRole("button", { name: "Sign out" }).click();
+  await waitFor("Bob's stream closed", async () => !(await server.streams()).byUser.bob, LIVE, 10);
+  // It ran as a direct stream, whose end the browser's reset told it.
+  await waitFor("Bob's stream's closing log line", () => /stream closed.* user=bob .*direct=true/.test(server.logs()), LIVE);
+  expect((await server.streams()).byUser.alice).toBe(1);
+  expect([...alice.errors, ...bob.errors]).toEqual([]);
+});

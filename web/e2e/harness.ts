@@ -1,4 +1,6 @@
-import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
@@ -10,6 +12,9 @@ export const resultsDir = join(webDir, "test-results");
 
 /** CHROMIUM is $CHROMIUM_BIN or Debian's /usr/bin/chromium. */
 export const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
+
+/** DEVCERT is scripts/devcert built: $DEVCERT_BIN or bin/devcert. */
+export const DEVCERT = process.env.DEVCERT_BIN ?? resolve(webDir, "../bin/devcert");
 
 /**
  * preflight fails with a clear message when something the browser tests
@@ -31,6 +36,12 @@ export function preflight(): void {
     throw new Error(`The demo build is older than ${newer.path}: run \`npm run build\` first.`);
   }
   realtimedBinary(); // throws with a build hint when missing
+  if (!existsSync(DEVCERT)) {
+    throw new Error(
+      `devcert not found at ${DEVCERT}: build it with \`cd .. && go build -o bin/devcert ./scripts/devcert\` ` +
+        `(make test-web does) or set DEVCERT_BIN to its absolute path`,
+    );
+  }
   mkdirSync(resultsDir, { recursive: true });
 }
 
@@ -75,9 +86,19 @@ export function launchBrowser(): Promise<Browser> {
   });
 }
 
-/** launchServer starts realtimed --dev serving the built demo. */
-export function launchServer(): Promise<Realtimed> {
-  return Realtimed.launch({ webDir: distDir, heartbeat: "5s" });
+/**
+ * launchServer starts realtimed --dev serving the built demo, over HTTPS
+ * with tls (see devCertificate); args are more flags.
+ */
+export function launchServer(options: { tls?: { cert: string; key: string }; args?: string[] } = {}): Promise<Realtimed> {
+  return Realtimed.launch({ webDir: distDir, heartbeat: "5s", ...options });
+}
+
+/** devCertificate writes a throwaway certificate for 127.0.0.1 and its key into a new temporary directory. */
+export function devCertificate(): { cert: string; key: string } {
+  const dir = mkdtempSync(join(tmpdir(), "realtimed-cert-"));
+  execFileSync(DEVCERT, ["--dir", dir, "--hosts", "127.0.0.1"]);
+  return { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") };
 }
 
 /** screenshot saves a page under web/test-results/. */

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { get } from "node:http";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { get, type IncomingMessage } from "node:http";
+import { get as getTLS } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -47,6 +48,11 @@ export interface RealtimedOptions {
   webDir?: string;
   /** More flags. */
   args?: string[];
+  /**
+   * Serve HTTPS (HTTP/2 for browsers) with this PEM certificate and key
+   * (--tls-cert, --tls-key); the helpers trust the certificate.
+   */
+  tls?: { cert: string; key: string };
 }
 
 /** StreamsSnapshot is GET /dev/streams. */
@@ -71,7 +77,7 @@ export class Realtimed {
     readonly dataDir: string,
     private readonly options: RealtimedOptions,
   ) {
-    this.baseUrl = `http://127.0.0.1:${port}`;
+    this.baseUrl = `${options.tls ? "https" : "http"}://127.0.0.1:${port}`;
   }
 
   /** launch starts a server and waits until it answers. */
@@ -98,6 +104,7 @@ export class Realtimed {
     if (this.options.heartbeat) args.push("--heartbeat", this.options.heartbeat);
     if (this.options.tokenGrace) args.push("--token-grace", this.options.tokenGrace);
     if (this.options.webDir) args.push("--web-dir", this.options.webDir);
+    if (this.options.tls) args.push("--tls-cert", this.options.tls.cert, "--tls-key", this.options.tls.key);
     args.push(...(this.options.args ?? []));
     const child = spawn(realtimedBinary(), args, { stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
@@ -112,7 +119,7 @@ export class Realtimed {
     for (;;) {
       if (exited) throw new Error(`realtimed exited at start:\n${this.output}`);
       try {
-        if ((await httpGet(`${this.baseUrl}/dev/streams`)).status === 200) return;
+        if ((await this.get("/dev/streams")).status === 200) return;
       } catch {
         // not listening yet
       }
@@ -156,6 +163,12 @@ export class Realtimed {
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 
+  /** get is a GET of path on this server, trusting its certificate. */
+  private get(path: string): Promise<{ status: number; body: string }> {
+    const ca = this.options.tls ? readFileSync(this.options.tls.cert) : undefined;
+    return httpGet(this.baseUrl + path, ca);
+  }
+
   /** logs returns what the process printed. */
   logs(): string {
     return this.output;
@@ -163,7 +176,7 @@ export class Realtimed {
 
   /** streams returns GET /dev/streams. */
   async streams(): Promise<StreamsSnapshot> {
-    const res = await httpGet(`${this.baseUrl}/dev/streams`);
+    const res = await this.get("/dev/streams");
     if (res.status !== 200) throw new Error(`GET /dev/streams: HTTP ${res.status}`);
     const body: unknown = JSON.parse(res.body);
     if (typeof body !== "object" || body === null || !("open" in body) || typeof body.open !== "number") {
@@ -180,17 +193,19 @@ export class Realtimed {
 /**
  * httpGet is a GET with Node's own HTTP client: the helpers run in Node
  * whatever the test environment, and happy-dom replaces `fetch` with a
- * browser's (same-origin policy and all) in the React tests.
+ * browser's (same-origin policy and all) in the React tests. An https URL
+ * is trusted with ca (PEM), or the system's roots.
  */
-export function httpGet(url: string): Promise<{ status: number; body: string }> {
+export function httpGet(url: string, ca?: Buffer): Promise<{ status: number; body: string }> {
   return new Promise((res, rej) => {
-    get(url, (msg) => {
+    const done = (msg: IncomingMessage): void => {
       let body = "";
       msg.setEncoding("utf8");
       msg.on("data", (chunk: string) => (body += chunk));
       msg.on("end", () => res({ status: msg.statusCode ?? 0, body }));
       msg.on("error", rej);
-    }).on("error", rej);
+    };
+    (url.startsWith("https:") ? getTLS(url, { ca }, done) : get(url, done)).on("error", rej);
   });
 }
 
