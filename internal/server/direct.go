@@ -42,8 +42,8 @@ import (
 // returns, so the handler's goroutine stays; but Connect's handler returns
 // and the goroutine waits in [detachable], a few frames deep, while the
 // stream writes to net/http's ResponseWriter. Connect's stream state, its
-// and the gate's request copies go, and the goroutine's parked frames fit
-// in a 4 KiB stack instead of 8 KiB. The request's context, which net/http
+// and the gate's request copies go, and the goroutine parks on few enough
+// frames for the GC to shrink its stack from 8 KiB to 2-4. The request's context, which net/http
 // ends when the client resets the stream or the connection goes, tells
 // the stream that the client left.
 //
@@ -415,8 +415,8 @@ func (d *directWriter) envelope(buf *frameBuffer, b []byte, flags byte, tail str
 	}
 	b[chunkHeaderRoom] = flags
 	binary.BigEndian.PutUint32(b[chunkHeaderRoom+1:directFrameStart], uint32(len(msg)))
-	buf.b = b[:0]
 	if d.h2 != nil { // HTTP/2 frames the body itself
+		buf.b = b[:0]
 		return b[chunkHeaderRoom:]
 	}
 	var hex [16]byte
