@@ -1,8 +1,10 @@
+import { rmSync } from "node:fs";
+import { dirname } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import type { Browser, BrowserContext } from "playwright-core";
-import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
+import { afterAll, afterEach, beforeAll, expect, onTestFinished, test } from "vitest";
 import { RealtimeClient, devTokenProvider } from "@honeydo/realtime";
 import { RealtimeService } from "@honeydo/realtime/gen/honeydo/realtime/v1/realtime_pb";
 import { ShoppingService } from "@honeydo/realtime/gen/honeydo/shopping/v1/shopping_pb";
@@ -380,8 +382,10 @@ async function publishProbe(server: Realtimed, household: string, seq: number): 
 }
 
 test("7. straight to realtimed over HTTPS, as a browser without a proxy: HTTP/2, Alice's change reaches Bob live, signing out ends Bob's stream at once", async () => {
+  const tls = devCertificate();
+  onTestFinished(() => rmSync(dirname(tls.cert), { recursive: true, force: true }));
   // Info logs: the server's line for each closed stream says how it ran.
-  const server = (srv = await launchServer({ tls: devCertificate(), args: ["--log-level", "info"] }));
+  const server = (srv = await launchServer({ tls, args: ["--log-level", "info"] }));
   const alice = await Demo.open(await newContext({ selfSigned: true }), server.baseUrl);
   const bob = await Demo.open(await newContext({ selfSigned: true }), server.baseUrl);
   await Promise.all([alice.signIn("Alice"), bob.signIn("Bob")]);
