@@ -316,7 +316,7 @@ func TestHTTP10StreamsStayOnConnect(t *testing.T) {
 func TestDirectStreamEndsAsConnectDoes(t *testing.T) {
 	type cell struct {
 		contentType string
-		web, gzip   bool
+		gzip        bool
 	}
 	for _, h2c := range []bool{false, true} {
 		types := []string{"application/connect+proto", "application/connect+json", "application/grpc-web+proto", "application/grpc-web+json; charset=utf-8"}
@@ -326,7 +326,7 @@ func TestDirectStreamEndsAsConnectDoes(t *testing.T) {
 		var cells []cell
 		for _, ct := range types {
 			for _, gz := range []bool{false, true} {
-				cells = append(cells, cell{ct, strings.HasPrefix(ct, "application/grpc"), gz})
+				cells = append(cells, cell{ct, gz})
 			}
 		}
 		for _, ending := range []string{"token expiry", "shutdown"} {
@@ -350,9 +350,9 @@ func TestDirectStreamEndsAsConnectDoes(t *testing.T) {
 						token := srv.Token(t, fmt.Sprint("u", i), "home", ttl)
 						go func() {
 							if h2c {
-								done <- h2cSubscribe(srv, hc, c.contentType, c.web, c.gzip, token)
+								done <- h2cSubscribe(srv, hc, c.contentType, c.gzip, token)
 							} else {
-								done <- rawSubscribe(srv, c.contentType, c.web, c.gzip, token)
+								done <- rawSubscribe(srv, c.contentType, c.gzip, token)
 							}
 						}()
 					}
@@ -427,7 +427,7 @@ func rawKey(contentType string, gz bool) string { return fmt.Sprintf("%s gzip=%v
 // rawSubscribe subscribes over its own HTTP/1.1 connection with a request
 // written by hand and reads the response to its end and then the
 // connection to EOF (the server closes it) or to a second of silence.
-func rawSubscribe(srv *testServer, contentType string, web, gz bool, token string) (out rawEnd) {
+func rawSubscribe(srv *testServer, contentType string, gz bool, token string) (out rawEnd) {
 	out.key = rawKey(contentType, gz)
 	conn, err := net.Dial("tcp", srv.Addr)
 	if err != nil {
@@ -435,22 +435,7 @@ func rawSubscribe(srv *testServer, contentType string, web, gz bool, token strin
 		return out
 	}
 	defer conn.Close()
-	var body []byte
-	if strings.Contains(contentType, "json") {
-		body = []byte("{}")
-	}
-	msg := binary.BigEndian.AppendUint32([]byte{0}, uint32(len(body)))
-	msg = append(msg, body...)
-	enc, acceptEnc := "Connect-Content-Encoding", "Connect-Accept-Encoding"
-	if web {
-		enc, acceptEnc = "Grpc-Encoding", "Grpc-Accept-Encoding"
-	}
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+realtimev1connect.RealtimeServiceSubscribeProcedure, bytes.NewReader(msg))
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Authorization", "Bearer "+token)
-	if gz {
-		req.Header.Set(acceptEnc, "gzip")
-	}
+	req, enc := subscribeRequest(srv, contentType, gz, token)
 	if err := req.Write(conn); err != nil {
 		out.err = err
 		return out
@@ -477,24 +462,9 @@ func rawSubscribe(srv *testServer, contentType string, web, gz bool, token strin
 
 // h2cSubscribe subscribes over hc, an h2c client, and reads the response
 // to its end; a gRPC stream's end is its trailers, as "name: value" lines.
-func h2cSubscribe(srv *testServer, hc *http.Client, contentType string, web, gz bool, token string) (out rawEnd) {
+func h2cSubscribe(srv *testServer, hc *http.Client, contentType string, gz bool, token string) (out rawEnd) {
 	out.key = rawKey(contentType, gz)
-	var body []byte
-	if strings.Contains(contentType, "json") {
-		body = []byte("{}")
-	}
-	msg := binary.BigEndian.AppendUint32([]byte{0}, uint32(len(body)))
-	msg = append(msg, body...)
-	enc, acceptEnc := "Connect-Content-Encoding", "Connect-Accept-Encoding"
-	if web {
-		enc, acceptEnc = "Grpc-Encoding", "Grpc-Accept-Encoding"
-	}
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+realtimev1connect.RealtimeServiceSubscribeProcedure, bytes.NewReader(msg))
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Authorization", "Bearer "+token)
-	if gz {
-		req.Header.Set(acceptEnc, "gzip")
-	}
+	req, enc := subscribeRequest(srv, contentType, gz, token)
 	res, err := hc.Do(req)
 	if err != nil {
 		out.err = err
@@ -508,10 +478,7 @@ func h2cSubscribe(srv *testServer, hc *http.Client, contentType string, web, gz 
 	if out.err = readEnvelopes(res.Body, contentType, res.Header.Get(enc) == "gzip", &out); out.err != nil {
 		return out
 	}
-	if !web {
-		return out
-	}
-	if strings.HasPrefix(contentType, "application/grpc") && !strings.Contains(contentType, "grpc-web") {
+	if isGRPC(contentType) {
 		var lines []string
 		for name, values := range res.Trailer {
 			lines = append(lines, name+": "+strings.Join(values, ","))
@@ -522,11 +489,39 @@ func h2cSubscribe(srv *testServer, hc *http.Client, contentType string, web, gz 
 	return out
 }
 
+// subscribeRequest is a Subscribe request written by hand: an empty
+// request message in contentType's protocol, with gzip accepted if gz. enc
+// is the response header that names the response's compression.
+func subscribeRequest(srv *testServer, contentType string, gz bool, token string) (req *http.Request, enc string) {
+	var body []byte
+	if strings.Contains(contentType, "json") {
+		body = []byte("{}")
+	}
+	msg := binary.BigEndian.AppendUint32([]byte{0}, uint32(len(body)))
+	msg = append(msg, body...)
+	enc, acceptEnc := "Connect-Content-Encoding", "Connect-Accept-Encoding"
+	if strings.HasPrefix(contentType, "application/grpc") { // gRPC and gRPC-Web
+		enc, acceptEnc = "Grpc-Encoding", "Grpc-Accept-Encoding"
+	}
+	req, _ = http.NewRequest(http.MethodPost, srv.URL+realtimev1connect.RealtimeServiceSubscribeProcedure, bytes.NewReader(msg))
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if gz {
+		req.Header.Set(acceptEnc, "gzip")
+	}
+	return req, enc
+}
+
+// isGRPC says whether contentType is gRPC's (not gRPC-Web's).
+func isGRPC(contentType string) bool {
+	return strings.HasPrefix(contentType, "application/grpc") && !strings.Contains(contentType, "grpc-web")
+}
+
 // readEnvelopes reads a Subscribe response's body to its end into out: its
 // frames, and its end of stream unless the protocol is gRPC, whose body
 // ends without one.
 func readEnvelopes(body io.Reader, contentType string, respGzip bool, out *rawEnd) error {
-	grpc := strings.HasPrefix(contentType, "application/grpc") && !strings.Contains(contentType, "grpc-web")
+	grpc := isGRPC(contentType)
 	for {
 		var prefix [5]byte
 		if _, err := io.ReadFull(body, prefix[:]); err != nil {
@@ -1028,21 +1023,7 @@ func testStalledHTTP2Stream(t *testing.T, reset bool) {
 		return nil
 	})
 
-	big := incompressible(16 << 10)
-	const limit = 4000
-	i := 0
-	for ; i < limit && srv.Broker.Stats().Subscriptions == 2; i++ {
-		if _, err := srv.Emitter.ToHousehold(context.Background(), "home", notification(big+fmt.Sprint(i))); err != nil {
-			t.Fatal(err)
-		}
-		if got, want := fast.next(t).GetNotification().GetMessage(), big+fmt.Sprint(i); got != want {
-			t.Fatalf("fast subscriber's event %d is wrong", i)
-		}
-	}
-	if i == limit {
-		t.Fatalf("stalled stream still open after %d events", limit)
-	}
-	t.Logf("stalled stream cut after %d events of 16 KiB", i)
+	publishUntilCut(t, srv, fast)
 	if reset {
 		cancel()
 	}

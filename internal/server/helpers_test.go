@@ -243,3 +243,25 @@ func incompressible(n int) string {
 	}
 	return string(b)
 }
+
+// publishUntilCut publishes 16 KiB events to household "home", whose two
+// subscriptions are fast's and a stalled one's, in lockstep with fast,
+// until the stalled one has been cut: fast must get every event, undelayed.
+func publishUntilCut(t *testing.T, srv *testServer, fast *stream) {
+	t.Helper()
+	big := incompressible(16 << 10) // gzip would shrink a repeated byte to nothing
+	const limit = 4000
+	i := 0
+	for ; i < limit && srv.Broker.Stats().Subscriptions == 2; i++ {
+		if _, err := srv.Emitter.ToHousehold(context.Background(), "home", notification(big+fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := fast.next(t).GetNotification().GetMessage(), big+fmt.Sprint(i); got != want {
+			t.Fatalf("fast subscriber's event %d is wrong", i)
+		}
+	}
+	if i == limit {
+		t.Fatalf("stalled subscriber still open after %d events", limit)
+	}
+	t.Logf("stalled subscriber cut off after %d events of 16 KiB", i)
+}

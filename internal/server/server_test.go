@@ -366,29 +366,14 @@ func TestResumeOverHTTP(t *testing.T) {
 
 func TestSlowSubscriberIsCutOff(t *testing.T) {
 	srv := newTestServer(t, func(c *server.Config) { c.QueueSize = 16 })
-	ctx := context.Background()
 	kind := clientKinds[1]
 	fast := subscribe(t, srv.realtimeClient(t, kind, srv.Token(t, "fast", "home", time.Minute)), "")
 	// The slow client opens a stream and then never reads: its TCP window
 	// fills, the server's writes block, and its queue overflows.
 	_, rs := tinyWindowStream(t, srv, "slow")
-	// Publish in lockstep with the fast subscriber until the slow one has
-	// been cut off: the fast one must get every event, undelayed.
-	big := incompressible(16 << 10) // gzip would shrink a repeated byte to nothing
-	const limit = 4000
-	i := 0
-	for ; i < limit && srv.Broker.Stats().Subscriptions == 2; i++ {
-		if _, err := srv.Emitter.ToHousehold(ctx, "home", notification(big+fmt.Sprint(i))); err != nil {
-			t.Fatal(err)
-		}
-		if got, want := fast.next(t).GetNotification().GetMessage(), big+fmt.Sprint(i); got != want {
-			t.Fatalf("fast subscriber's event %d is wrong", i)
-		}
-	}
-	if i == limit {
-		t.Fatalf("slow subscriber still open after %d events", limit)
-	}
-	t.Logf("slow subscriber cut off after %d events of 16 KiB", i)
+	// Publish until the slow one has been cut off; the fast one gets every
+	// event, undelayed.
+	publishUntilCut(t, srv, fast)
 	for rs.Receive() {
 	}
 	wantCode(t, rs.Err(), connect.CodeResourceExhausted)
